@@ -1,0 +1,134 @@
+#include "agent/blob_fetch.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "common/log.h"
+
+namespace layerswarm::agent {
+namespace {
+
+Status pwrite_all(int fd, const char* data, std::size_t size, std::uint64_t offset) {
+  while (size > 0) {
+    const ssize_t n = ::pwrite(fd, data, size, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Error(Errc::kStorage, std::string("writing a download: ") + std::strerror(errno));
+    data += n;
+    size -= static_cast<std::size_t>(n);
+    offset += static_cast<std::uint64_t>(n);
+  }
+  return {};
+}
+
+}  // namespace
+
+BlobFetcher::BlobFetcher(asio::any_io_executor executor, Store& store, BlobSource& source,
+                         asio::thread_pool& pool, Counters& counters, FetchOptions options)
+    : executor_(std::move(executor)),
+      store_(store),
+      source_(source),
+      pool_(pool),
+      counters_(counters),
+      options_(options) {}
+
+std::shared_ptr<BlobFetch> BlobFetcher::find(const Digest& digest) const {
+  auto it = inflight_.find(digest.str());
+  return it == inflight_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<BlobFetch> BlobFetcher::join(const BlobLocator& blob) {
+  if (auto running = find(blob.digest)) return running;
+  auto fetch = std::make_shared<BlobFetch>();
+  inflight_.emplace(blob.digest.str(), fetch);
+  ++counters_.upstream_blob_fetches;
+  asio::co_spawn(executor_, run(fetch, blob), asio::detached);
+  return fetch;
+}
+
+Task<void> BlobFetcher::run(std::shared_ptr<BlobFetch> fetch, BlobLocator blob) {
+  const Digest digest = blob.digest;
+  Status status;
+  try {
+    status = co_await download(*fetch, std::move(blob));
+  } catch (const std::exception& e) {
+    status = Error(Errc::kInternal, e.what());
+  }
+  if (!status) {
+    finish(*fetch, digest, status.error());
+    co_return;
+  }
+  // Verified: readers may now send their last bytes while the file is made durable.
+  fetch->state_ = BlobFetch::State::kVerified;
+  fetch->progress_.notify_all();
+  const std::uint64_t size = fetch->written_;
+  Store* store = &store_;
+  auto commit = [store, fetch, digest, size] {
+    return store->commit_blob(fetch->temp_, digest, size);
+  };
+  const Status committed = co_await offload(pool_, std::move(commit));
+  if (!committed) {
+    LOG_ERROR("blob {}: verified but not cached: {}", digest.str(), committed.error().what());
+  }
+  finish(*fetch, digest, std::nullopt);
+}
+
+Task<Status> BlobFetcher::download(BlobFetch& fetch, BlobLocator blob) {
+  auto stream = co_await source_.open(blob, deadline_after(options_.open_timeout));
+  if (!stream) co_return stream.error();
+  auto temp = store_.create_temp(blob.digest);
+  if (!temp) co_return temp.error();
+  fetch.temp_ = std::move(*temp);
+  fetch.size_ = (*stream)->size();
+  fetch.source_ = std::string((*stream)->source());
+  fetch.state_ = BlobFetch::State::kStreaming;
+  fetch.progress_.notify_all();
+
+  Hasher hasher(blob.digest.algorithm());
+  std::vector<char> buffer(options_.buffer_size);
+  while (true) {
+    auto n = co_await (*stream)->read_some(buffer.data(), buffer.size());
+    if (!n) co_return n.error();
+    if (*n == 0) break;
+    if (fetch.size_ && fetch.written_ + *n > *fetch.size_) {
+      co_return Error(Errc::kBadUpstreamResponse, "source sent more bytes than it announced");
+    }
+    hasher.update(buffer.data(), *n);
+    if (auto s = pwrite_all(fetch.fd(), buffer.data(), *n, fetch.written_); !s) co_return s;
+    fetch.written_ += *n;
+    counters_.bytes_from_upstream += *n;
+    fetch.progress_.notify_all();
+  }
+  if (fetch.size_ && fetch.written_ != *fetch.size_) {
+    co_return Error(Errc::kBadUpstreamResponse, "source sent fewer bytes than it announced");
+  }
+  const Digest got = hasher.finish();
+  if (!(got == blob.digest)) {
+    ++counters_.digest_mismatches;
+    co_return Error(Errc::kDigestMismatch,
+                    "digest mismatch: " + fetch.source_ + " sent bytes hashing to " + got.str());
+  }
+  fetch.size_ = fetch.written_;
+  co_return Status{};
+}
+
+void BlobFetcher::finish(BlobFetch& fetch, const Digest& digest, std::optional<Error> error) {
+  if (error) {
+    fetch.state_ = BlobFetch::State::kFailed;
+    fetch.error_ = *error;
+    const bool mismatch = error->code == make_error_code(Errc::kDigestMismatch);
+    if (mismatch) {
+      LOG_ERROR("blob {}: {}; discarded, every reader's connection is aborted", digest.str(),
+                error->what());
+    } else {
+      LOG_WARN("blob {}: fetch failed: {}", digest.str(), error->what());
+    }
+    fetch.progress_.notify_all();
+  }
+  auto it = inflight_.find(digest.str());
+  if (it != inflight_.end() && it->second.get() == &fetch) inflight_.erase(it);
+}
+
+}  // namespace layerswarm::agent

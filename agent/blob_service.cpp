@@ -1,0 +1,191 @@
+#include "agent/blob_service.h"
+
+#include "agent/responses.h"
+#include "common/range.h"
+
+namespace layerswarm::agent {
+namespace {
+
+bool timed_out(SteadyTime deadline) { return std::chrono::steady_clock::now() >= deadline; }
+
+ResponseHead blob_head(const Digest& digest) {
+  ResponseHead head;
+  head.headers.add("Content-Type", "application/octet-stream");
+  head.headers.add("Docker-Content-Digest", digest.str());
+  head.headers.add("Accept-Ranges", "bytes");
+  head.headers.add("ETag", "\"" + digest.str() + "\"");
+  head.headers.add("Cache-Control", "max-age=31536000");
+  return head;
+}
+
+// The head for `range` of a blob of `size` bytes; nullopt when the range is unsatisfiable.
+std::optional<ResponseHead> ranged_head(const Digest& digest, const HttpRequest& request,
+                                        std::uint64_t size, ByteRange& out_range) {
+  const RangeRequest rr = parse_range(request.headers.get("Range"), size);
+  if (rr.kind == RangeRequest::Kind::kUnsatisfiable) return std::nullopt;
+  ResponseHead head = blob_head(digest);
+  if (rr.kind == RangeRequest::Kind::kPartial) {
+    head.status = 206;
+    head.headers.add("Content-Range", content_range(rr.range, size));
+    out_range = rr.range;
+    head.content_length = rr.range.length();
+  } else {
+    out_range = ByteRange{0, size == 0 ? 0 : size - 1};
+    head.content_length = size;
+  }
+  return head;
+}
+
+Task<void> send_unsatisfiable(ResponseWriter& out, std::uint64_t size, RequestLog& log) {
+  const Error error(Errc::kRangeInvalid, "range not satisfiable for a blob of " +
+                                            std::to_string(size) + " bytes");
+  const std::string body = oci_error_body(error.code, error.message);
+  ResponseHead head;
+  head.status = 416;
+  head.headers.add("Content-Type", "application/json");
+  head.headers.add("Content-Range", "bytes */" + std::to_string(size));
+  log.error = error.message;
+  co_await send_body(out, std::move(head), body, log);
+}
+
+}  // namespace
+
+BlobService::BlobService(Store& store, BlobFetcher& fetcher, BlobSource& source,
+                         Counters& counters, BlobServiceOptions options)
+    : store_(store), fetcher_(fetcher), source_(source), counters_(counters), options_(options) {}
+
+Task<void> BlobService::serve(BlobLocator blob, const HttpRequest& request, ResponseWriter& out,
+                              RequestLog& log) {
+  auto cached = store_.open_blob(blob.digest);
+  if (cached) {
+    store_.touch(blob.digest);
+    ++counters_.cache_hits;
+    log.source = "cache";
+    co_await serve_file(blob.digest, std::move(*cached), request, out, log);
+    co_return;
+  }
+  if (request.is_head()) {
+    co_await serve_head_miss(std::move(blob), out, log);
+    co_return;
+  }
+  const bool joined = fetcher_.find(blob.digest) != nullptr;
+  auto fetch = fetcher_.join(blob);
+  log.source = joined ? "inflight" : "upstream";
+  co_await serve_fetch(std::move(fetch), blob.digest, request, out, log);
+}
+
+Task<void> BlobService::serve_file(const Digest& digest, OpenBlob blob, const HttpRequest& request,
+                                   ResponseWriter& out, RequestLog& log) {
+  ByteRange range;
+  auto head = ranged_head(digest, request, blob.size, range);
+  if (!head) {
+    co_await send_unsatisfiable(out, blob.size, log);
+    co_return;
+  }
+  log.status = head->status;
+  const std::uint64_t length = head->content_length;
+  const auto head_ec = co_await out.write_head(std::move(*head));
+  if (head_ec) co_return;
+  if (length > 0) {
+    const auto ec = co_await out.write_file(blob.fd.get(), range.first, length);
+    if (ec) log.error = "client: " + ec.message();
+  }
+  log.bytes = out.body_bytes();
+  counters_.bytes_from_cache += out.body_bytes();
+}
+
+Task<void> BlobService::serve_head_miss(BlobLocator blob, ResponseWriter& out, RequestLog& log) {
+  std::optional<std::uint64_t> size;
+  if (auto fetch = fetcher_.find(blob.digest); fetch && fetch->size()) {
+    size = fetch->size();
+    log.source = "inflight";
+  } else {
+    log.source = "upstream";
+    auto stat = co_await source_.stat(blob, deadline_after(options_.head_timeout));
+    if (!stat) {
+      co_await send_error(out, stat.error(), log);
+      co_return;
+    }
+    size = *stat;
+  }
+  ResponseHead head = blob_head(blob.digest);
+  head.content_length = *size;
+  log.status = 200;
+  co_await out.write_head(std::move(head));
+}
+
+Task<void> BlobService::serve_fetch(std::shared_ptr<BlobFetch> fetch, const Digest& digest,
+                                    const HttpRequest& request, ResponseWriter& out,
+                                    RequestLog& log) {
+  // Headers need the size: wait for the source's answer (or, when it announced none, or the
+  // blob is empty and so complete with its headers, for the verified end).
+  const SteadyTime deadline = deadline_after(options_.head_timeout);
+  auto ready = [&] {
+    const auto s = fetch->state();
+    if (s == BlobFetch::State::kVerified || s == BlobFetch::State::kFailed) return true;
+    return s == BlobFetch::State::kStreaming && fetch->size() && *fetch->size() > 0;
+  };
+  while (!ready() && !timed_out(deadline)) {
+    co_await fetch->progress().wait_until(deadline);
+  }
+  if (fetch->state() == BlobFetch::State::kFailed) {
+    co_await send_error(out, fetch->error(), log);
+    co_return;
+  }
+  if (!ready()) {
+    Error timeout(Errc::kTimeout, "the source did not answer in time");
+    co_await send_error(out, std::move(timeout), log);
+    co_return;
+  }
+  const std::uint64_t size = *fetch->size();
+  ByteRange range;
+  auto head = ranged_head(digest, request, size, range);
+  if (!head) {
+    co_await send_unsatisfiable(out, size, log);
+    co_return;
+  }
+  log.status = head->status;
+  const std::uint64_t length = head->content_length;
+  const auto head_ec = co_await out.write_head(std::move(*head));
+  if (head_ec) co_return;
+  if (length > 0) co_await stream(*fetch, range.first, range.last + 1, out, log);
+  log.bytes = out.body_bytes();
+}
+
+// Sends [first, end) of the growing file, holding back the last byte until kVerified.
+Task<void> BlobService::stream(BlobFetch& fetch, std::uint64_t first, std::uint64_t end,
+                               ResponseWriter& out, RequestLog& log) {
+  std::uint64_t pos = first;
+  SteadyTime stall_deadline = deadline_after(options_.stall_timeout);
+  while (pos < end) {
+    const auto state = fetch.state();
+    if (state == BlobFetch::State::kFailed) {
+      ++counters_.aborted_responses;
+      log.error = "aborted: " + fetch.error().what();
+      out.abort();
+      co_return;
+    }
+    const std::uint64_t limit = state == BlobFetch::State::kVerified
+                                    ? end
+                                    : std::min(end - 1, fetch.available());
+    if (pos < limit) {
+      const auto ec = co_await out.write_file(fetch.fd(), pos, limit - pos);
+      if (ec) {
+        log.error = "client: " + ec.message();
+        co_return;
+      }
+      pos = limit;
+      stall_deadline = deadline_after(options_.stall_timeout);
+      continue;
+    }
+    const bool woken = co_await fetch.progress().wait_until(stall_deadline);
+    if (!woken && timed_out(stall_deadline)) {
+      ++counters_.aborted_responses;
+      log.error = "aborted: the source stalled";
+      out.abort();
+      co_return;
+    }
+  }
+}
+
+}  // namespace layerswarm::agent

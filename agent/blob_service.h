@@ -1,0 +1,52 @@
+// Answers HEAD and GET /v2/<name>/blobs/<digest> (PROTOCOL.md 2): from the cache with
+// sendfile, or by joining the in-flight fetch of the blob and streaming it as it arrives.
+// Range requests (206/416) in both cases. Response headers go out as soon as the source has
+// announced the size; the last byte of any response waits for the digest check.
+//
+// Threading: the io_context thread.
+#pragma once
+
+#include <chrono>
+
+#include "agent/blob_fetch.h"
+#include "agent/blob_source.h"
+#include "agent/counters.h"
+#include "common/http_server.h"
+#include "common/log.h"
+#include "common/store.h"
+
+namespace layerswarm::agent {
+
+struct BlobServiceOptions {
+  // Longest wait for a source to answer before the client gets a 503 (so it falls back).
+  std::chrono::milliseconds head_timeout{20'000};
+  // Longest wait for the next bytes of an in-flight fetch before the response is aborted.
+  std::chrono::milliseconds stall_timeout{35'000};
+};
+
+class BlobService {
+ public:
+  BlobService(Store& store, BlobFetcher& fetcher, BlobSource& source, Counters& counters,
+              BlobServiceOptions options);
+
+  // `request` is HEAD or GET; `log` receives source, status and bytes.
+  Task<void> serve(BlobLocator blob, const HttpRequest& request, ResponseWriter& out,
+                   RequestLog& log);
+
+ private:
+  Task<void> serve_file(const Digest& digest, OpenBlob blob, const HttpRequest& request,
+                        ResponseWriter& out, RequestLog& log);
+  Task<void> serve_fetch(std::shared_ptr<BlobFetch> fetch, const Digest& digest,
+                         const HttpRequest& request, ResponseWriter& out, RequestLog& log);
+  Task<void> serve_head_miss(BlobLocator blob, ResponseWriter& out, RequestLog& log);
+  Task<void> stream(BlobFetch& fetch, std::uint64_t first, std::uint64_t end,
+                    ResponseWriter& out, RequestLog& log);
+
+  Store& store_;
+  BlobFetcher& fetcher_;
+  BlobSource& source_;
+  Counters& counters_;
+  BlobServiceOptions options_;
+};
+
+}  // namespace layerswarm::agent

@@ -1,0 +1,49 @@
+// Where blob bytes come from: the seam between the cache and its sources. Today the only
+// source is the upstream registry (UpstreamBlobSource); the swarm (supernode and peers) will
+// be another implementation behind the same interface.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/async.h"
+#include "common/digest.h"
+#include "common/result.h"
+
+namespace layerswarm::agent {
+
+struct BlobLocator {
+  std::string registry;    // canonical registry name
+  std::string repository;  // canonical repository name
+  Digest digest;
+};
+
+// The bytes of one whole blob, in order, as a source delivers them. Unverified: the reader
+// hashes them.
+class BlobStream {
+ public:
+  virtual ~BlobStream() = default;
+  // The size the source announced, if it did.
+  virtual std::optional<std::uint64_t> size() const = 0;
+  // For logs: "upstream", later "peer", "supernode".
+  virtual std::string_view source() const = 0;
+  // Reads up to `n` bytes; 0 at the end. Errors: the source's transport errors, kTimeout.
+  virtual Task<Result<std::size_t>> read_some(char* buf, std::size_t n) = 0;
+};
+
+class BlobSource {
+ public:
+  virtual ~BlobSource() = default;
+  // Starts delivering the blob; returns once its size is known (or the source answered).
+  // Nothing past `deadline` is waited for. Errors: kBlobUnknown, kDenied,
+  // kUpstreamUnavailable, kTooManyRequests, kTimeout, kBadUpstreamResponse.
+  virtual Task<Result<std::unique_ptr<BlobStream>>> open(BlobLocator blob,
+                                                         SteadyTime deadline) = 0;
+  // The blob's size without fetching it. Errors: as open().
+  virtual Task<Result<std::uint64_t>> stat(BlobLocator blob, SteadyTime deadline) = 0;
+};
+
+}  // namespace layerswarm::agent

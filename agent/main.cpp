@@ -1,0 +1,75 @@
+// layerswarm-agent: parses flags, loads the configuration, wires the agent and runs it until
+// SIGTERM or SIGINT, then drains. Exit codes: 0 after a clean stop, 1 when the agent cannot
+// start (storage, address in use), 2 for a bad configuration or command line.
+#include <csignal>
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include "agent/agent.h"
+#include "common/log.h"
+#include "layerswarm_version.h"
+
+namespace {
+
+layerswarm::Task<void> drain_and_stop(layerswarm::agent::Agent* agent, boost::asio::io_context* ioc) {
+  co_await agent->shutdown();
+  ioc->stop();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace layerswarm;
+  CLI::App app{"layerswarm-agent: a node's pull-through registry mirror (OCI Distribution API)"};
+  std::string config_file;
+  agent::Overrides o;
+  app.add_option("--config", config_file, "JSON configuration file (docs/configuration.md)");
+  app.add_option("--listen", o.listen, "Address to serve on (default 127.0.0.1:65001; port 0 picks one)");
+  app.add_option("--data-dir", o.data_dir, "Cache directory (default /var/lib/layerswarm/agent)");
+  app.add_option("--upstream", o.upstream,
+                 "Registry URL (or registries entry) for requests that name none "
+                 "(default https://registry-1.docker.io)");
+  app.add_option("--registry", o.registries,
+                 "HOST=URL: where registry HOST is reached, e.g. docker.io=http://127.0.0.1:5000 "
+                 "(repeatable)");
+  app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error|off (default info)");
+  app.set_version_flag("--version", "layerswarm-agent " LAYERSWARM_VERSION);
+  CLI11_PARSE(app, argc, argv);
+
+  auto config = agent::load_config(config_file, o);
+  if (!config) {
+    std::fprintf(stderr, "layerswarm-agent: %s\n", config.error().what().c_str());
+    return 2;
+  }
+  if (auto s = init_logging(config->log.level, config->log.file); !s) {
+    std::fprintf(stderr, "layerswarm-agent: %s\n", s.error().what().c_str());
+    return 2;
+  }
+  std::signal(SIGPIPE, SIG_IGN);  // sendfile(2) to a closed socket must not kill us
+  boost::asio::io_context ioc(1);
+  SystemClock clock;
+  auto created = agent::Agent::create(*config, ioc, clock);
+  if (!created) {
+    LOG_ERROR("cannot start: {}", created.error().what());
+    return 1;
+  }
+  std::unique_ptr<agent::Agent> agent = std::move(*created);
+  for (std::size_t i = 0; i < agent->endpoints().size(); ++i) {
+    LOG_INFO("layerswarm-agent {} listening on {}://{} (data {}, default upstream {})",
+             LAYERSWARM_VERSION, i == 0 ? "http" : "https", agent->endpoints()[i],
+             config->data_dir, config->upstream);
+  }
+  boost::asio::signal_set signals(ioc, SIGTERM, SIGINT);
+  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    LOG_INFO("signal {}: draining (at most {} ms)", signal, config->drain_timeout.count());
+    boost::asio::co_spawn(ioc, drain_and_stop(agent.get(), &ioc), boost::asio::detached);
+  });
+  agent->start();
+  ioc.run();
+  LOG_INFO("stopped; {}", agent->counters().summary());
+  return 0;
+}

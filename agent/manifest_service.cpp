@@ -1,0 +1,230 @@
+#include "agent/manifest_service.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "common/log.h"
+
+namespace layerswarm::agent {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kAcceptAll =
+    "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "
+    "application/vnd.docker.distribution.manifest.list.v2+json, "
+    "application/vnd.docker.distribution.manifest.v2+json";
+
+constexpr std::string_view kKnownTypes[] = {
+    kOciManifest,
+    kOciIndex,
+    kDockerManifest,
+    kDockerList,
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+    "application/vnd.oci.artifact.manifest.v1+json",
+};
+
+std::string normalise_content_type(std::string_view ct) {
+  ct = ct.substr(0, ct.find(';'));
+  while (!ct.empty() && ct.back() == ' ') ct.remove_suffix(1);
+  while (!ct.empty() && ct.front() == ' ') ct.remove_prefix(1);
+  std::string out(ct);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+UpstreamCall manifest_call(const char* method, const std::string& repository,
+                           const std::string& reference, SteadyTime deadline) {
+  UpstreamCall call;
+  call.method = method;
+  call.repository = repository;
+  call.path = "manifests/" + reference;
+  call.headers.add("Accept", kAcceptAll);
+  call.deadline = deadline;
+  return call;
+}
+
+bool is_availability_error(const Error& e) {
+  if (e.code.category() != error_category()) return true;  // sockets, DNS, TLS
+  return e.code == make_error_code(Errc::kUpstreamUnavailable) ||
+         e.code == make_error_code(Errc::kTimeout) ||
+         e.code == make_error_code(Errc::kTooManyRequests);
+}
+
+}  // namespace
+
+Result<std::string> manifest_media_type(std::string_view content_type, std::string_view bytes) {
+  const json doc = json::parse(bytes, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) {
+    return Error(Errc::kManifestInvalid, "upstream manifest is not a JSON object");
+  }
+  const std::string ct = normalise_content_type(content_type);
+  for (auto known : kKnownTypes) {
+    if (ct == known) return ct;
+  }
+  if (doc.contains("mediaType") && doc["mediaType"].is_string() &&
+      !doc["mediaType"].get<std::string>().empty()) {
+    return doc["mediaType"].get<std::string>();
+  }
+  if (doc.contains("schemaVersion") && doc["schemaVersion"] == 1) {
+    return std::string(doc.contains("signatures") ? kKnownTypes[5] : kKnownTypes[4]);
+  }
+  if (doc.contains("manifests")) return std::string(kOciIndex);
+  if (doc.contains("config") && doc.contains("layers")) return std::string(kOciManifest);
+  return Error(Errc::kManifestInvalid, "cannot tell the manifest's media type");
+}
+
+TagDecision decide_tag(const std::optional<TagRecord>& record, TimePoint now,
+                       std::chrono::milliseconds tag_ttl) {
+  if (!record) return TagDecision::kRevalidate;
+  const auto age = now - record->validated;
+  // A validation time in the future (clock stepped back) is not trusted.
+  if (age < std::chrono::milliseconds(0) || age >= tag_ttl) return TagDecision::kRevalidate;
+  return TagDecision::kServeCached;
+}
+
+bool may_serve_stale(const TagRecord& record, TimePoint now, std::chrono::milliseconds max_stale,
+                     const Error& error) {
+  return is_availability_error(error) && now - record.validated <= max_stale;
+}
+
+ManifestService::ManifestService(Store& store, const Clock& clock, Counters& counters,
+                                 ManifestPolicy policy)
+    : store_(store), clock_(clock), counters_(counters), policy_(policy) {}
+
+Result<ManifestAnswer> ManifestService::from_cache(const Digest& digest, std::string source) {
+  auto m = store_.get_manifest(digest);
+  if (!m) return m.error();
+  store_.touch(digest);
+  return ManifestAnswer{digest, std::move(*m), std::move(source)};
+}
+
+Task<Result<ManifestAnswer>> ManifestService::by_digest(UpstreamTarget target,
+                                                        std::string repository, Digest digest) {
+  if (auto hit = from_cache(digest, "cache")) {
+    ++counters_.cache_hits;
+    co_return hit;
+  }
+  const std::string key = "d|" + target.registry + "|" + repository + "|" + digest.str();
+  Task<Result<ManifestAnswer>> task =
+      fetch(target, repository, digest.str(), digest, deadline_after(policy_.response_timeout));
+  co_return co_await flights_.run(key, std::move(task));
+}
+
+Task<Result<ManifestAnswer>> ManifestService::by_tag(UpstreamTarget target, std::string repository,
+                                                     std::string tag) {
+  const auto cached = store_.get_tag(target.registry, repository, tag);
+  if (decide_tag(cached, clock_.now(), policy_.tag_ttl) == TagDecision::kServeCached) {
+    if (auto hit = from_cache(cached->digest, "cache")) {
+      ++counters_.cache_hits;
+      co_return hit;
+    }
+  }
+  const std::string key = "t|" + target.registry + "|" + repository + "|" + tag;
+  Task<Result<ManifestAnswer>> task = revalidate(target, repository, tag);
+  co_return co_await flights_.run(key, std::move(task));
+}
+
+Task<Result<ManifestAnswer>> ManifestService::revalidate(UpstreamTarget target,
+                                                         std::string repository, std::string tag) {
+  const auto cached = store_.get_tag(target.registry, repository, tag);
+  ++counters_.tag_revalidations;
+  auto result = co_await resolve_tag(target, repository, tag, cached);
+  if (result) co_return result;
+  const Error& error = result.error();
+  if (cached && may_serve_stale(*cached, clock_.now(), policy_.max_stale, error)) {
+    if (auto stale = from_cache(cached->digest, "stale")) {
+      ++counters_.stale_served;
+      LOG_WARN("{}/{}:{}: upstream failed ({}); serving the cached {}", target.registry,
+               repository, tag, error.what(), cached->digest.str());
+      co_return stale;
+    }
+  }
+  if (cached && error.code == make_error_code(Errc::kManifestUnknown)) {
+    (void)store_.delete_tag(target.registry, repository, tag);  // the upstream says it is gone
+  }
+  co_return result;
+}
+
+Task<Result<ManifestAnswer>> ManifestService::resolve_tag(UpstreamTarget target,
+                                                          std::string repository, std::string tag,
+                                                          std::optional<TagRecord> cached) {
+  const SteadyTime deadline = deadline_after(policy_.response_timeout);
+  UpstreamCall head_call = manifest_call("HEAD", repository, tag, deadline);
+  auto head = co_await target.client->fetch(std::move(head_call));
+  if (!head) co_return head.error();
+  const int status = (*head)->status;
+  if (status != 200 && status != 405) co_return upstream_status_error(status, Errc::kManifestUnknown);
+  std::optional<Digest> digest;
+  if (auto text = (*head)->headers.get("Docker-Content-Digest"); text && status == 200) {
+    if (auto parsed = Digest::parse(*text)) digest = std::move(*parsed);
+  }
+  head->reset();  // a HEAD has no body: the connection goes back to the pool
+
+  Result<ManifestAnswer> answer = Error(Errc::kInternal);
+  if (digest) {
+    const bool same = cached && cached->digest == *digest;
+    answer = from_cache(*digest, same ? "revalidated" : "cache");
+    if (!answer) {
+      answer = co_await fetch(target, repository, digest->str(), *digest, deadline);
+    }
+  } else {
+    answer = co_await fetch(target, repository, tag, std::nullopt, deadline);
+  }
+  if (answer) remember_tag(target, repository, tag, *answer);
+  co_return answer;
+}
+
+Task<Result<ManifestAnswer>> ManifestService::fetch(UpstreamTarget target, std::string repository,
+                                                    std::string reference,
+                                                    std::optional<Digest> expected,
+                                                    SteadyTime deadline) {
+  UpstreamCall call = manifest_call("GET", repository, reference, deadline);
+  auto resp = co_await target.client->fetch(std::move(call));
+  if (!resp) co_return resp.error();
+  ClientResponse& r = **resp;
+  if (r.status != 200) co_return upstream_status_error(r.status, Errc::kManifestUnknown);
+  ++counters_.upstream_manifest_fetches;
+  auto body = co_await r.read_all(kManifestLimit);
+  if (!body) co_return body.error();
+  auto media_type = manifest_media_type(r.headers.get("Content-Type").value_or(""), *body);
+  if (!media_type) co_return media_type.error();
+
+  Hasher hasher(expected ? expected->algorithm() : Digest::Algorithm::kSha256);
+  hasher.update(body->data(), body->size());
+  const Digest got = hasher.finish();
+  std::optional<Digest> claimed = expected;
+  if (!claimed) {
+    if (auto header = r.headers.get("Docker-Content-Digest")) {
+      if (auto parsed = Digest::parse(*header);
+          parsed && parsed->algorithm() == Digest::Algorithm::kSha256) {
+        claimed = std::move(*parsed);
+      }
+    }
+  }
+  if (claimed && !(got == *claimed)) {
+    ++counters_.digest_mismatches;
+    LOG_ERROR("{}/{} manifest {}: digest mismatch (bytes hash to {}); not cached",
+              target.registry, repository, reference, got.str());
+    co_return Error(Errc::kDigestMismatch, "upstream manifest does not match " + claimed->str());
+  }
+  if (auto s = store_.put_manifest(got, *media_type, *body); !s) {
+    LOG_WARN("manifest {} verified but not cached: {}", got.str(), s.error().what());
+  }
+  co_return ManifestAnswer{got, StoredManifest{std::move(*media_type), std::move(*body)},
+                           "upstream"};
+}
+
+void ManifestService::remember_tag(const UpstreamTarget& target, const std::string& repository,
+                                   const std::string& tag, const ManifestAnswer& answer) {
+  const TagRecord record{answer.digest, answer.manifest.media_type, answer.manifest.bytes.size(),
+                         clock_.now()};
+  if (auto s = store_.put_tag(target.registry, repository, tag, record); !s) {
+    LOG_WARN("tag {}:{} not cached: {}", repository, tag, s.error().what());
+  }
+}
+
+}  // namespace layerswarm::agent

@@ -1,0 +1,138 @@
+#include "agent/mirror.h"
+
+#include "agent/responses.h"
+#include "common/reference.h"
+#include "common/url.h"
+
+namespace layerswarm::agent {
+
+Mirror::Mirror(Upstreams& upstreams, ManifestService& manifests, BlobService& blobs,
+               Counters& counters, std::chrono::milliseconds response_timeout)
+    : upstreams_(upstreams),
+      manifests_(manifests),
+      blobs_(blobs),
+      counters_(counters),
+      response_timeout_(response_timeout) {}
+
+Task<void> Mirror::handle(HttpRequest request, ResponseWriter& out) {
+  const auto start = std::chrono::steady_clock::now();
+  ++counters_.requests;
+  RequestLog log;
+  log.method = request.method;
+  log.remote = request.remote;
+  co_await route(request, out, log);
+  if (log.status >= 400) ++counters_.errors;
+  log.millis = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                   .count();
+  log_request(log);
+}
+
+Task<void> Mirror::route(const HttpRequest& request, ResponseWriter& out, RequestLog& log) {
+  auto parsed = parse_route(request.method, request.target);
+  if (!parsed) {
+    log.object = request.target.substr(0, 200);
+    co_await send_error(out, parsed.error(), log);
+    co_return;
+  }
+  const Route& r = *parsed;
+  if (r.kind == Route::Kind::kPing) {
+    log.object = "v2";
+    ResponseHead head;
+    head.headers.add("Content-Type", "application/json");
+    co_await send_body(out, std::move(head), "{}", log);
+    co_return;
+  }
+  auto target = upstreams_.resolve(r.registry);
+  if (!target) {
+    co_await send_error(out, target.error(), log);
+    co_return;
+  }
+  log.registry = target->registry;
+  log.repository = canonical_name(target->registry, r.name);
+  switch (r.kind) {
+    case Route::Kind::kManifest:
+      log.object = "manifests/" + (r.digest ? r.digest->str() : r.tag);
+      co_await serve_manifest(r, *target, out, log);
+      break;
+    case Route::Kind::kBlob:
+      log.object = "blobs/" + r.digest->str();
+    {
+      BlobLocator blob{target->registry, log.repository, *r.digest};
+      co_await blobs_.serve(std::move(blob), request, out, log);
+    }
+      break;
+    case Route::Kind::kTagsList:
+      log.object = "tags/list";
+      co_await serve_tags(r, *target, out, log);
+      break;
+    case Route::Kind::kPing:
+      break;
+  }
+}
+
+Task<void> Mirror::serve_manifest(const Route& route, UpstreamTarget target, ResponseWriter& out,
+                                  RequestLog& log) {
+  const std::string repository = canonical_name(target.registry, route.name);
+  Result<ManifestAnswer> answer = Error(Errc::kInternal);
+  if (route.digest) {
+    answer = co_await manifests_.by_digest(target, repository, *route.digest);
+  } else {
+    answer = co_await manifests_.by_tag(target, repository, route.tag);
+  }
+  if (!answer) {
+    log.source = "upstream";
+    co_await send_error(out, answer.error(), log);
+    co_return;
+  }
+  log.source = answer->source;
+  ResponseHead head;
+  head.headers.add("Content-Type", answer->manifest.media_type);
+  head.headers.add("Docker-Content-Digest", answer->digest.str());
+  head.headers.add("ETag", "\"" + answer->digest.str() + "\"");
+  co_await send_body(out, std::move(head), answer->manifest.bytes, log);
+}
+
+// tags/list is passed through (not cached): only `n` and `last` reach the upstream.
+Task<void> Mirror::serve_tags(const Route& route, UpstreamTarget target, ResponseWriter& out,
+                              RequestLog& log) {
+  log.source = "upstream";
+  UpstreamCall call;
+  call.repository = canonical_name(target.registry, route.name);
+  call.path = "tags/list";
+  call.deadline = deadline_after(response_timeout_);
+  Url query = *Url::parse("http://x/");
+  for (const char* key : {"n", "last"}) {
+    const std::string k = std::string(key) + "=";
+    std::string_view q = route.query;
+    while (!q.empty()) {
+      const auto amp = q.find('&');
+      const std::string_view pair = q.substr(0, amp);
+      if (pair.substr(0, k.size()) == k) {
+        if (auto v = percent_decode(pair.substr(k.size()))) query.add_query(key, *v);
+      }
+      q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
+    }
+  }
+  call.path += query.target.substr(1);
+  auto resp = co_await target.client->fetch(std::move(call));
+  if (!resp) {
+    co_await send_error(out, resp.error(), log);
+    co_return;
+  }
+  if ((*resp)->status != 200) {
+    Error error = upstream_status_error((*resp)->status, Errc::kNameUnknown);
+    co_await send_error(out, std::move(error), log);
+    co_return;
+  }
+  auto body = co_await (*resp)->read_all(kManifestLimit);
+  if (!body) {
+    co_await send_error(out, body.error(), log);
+    co_return;
+  }
+  ResponseHead head;
+  head.headers.add("Content-Type", "application/json");
+  if (auto link = (*resp)->headers.get("Link")) head.headers.add("Link", std::string(*link));
+  co_await send_body(out, std::move(head), *body, log);
+}
+
+}  // namespace layerswarm::agent

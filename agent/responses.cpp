@@ -1,0 +1,26 @@
+#include "agent/responses.h"
+
+namespace layerswarm::agent {
+
+Task<void> send_error(ResponseWriter& out, Error error, RequestLog& log) {
+  const OciError oci = to_oci(error.code);
+  const std::string body = oci_error_body(error.code, error.what());
+  ResponseHead head;
+  head.status = oci.status;
+  head.headers.add("Content-Type", "application/json");
+  if (oci.status == 429) head.headers.add("Retry-After", "10");
+  if (oci.status == 405) head.headers.add("Allow", "GET, HEAD");
+  log.error = error.what();
+  co_await send_body(out, std::move(head), body, log);
+}
+
+Task<void> send_body(ResponseWriter& out, ResponseHead head, std::string_view body,
+                     RequestLog& log) {
+  head.content_length = body.size();
+  log.status = head.status;
+  const auto ec = co_await out.write_head(std::move(head));
+  if (!ec) co_await out.write_body(body);
+  log.bytes = out.body_bytes();
+}
+
+}  // namespace layerswarm::agent

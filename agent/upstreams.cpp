@@ -1,0 +1,58 @@
+#include "agent/upstreams.h"
+
+#include "common/reference.h"
+#include "layerswarm_version.h"
+
+namespace layerswarm::agent {
+
+Upstreams::Upstreams(asio::any_io_executor executor, const AgentConfig& config,
+                     const Clock& clock)
+    : executor_(std::move(executor)),
+      registries_(config.registries),
+      allow_unlisted_(config.allow_unlisted_registries),
+      clock_(clock) {
+  client_options_.connect_timeout = config.upstream_client.connect_timeout;
+  client_options_.read_timeout = config.upstream_client.read_timeout;
+  client_options_.user_agent = "layerswarm/" LAYERSWARM_VERSION;
+  retry_.attempts = static_cast<int>(config.upstream_client.retries);
+
+  // The default upstream: a registries entry by name, or by URL (origin match), or a new entry
+  // named after the URL's host:port.
+  if (config.upstream.find("://") == std::string::npos) {
+    default_name_ = canonical_registry(config.upstream);
+    return;
+  }
+  const Url url = *Url::parse(config.upstream);
+  for (const auto& [name, entry] : registries_.entries()) {
+    if (entry.url.origin() == url.origin()) {
+      default_name_ = name;
+      return;
+    }
+  }
+  default_name_ = canonical_registry(url.authority());
+  // Cannot fail: validate() checked the URL.
+  (void)registries_.set_url(default_name_ + "=" + config.upstream);
+}
+
+Upstreams::~Upstreams() = default;
+
+Result<UpstreamTarget> Upstreams::resolve(std::string_view requested) {
+  const std::string name = requested.empty() ? default_name_ : canonical_registry(requested);
+  if (!allow_unlisted_ && name != default_name_ && !registries_.contains(name)) {
+    return Error(Errc::kDenied, "registry " + name + " is not configured on this mirror");
+  }
+  return UpstreamTarget{name, client_for(registries_.lookup(name))};
+}
+
+RegistryClient* Upstreams::client_for(const RegistryEntry& entry) {
+  auto it = clients_.find(entry.name);
+  if (it == clients_.end()) {
+    it = clients_
+             .emplace(entry.name, std::make_unique<RegistryClient>(executor_, entry,
+                                                                   client_options_, retry_, clock_))
+             .first;
+  }
+  return it->second.get();
+}
+
+}  // namespace layerswarm::agent

@@ -1,0 +1,48 @@
+// Upstream selection (PROTOCOL.md 1): the registry a request names through `ns=` or a path
+// prefix, else the configured default; one RegistryClient (connections, tokens) per registry,
+// created on first use.
+//
+// Threading: the io_context thread.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "agent/config.h"
+#include "common/clock.h"
+#include "common/registry_client.h"
+
+namespace layerswarm::agent {
+
+struct UpstreamTarget {
+  std::string registry;  // canonical name: the namespace of tags in the cache
+  RegistryClient* client = nullptr;
+};
+
+class Upstreams {
+ public:
+  Upstreams(asio::any_io_executor executor, const AgentConfig& config, const Clock& clock);
+  ~Upstreams();
+
+  // `requested` as the request named it, "" for the default upstream.
+  // Errors: kDenied when the registry is not in the table and unlisted registries are off.
+  Result<UpstreamTarget> resolve(std::string_view requested);
+
+  const std::string& default_registry() const { return default_name_; }
+
+ private:
+  RegistryClient* client_for(const RegistryEntry& entry);
+
+  asio::any_io_executor executor_;
+  Registries registries_;
+  bool allow_unlisted_;
+  ClientOptions client_options_;
+  RetryPolicy retry_;
+  const Clock& clock_;
+  std::string default_name_;
+  std::map<std::string, std::unique_ptr<RegistryClient>> clients_;
+};
+
+}  // namespace layerswarm::agent

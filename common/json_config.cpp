@@ -1,0 +1,77 @@
+#include "common/json_config.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "common/duration.h"
+
+namespace layerswarm {
+
+using nlohmann::json;
+
+Status check_keys(const json& obj, std::initializer_list<std::string_view> allowed,
+                  const std::string& path) {
+  if (!obj.is_object()) return Error(Errc::kConfigInvalid, path + ": expected an object");
+  for (const auto& [key, value] : obj.items()) {
+    bool known = false;
+    for (auto a : allowed) known = known || a == key;
+    if (!known) return Error(Errc::kConfigInvalid, path + ": unknown key '" + key + "'");
+  }
+  return {};
+}
+
+Status read_string(const json& obj, const char* key, const std::string& path, std::string& out) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return {};
+  if (!it->is_string()) return Error(Errc::kConfigInvalid, path + "." + key + ": expected a string");
+  out = it->get<std::string>();
+  return {};
+}
+
+Status read_bool(const json& obj, const char* key, const std::string& path, bool& out) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return {};
+  if (!it->is_boolean()) return Error(Errc::kConfigInvalid, path + "." + key + ": expected true or false");
+  out = it->get<bool>();
+  return {};
+}
+
+Status read_uint(const json& obj, const char* key, const std::string& path, std::uint64_t& out) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return {};
+  if (!it->is_number_unsigned()) {
+    return Error(Errc::kConfigInvalid, path + "." + key + ": expected a non-negative integer");
+  }
+  out = it->get<std::uint64_t>();
+  return {};
+}
+
+Status read_duration(const json& obj, const char* key, const std::string& path,
+                     std::chrono::milliseconds& out) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return {};
+  if (it->is_number_unsigned()) {
+    out = std::chrono::seconds(it->get<std::uint64_t>());
+    return {};
+  }
+  if (!it->is_string()) {
+    return Error(Errc::kConfigInvalid, path + "." + key + ": expected a duration like \"30s\"");
+  }
+  auto d = parse_duration(it->get<std::string>());
+  if (!d) return Error(Errc::kConfigInvalid, path + "." + key + ": " + d.error().what());
+  out = *d;
+  return {};
+}
+
+Result<json> load_json_file(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) return Error(Errc::kConfigInvalid, "cannot read " + file);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  json j = json::parse(ss.str(), nullptr, false);
+  if (j.is_discarded()) return Error(Errc::kConfigInvalid, file + ": not valid JSON");
+  return j;
+}
+
+}  // namespace layerswarm

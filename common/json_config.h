@@ -1,0 +1,34 @@
+// Helpers for strict JSON configuration files (STYLE.md 22): unknown keys are errors, every
+// value is type-checked, and each error names the key path. Only nlohmann's forward header
+// is included here.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <chrono>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+
+namespace layerswarm {
+
+// Errors: kConfigInvalid when `obj` is not an object or holds a key outside `allowed`.
+Status check_keys(const nlohmann::json& obj, std::initializer_list<std::string_view> allowed,
+                  const std::string& path);
+
+// Each reads obj[key] into `out` when the key is present; a wrong type is kConfigInvalid.
+Status read_string(const nlohmann::json& obj, const char* key, const std::string& path,
+                   std::string& out);
+Status read_bool(const nlohmann::json& obj, const char* key, const std::string& path, bool& out);
+Status read_uint(const nlohmann::json& obj, const char* key, const std::string& path,
+                 std::uint64_t& out);
+// A duration string ("30s") or a number of seconds.
+Status read_duration(const nlohmann::json& obj, const char* key, const std::string& path,
+                     std::chrono::milliseconds& out);
+
+// Reads and parses a JSON file. Errors: kConfigInvalid naming the file and the parse error.
+Result<nlohmann::json> load_json_file(const std::string& file);
+
+}  // namespace layerswarm

@@ -1,0 +1,309 @@
+#include "common/registry_client.h"
+
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "common/encoding.h"
+#include "common/log.h"
+
+namespace layerswarm {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+namespace {
+
+constexpr std::size_t kTokenBodyLimit = 1 << 20;
+constexpr std::size_t kDiscardLimit = 64 * 1024;
+
+// "2024-01-02T03:04:05.678Z" or with a "+01:00" offset.
+std::optional<TimePoint> parse_rfc3339(const std::string& s) {
+  std::tm tm{};
+  int consumed = 0;
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6) {
+    return std::nullopt;
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  std::size_t i = static_cast<std::size_t>(consumed);
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
+  }
+  long offset = 0;
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+    int h = 0, m = 0;
+    if (std::sscanf(s.c_str() + i + 1, "%2d:%2d", &h, &m) != 2) return std::nullopt;
+    offset = (s[i] == '+' ? 1 : -1) * (h * 3600L + m * 60L);
+  } else if (i >= s.size() || (s[i] != 'Z' && s[i] != 'z')) {
+    return std::nullopt;
+  }
+  const time_t t = timegm(&tm);
+  if (t == -1) return std::nullopt;
+  return std::chrono::system_clock::from_time_t(t - offset);
+}
+
+std::string last_two_labels(const std::string& host) {
+  const auto last = host.rfind('.');
+  if (last == std::string::npos || last == 0) return host;
+  const auto prev = host.rfind('.', last - 1);
+  return prev == std::string::npos ? host : host.substr(prev + 1);
+}
+
+bool is_ip(const std::string& host) {
+  return host.find(':') != std::string::npos ||
+         host.find_first_not_of("0123456789.") == std::string::npos;
+}
+
+bool is_retriable_status(int status) {
+  return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
+}
+
+bool is_redirect(int status) {
+  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+std::optional<std::chrono::milliseconds> retry_after(const Headers& headers) {
+  auto v = headers.get("Retry-After");
+  if (!v) return std::nullopt;
+  try {
+    return std::chrono::seconds(std::stoul(std::string(*v)));
+  } catch (const std::exception&) {
+    return std::nullopt;  // an HTTP date: use the normal backoff
+  }
+}
+
+// Reads and drops a small body so the connection can be reused.
+Task<void> discard(ClientResponse& r) {
+  if (r.content_length && *r.content_length <= kDiscardLimit) {
+    auto ignored = co_await r.read_all(kDiscardLimit);
+    (void)ignored;
+  }
+}
+
+}  // namespace
+
+Result<Token> parse_token_response(std::string_view body, TimePoint now) {
+  const json j = json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return Error(Errc::kBadUpstreamResponse, "token response is not a JSON object");
+  }
+  Token t;
+  for (const char* key : {"token", "access_token"}) {
+    if (j.contains(key) && j[key].is_string() && !j[key].get<std::string>().empty()) {
+      t.value = j[key].get<std::string>();
+      break;
+    }
+  }
+  if (t.value.empty()) return Error(Errc::kBadUpstreamResponse, "token response has no token");
+  std::int64_t expires_in = 60;
+  if (j.contains("expires_in") && j["expires_in"].is_number_integer()) {
+    expires_in = std::max<std::int64_t>(60, j["expires_in"].get<std::int64_t>());
+  }
+  TimePoint issued = now;
+  if (j.contains("issued_at") && j["issued_at"].is_string()) {
+    // A skewed clock must not make a fresh token look expired: trust issued_at only when it
+    // is not in the future and not older than the lifetime.
+    if (auto at = parse_rfc3339(j["issued_at"].get<std::string>())) {
+      if (*at <= now && now - *at < std::chrono::seconds(expires_in)) issued = *at;
+    }
+  }
+  t.expires = issued + std::chrono::seconds(expires_in);
+  return t;
+}
+
+bool realm_may_get_credentials(const Url& realm, const Url& registry) {
+  if (realm.scheme == "http" && registry.scheme == "https") return false;
+  if (realm.host == registry.host) return true;
+  if (is_ip(realm.host) || is_ip(registry.host)) return false;
+  const std::string domain = last_two_labels(registry.host);
+  return domain.find('.') != std::string::npos && last_two_labels(realm.host) == domain;
+}
+
+Error upstream_status_error(int status, Errc not_found) {
+  const std::string text = "upstream answered " + std::to_string(status);
+  if (status == 404) return Error(not_found, text);
+  if (status == 401) return Error(Errc::kUnauthorized, text);
+  if (status == 403) return Error(Errc::kDenied, text);
+  if (status == 429) return Error(Errc::kTooManyRequests, text);
+  if (status >= 500) return Error(Errc::kUpstreamUnavailable, text);
+  return Error(Errc::kBadUpstreamResponse, text);
+}
+
+RegistryClient::RegistryClient(asio::any_io_executor executor, RegistryEntry entry,
+                               ClientOptions options, RetryPolicy retry, const Clock& clock)
+    : entry_(std::move(entry)),
+      retry_(retry),
+      clock_(clock),
+      http_(std::move(executor), [&] {
+        options.ca_file = entry_.ca_file;
+        options.insecure_skip_verify = entry_.insecure_skip_verify;
+        return options;
+      }()) {}
+
+RegistryClient::~RegistryClient() = default;
+
+Task<Result<std::unique_ptr<ClientResponse>>> RegistryClient::fetch(UpstreamCall call) {
+  Url url = entry_.url;
+  std::string base = url.target.substr(0, url.target.find('?'));
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  url.target = base + "/v2/" + call.repository + "/" + call.path;
+  std::string scope = "repository:" + call.repository + ":pull";
+  std::string method = call.method;
+  bool auth_retried = false;
+  int failures = 0;
+  int hops = 0;
+
+  for (int step = 0; step < 32; ++step) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= call.deadline) co_return Error(Errc::kTimeout, "upstream did not answer in time");
+    ClientRequest req{method, url, call.headers,
+                      std::chrono::duration_cast<std::chrono::milliseconds>(call.deadline - now)};
+    const bool at_registry = url.origin() == entry_.url.origin();
+    if (at_registry) {
+      auto auth = co_await authorization(scope, call.deadline);
+      if (!auth) co_return auth.error();
+      if (!auth->empty()) req.headers.set("Authorization", std::move(*auth));
+    }
+    auto resp = co_await http_.send(std::move(req));
+    if (!resp) {
+      const bool timed_out = resp.error().code == make_error_code(Errc::kTimeout);
+      LOG_DEBUG("upstream {} {}: {}", method, url.str(), resp.error().what());
+      bool again = ++failures < retry_.attempts;
+      if (again) again = co_await backoff(failures, call.deadline, std::nullopt);
+      if (again) continue;
+      co_return Error(timed_out ? Errc::kTimeout : Errc::kUpstreamUnavailable,
+                      entry_.name + ": " + resp.error().what());
+    }
+    ClientResponse& r = **resp;
+    note_rate_limit(r.headers, call);
+
+    if (r.status == 401 && at_registry && !auth_retried) {
+      auth_retried = true;
+      auto challenge = pick_challenge(r.headers.get_all("WWW-Authenticate"));
+      if (!challenge) challenge = challenge_;  // some registries only challenge the ping
+      if (!challenge) co_return resp;
+      if (challenge->scheme == "bearer" && challenge->param("error") == "insufficient_scope" &&
+          !challenge->param("scope").empty()) {
+        scope = challenge->param("scope");
+      }
+      challenge_ = std::move(challenge);
+      // Whatever token we sent was refused: drop every cached token for this scope.
+      for (auto it = tokens_.begin(); it != tokens_.end();) {
+        it = it->first.find("|" + scope + "|") != std::string::npos ? tokens_.erase(it) : ++it;
+      }
+      co_await discard(r);
+      continue;
+    }
+    if (is_redirect(r.status)) {
+      const auto location = r.headers.get("Location");
+      if (!location) co_return resp;
+      if (++hops > 10) co_return Error(Errc::kBadUpstreamResponse, "too many redirects");
+      auto next = url.resolve(*location);
+      if (!next) co_return Error(Errc::kBadUpstreamResponse, "bad redirect: " + next.error().what());
+      if (r.status == 303 && method != "HEAD") method = "GET";
+      co_await discard(r);
+      url = std::move(*next);  // Authorization is only added for the registry's own origin
+      continue;
+    }
+    if (is_retriable_status(r.status) && ++failures < retry_.attempts) {
+      const auto hint = retry_after(r.headers);
+      co_await discard(r);
+      const bool again = co_await backoff(failures, call.deadline, hint);
+      if (again) continue;
+      co_return upstream_status_error(r.status, Errc::kUpstreamUnavailable);
+    }
+    co_return resp;
+  }
+  co_return Error(Errc::kBadUpstreamResponse, "upstream request loop did not settle");
+}
+
+Task<Result<std::string>> RegistryClient::authorization(std::string scope, SteadyTime deadline) {
+  if (!challenge_) co_return std::string();
+  if (challenge_->scheme == "basic") {
+    if (!entry_.has_credentials()) co_return std::string();
+    co_return "Basic " + base64_encode(entry_.username + ":" + entry_.password);
+  }
+  if (challenge_->scheme != "bearer") co_return std::string();
+  const std::string key = challenge_->param("realm") + "|" + challenge_->param("service") + "|" +
+                          scope + "|" + entry_.username;
+  auto it = tokens_.find(key);
+  if (it != tokens_.end() && clock_.now() + 30s < it->second.expires) {
+    co_return "Bearer " + it->second.value;
+  }
+  Task<Result<Token>> fetch = fetch_token(*challenge_, scope, deadline);
+  auto token = co_await token_flights_.run(key, std::move(fetch));
+  if (!token) co_return token.error();
+  tokens_[key] = *token;
+  co_return "Bearer " + token->value;
+}
+
+Task<Result<Token>> RegistryClient::fetch_token(Challenge challenge, std::string scope,
+                                                SteadyTime deadline) {
+  auto realm = Url::parse(challenge.param("realm"));
+  if (!realm) co_return Error(Errc::kBadUpstreamResponse, "bad token realm in challenge");
+  Url url = *realm;
+  if (!challenge.param("service").empty()) url.add_query("service", challenge.param("service"));
+  url.add_query("scope", scope);
+  ClientRequest req{"GET", url, {}, std::nullopt};
+  if (entry_.has_credentials()) {
+    if (realm_may_get_credentials(*realm, entry_.url)) {
+      req.headers.add("Authorization",
+                      "Basic " + base64_encode(entry_.username + ":" + entry_.password));
+    } else {
+      LOG_WARN("{}: not sending credentials to token realm {} (another domain)", entry_.name,
+               realm->origin());
+    }
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (now >= deadline) co_return Error(Errc::kTimeout, "no time left to fetch a token");
+  req.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+  auto resp = co_await http_.send(std::move(req));
+  if (!resp) {
+    co_return Error(Errc::kUpstreamUnavailable, "token endpoint: " + resp.error().what());
+  }
+  const int status = (*resp)->status;
+  auto body = co_await (*resp)->read_all(kTokenBodyLimit);
+  if (status == 401 || status == 403) {
+    co_return Error(Errc::kDenied, "token endpoint refused the credentials (" +
+                                       std::to_string(status) + ")");
+  }
+  if (status != 200) co_return upstream_status_error(status, Errc::kUpstreamUnavailable);
+  if (!body) co_return Error(Errc::kUpstreamUnavailable, "token body: " + body.error().what());
+  co_return parse_token_response(*body, clock_.now());
+}
+
+Task<bool> RegistryClient::backoff(int attempt, SteadyTime deadline,
+                                   std::optional<std::chrono::milliseconds> hint) {
+  auto wait = retry_.base_backoff * (1 << std::min(attempt - 1, 10));
+  if (hint) wait = *hint;
+  wait = std::min(wait, retry_.max_backoff);
+  if (std::chrono::steady_clock::now() + wait >= deadline) co_return false;
+  asio::steady_timer timer(co_await asio::this_coro::executor, wait);
+  boost::system::error_code ec;
+  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  co_return true;
+}
+
+void RegistryClient::note_rate_limit(const Headers& headers, const UpstreamCall& call) {
+  const auto remaining = headers.get("ratelimit-remaining");
+  if (!remaining) return;
+  const std::string limit(headers.get("ratelimit-limit").value_or("?"));
+  // "76;w=21600": count before the ';'.
+  const std::string left(remaining->substr(0, remaining->find(';')));
+  const std::string total = limit.substr(0, limit.find(';'));
+  bool low = false;
+  try {
+    low = std::stol(left) * 10 < std::stol(total);
+  } catch (const std::exception&) {
+  }
+  if (low) {
+    LOG_WARN("{} rate limit low: {} of {} pulls left ({} {})", entry_.name, left, total,
+             call.method, call.repository);
+  } else {
+    LOG_DEBUG("{} rate limit: {} of {} pulls left", entry_.name, left, total);
+  }
+}
+
+}  // namespace layerswarm
