@@ -1,0 +1,109 @@
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "agent/config.h"
+#include "tests/support/temp_dir.h"
+
+using namespace layerswarm;
+using namespace layerswarm::agent;
+using namespace std::chrono_literals;
+using layerswarm::test::TempDir;
+using layerswarm::test::write_file;
+
+TEST_CASE("defaults", "[unit][config]") {
+  auto c = load_config("", Overrides{});
+  REQUIRE(c);
+  CHECK(c->listen == "127.0.0.1:65001");
+  CHECK(c->upstream == "https://registry-1.docker.io");
+  CHECK(c->cache.tag_ttl == 30s);
+  CHECK(c->cache.ttl == std::chrono::hours(24 * 7));
+  CHECK(c->registries.lookup("docker.io").url.str() == "https://registry-1.docker.io/");
+}
+
+TEST_CASE("a full configuration file", "[unit][config]") {
+  TempDir dir;
+  write_file(dir.file("docker.json"),
+             R"({"auths":{"https://index.docker.io/v1/":{"auth":"aHViOnNlY3JldA=="},
+                          "ghcr.io":{"username":"gh","password":"pw"}}})");
+  const std::string cfg = R"({
+    "listen": "0.0.0.0:5001", "data_dir": "/tmp/x", "upstream": "docker.io",
+    "allow_unlisted_registries": false,
+    "registries": {
+      "docker.io": {"docker_config": ")" + dir.file("docker.json") + R"("},
+      "ghcr.io": {"docker_config": ")" + dir.file("docker.json") + R"("},
+      "my.reg:5000": {"url": "http://10.0.0.5:5000", "username": "u", "password": "p",
+                      "ca_file": "/etc/ca.pem", "insecure_skip_verify": true}
+    },
+    "tls": {"listen": "0.0.0.0:5443", "cert": "c.pem", "key": "k.pem"},
+    "cache": {"ttl": "3d", "tag_ttl": "10s", "max_stale": "1h", "sweep_interval": 600},
+    "upstream_client": {"connect_timeout": "2s", "read_timeout": "5s", "response_timeout": "8s", "retries": 2},
+    "log": {"level": "debug"},
+    "drain_timeout": "3s"
+  })";
+  write_file(dir.file("agent.json"), cfg);
+  auto c = load_config(dir.file("agent.json"), Overrides{});
+  REQUIRE(c);
+  CHECK(c->listen == "0.0.0.0:5001");
+  CHECK_FALSE(c->allow_unlisted_registries);
+  CHECK(c->cache.ttl == std::chrono::hours(72));
+  CHECK(c->cache.sweep_interval == 600s);
+  CHECK(c->upstream_client.retries == 2);
+  CHECK(c->tls.listen == "0.0.0.0:5443");
+  const auto hub = c->registries.lookup("index.docker.io");
+  CHECK(hub.username == "hub");
+  CHECK(hub.password == "secret");
+  CHECK(c->registries.lookup("ghcr.io").username == "gh");
+  const auto mine = c->registries.lookup("my.reg:5000");
+  CHECK(mine.url.str() == "http://10.0.0.5:5000/");
+  CHECK(mine.insecure_skip_verify);
+  CHECK(mine.ca_file == "/etc/ca.pem");
+  // An unlisted registry is reached over https, anonymously.
+  CHECK(c->registries.lookup("quay.io").url.str() == "https://quay.io/");
+}
+
+TEST_CASE("flags override the file", "[unit][config]") {
+  Overrides o;
+  o.listen = "127.0.0.1:0";
+  o.upstream = "http://127.0.0.1:5000";
+  o.registries = {"docker.io=http://127.0.0.1:5001", "ghcr.io=https://mirror.example"};
+  auto c = load_config("", o);
+  REQUIRE(c);
+  CHECK(c->listen == "127.0.0.1:0");
+  CHECK(c->registries.lookup("docker.io").url.port == 5001);
+  CHECK(c->registries.lookup("ghcr.io").url.host == "mirror.example");
+}
+
+TEST_CASE("configuration errors name the key", "[unit][config]") {
+  TempDir dir;
+  struct Case {
+    std::string json;
+    std::string mentions;
+  };
+  const Case cases[] = {
+      {R"({"lsiten": "x"})", "lsiten"},
+      {R"({"cache": {"ttl": "7 days"}})", "cache.ttl"},
+      {R"({"cache": {"tag_ttl": true}})", "cache.tag_ttl"},
+      {R"({"cache": {"bogus": 1}})", "bogus"},
+      {R"({"registries": {"docker.io": {"url": "ftp://x"}}})", "registries.docker.io.url"},
+      {R"({"registries": {"docker.io": {"user": "x"}}})", "user"},
+      {R"({"registries": {"docker.io": {"username": "x"}}})", "username and password"},
+      {R"({"registries": {"Bad Host": {}}})", "not a registry host"},
+      {R"({"upstream": "nowhere"})", "neither a URL"},
+      {R"({"tls": {"listen": "0.0.0.0:1"}})", "tls.cert"},
+      {R"({"upstream_client": {"retries": 0}})", "retries"},
+      {R"([1,2])", "expected an object"},
+      {"{not json", "not valid JSON"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.json);
+    write_file(dir.file("bad.json"), c.json);
+    auto r = load_config(dir.file("bad.json"), Overrides{});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == make_error_code(Errc::kConfigInvalid));
+    CHECK_THAT(r.error().what(), Catch::Contains(c.mentions));
+  }
+  Overrides bad_flag;
+  bad_flag.registries = {"no-equals-sign"};
+  CHECK_FALSE(load_config("", bad_flag));
+  CHECK_FALSE(load_config(dir.file("missing.json"), Overrides{}));
+}

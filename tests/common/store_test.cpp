@@ -1,0 +1,167 @@
+#include <catch2/catch.hpp>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "common/store.h"
+#include "tests/support/temp_dir.h"
+
+using namespace layerswarm;
+using namespace std::chrono_literals;
+using layerswarm::test::FakeClock;
+using layerswarm::test::TempDir;
+
+namespace {
+
+std::unique_ptr<Store> open_store(const TempDir& dir, const Clock& clock) {
+  auto s = Store::open(StoreOptions{dir.path() + "/store", 10min}, clock);
+  REQUIRE(s);
+  return std::move(*s);
+}
+
+Digest put_blob(Store& store, const std::string& bytes) {
+  const Digest d = Digest::sha256_of(bytes);
+  auto temp = store.create_temp(d);
+  REQUIRE(temp);
+  REQUIRE(::write(temp->fd.get(), bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
+  REQUIRE(store.commit_blob(*temp, d, bytes.size()));
+  return d;
+}
+
+std::string read_fd(int fd, std::size_t n) {
+  std::string out(n, '\0');
+  REQUIRE(::pread(fd, out.data(), n, 0) == static_cast<ssize_t>(n));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("blobs are committed by rename and read back", "[unit][store]") {
+  TempDir dir;
+  FakeClock clock;
+  auto store = open_store(dir, clock);
+  const Digest d = put_blob(*store, "hello blob");
+  auto blob = store->open_blob(d);
+  REQUIRE(blob);
+  CHECK(blob->size == 10);
+  CHECK(read_fd(blob->fd.get(), 10) == "hello blob");
+  CHECK(std::filesystem::exists(store->blob_path(d)));
+  CHECK(store->blob_size(d) == 10u);
+  CHECK(std::filesystem::is_empty(dir.path() + "/store/tmp"));
+
+  const Digest other = Digest::sha256_of("absent");
+  auto missing = store->open_blob(other);
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().code == make_error_code(Errc::kBlobUnknown));
+}
+
+TEST_CASE("an uncommitted download leaves nothing behind", "[unit][store]") {
+  TempDir dir;
+  FakeClock clock;
+  auto store = open_store(dir, clock);
+  const Digest d = Digest::sha256_of("x");
+  {
+    auto temp = store->create_temp(d);
+    REQUIRE(temp);
+    CHECK(std::filesystem::exists(temp->path));
+  }
+  CHECK(std::filesystem::is_empty(dir.path() + "/store/tmp"));
+  CHECK_FALSE(store->open_blob(d));
+}
+
+TEST_CASE("a blob whose file vanished or changed size is dropped", "[unit][store]") {
+  TempDir dir;
+  FakeClock clock;
+  auto store = open_store(dir, clock);
+  const Digest gone = put_blob(*store, "gone");
+  const Digest cut = put_blob(*store, "cut short");
+  std::filesystem::remove(store->blob_path(gone));
+  std::filesystem::resize_file(store->blob_path(cut), 3);
+  CHECK_FALSE(store->open_blob(gone));
+  CHECK_FALSE(store->open_blob(cut));
+  CHECK_FALSE(store->blob_size(cut));
+  CHECK_FALSE(std::filesystem::exists(store->blob_path(cut)));
+}
+
+TEST_CASE("manifests and tags", "[unit][store]") {
+  TempDir dir;
+  FakeClock clock;
+  auto store = open_store(dir, clock);
+  const std::string bytes = R"({"schemaVersion":2})";
+  const Digest d = Digest::sha256_of(bytes);
+  REQUIRE(store->put_manifest(d, "application/vnd.oci.image.manifest.v1+json", bytes));
+  auto m = store->get_manifest(d);
+  REQUIRE(m);
+  CHECK(m->bytes == bytes);
+  CHECK(m->media_type == "application/vnd.oci.image.manifest.v1+json");
+  CHECK_FALSE(store->open_blob(d));  // a manifest is not a blob
+
+  CHECK_FALSE(store->get_tag("docker.io", "library/x", "v1"));
+  REQUIRE(store->put_tag("docker.io", "library/x", "v1", TagRecord{d, m->media_type, bytes.size(), clock.now()}));
+  auto t = store->get_tag("docker.io", "library/x", "v1");
+  REQUIRE(t);
+  CHECK(t->digest == d);
+  CHECK(t->validated == clock.now());
+  CHECK_FALSE(store->get_tag("ghcr.io", "library/x", "v1"));  // tags are per registry
+  REQUIRE(store->delete_tag("docker.io", "library/x", "v1"));
+  CHECK_FALSE(store->get_tag("docker.io", "library/x", "v1"));
+}
+
+TEST_CASE("the TTL sweep removes what was not used, file first", "[unit][store]") {
+  TempDir dir;
+  FakeClock clock;
+  auto store = open_store(dir, clock);
+  const Digest old_blob = put_blob(*store, "old");
+  const std::string mbytes = "{}";
+  const Digest old_manifest = Digest::sha256_of(mbytes);
+  REQUIRE(store->put_manifest(old_manifest, "application/json", mbytes));
+  REQUIRE(store->put_tag("r", "n", "old", TagRecord{old_manifest, "t", 2, clock.now()}));
+  clock.advance(std::chrono::hours(24));
+  const Digest used_blob = put_blob(*store, "used");
+  clock.advance(std::chrono::hours(24));
+  REQUIRE(store->put_tag("r", "n", "fresh", TagRecord{old_manifest, "t", 2, clock.now()}));
+
+  // A read past the access granularity records a new last access.
+  store->touch(used_blob);
+  const TimePoint cutoff = clock.now() - std::chrono::hours(36);
+  auto stats = store->sweep(cutoff, cutoff, 1000);
+  REQUIRE(stats);
+  CHECK(stats->blobs == 1);
+  CHECK(stats->manifests == 1);
+  CHECK(stats->tags == 1);
+  CHECK(stats->bytes == 3 + 2);
+  CHECK_FALSE(std::filesystem::exists(store->blob_path(old_blob)));
+  CHECK_FALSE(store->open_blob(old_blob));
+  CHECK_FALSE(store->get_manifest(old_manifest));
+  CHECK(store->open_blob(used_blob));
+  CHECK_FALSE(store->get_tag("r", "n", "old"));
+  CHECK(store->get_tag("r", "n", "fresh"));
+
+  // An access moves the blob's expiry.
+  clock.advance(std::chrono::hours(24));
+  store->touch(used_blob);
+  auto again = store->sweep(clock.now() - std::chrono::hours(1), clock.now() - std::chrono::hours(1), 1000);
+  REQUIRE(again);
+  CHECK(again->blobs == 0);
+  CHECK(store->open_blob(used_blob));
+}
+
+TEST_CASE("a restart keeps the cache and clears interrupted downloads", "[unit][store]") {
+  TempDir dir;
+  FakeClock clock;
+  Digest d = Digest::sha256_of("persist");
+  {
+    auto store = open_store(dir, clock);
+    d = put_blob(*store, "persist");
+    REQUIRE(store->put_tag("r", "n", "t", TagRecord{d, "x", 7, clock.now()}));
+    auto temp = store->create_temp(d);
+    REQUIRE(temp);
+    temp->path.clear();  // as if the process died mid-download
+  }
+  auto store = open_store(dir, clock);
+  auto blob = store->open_blob(d);
+  REQUIRE(blob);
+  CHECK(read_fd(blob->fd.get(), 7) == "persist");
+  CHECK(store->get_tag("r", "n", "t"));
+  CHECK(std::filesystem::is_empty(dir.path() + "/store/tmp"));
+}

@@ -1,0 +1,72 @@
+#include <catch2/catch.hpp>
+
+#include "common/duration.h"
+#include "common/encoding.h"
+#include "common/url.h"
+
+using namespace layerswarm;
+using namespace std::chrono_literals;
+
+TEST_CASE("durations", "[unit][duration]") {
+  CHECK(*parse_duration("30s") == 30s);
+  CHECK(*parse_duration("250ms") == 250ms);
+  CHECK(*parse_duration("1h30m") == 90min);
+  CHECK(*parse_duration("7d") == std::chrono::hours(168));
+  CHECK(*parse_duration("45") == 45s);
+  CHECK(*parse_duration("0s") == 0ms);
+  for (const char* bad : {"", "s", "-5s", "5x", "1.5h", "5s3", "99999999999999999999d"}) {
+    INFO(bad);
+    CHECK_FALSE(parse_duration(bad));
+  }
+  CHECK(format_duration(90s) == "1m30s");
+  CHECK(format_duration(std::chrono::hours(168)) == "7d");
+  CHECK(format_duration(0ms) == "0s");
+}
+
+TEST_CASE("URLs", "[unit][url]") {
+  auto u = Url::parse("https://Registry-1.Docker.io/v2/?x=1");
+  REQUIRE(u);
+  CHECK(u->scheme == "https");
+  CHECK(u->host == "registry-1.docker.io");
+  CHECK(u->port == 443);
+  CHECK(u->target == "/v2/?x=1");
+  CHECK(u->authority() == "registry-1.docker.io");
+  auto p = Url::parse("http://127.0.0.1:5000");
+  REQUIRE(p);
+  CHECK(p->port == 5000);
+  CHECK(p->target == "/");
+  CHECK(p->origin() == "http://127.0.0.1:5000");
+  auto v6 = Url::parse("http://[::1]:8080/x");
+  REQUIRE(v6);
+  CHECK(v6->host == "::1");
+  CHECK(v6->authority() == "[::1]:8080");
+  for (const char* bad : {"ftp://x", "x", "http://", "http://u:p@host/", "http://h:0", "http://h:70000"}) {
+    INFO(bad);
+    CHECK_FALSE(Url::parse(bad));
+  }
+}
+
+TEST_CASE("redirect targets resolve against the current URL", "[unit][url]") {
+  const Url base = *Url::parse("https://reg.example/v2/a/blobs/sha256:x");
+  CHECK(base.resolve("https://cdn.example/blob?sig=1")->str() == "https://cdn.example/blob?sig=1");
+  CHECK(base.resolve("/other")->str() == "https://reg.example/other");
+  CHECK(base.resolve("//cdn.example/p")->str() == "https://cdn.example/p");
+  CHECK(base.resolve("rel")->str() == "https://reg.example/v2/a/blobs/rel");
+}
+
+TEST_CASE("query encoding", "[unit][url]") {
+  Url u = *Url::parse("https://auth.docker.io/token");
+  u.add_query("service", "registry.docker.io");
+  u.add_query("scope", "repository:library/nginx:pull");
+  CHECK(u.target == "/token?service=registry.docker.io&scope=repository%3Alibrary%2Fnginx%3Apull");
+}
+
+TEST_CASE("base64", "[unit][encoding]") {
+  CHECK(base64_encode("user:pass") == "dXNlcjpwYXNz");
+  CHECK(base64_encode("") == "");
+  CHECK(*base64_decode("dXNlcjpwYXNz") == "user:pass");
+  CHECK(*base64_decode("YQ==") == "a");
+  CHECK(*base64_decode("YWI=") == "ab");
+  CHECK_FALSE(base64_decode("abc"));
+  CHECK_FALSE(base64_decode("@@@@"));
+}
