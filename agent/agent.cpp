@@ -86,7 +86,11 @@ Agent::~Agent() = default;
 
 Result<std::unique_ptr<Agent>> Agent::create(const AgentConfig& config, asio::io_context& ioc,
                                              const Clock& clock) {
-  auto store = Store::open(StoreOptions{config.data_dir}, clock);
+  StoreOptions store_options{config.data_dir};
+  // Last-access writes are coarse, but fine enough to honour a short TTL.
+  store_options.access_granularity =
+      std::min<std::chrono::milliseconds>(std::chrono::minutes(10), config.cache.ttl / 10);
+  auto store = Store::open(store_options, clock);
   if (!store) return store.error();
   auto impl = std::make_unique<Impl>(config, ioc, clock, std::move(*store));
   auto plain = impl->server.listen(config.listen, std::nullopt);

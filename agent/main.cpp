@@ -37,7 +37,11 @@ int main(int argc, char** argv) {
                  "(repeatable)");
   app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error|off (default info)");
   app.set_version_flag("--version", "layerswarm-agent " LAYERSWARM_VERSION);
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;  // --help and --version exit 0
+  }
 
   auto config = agent::load_config(config_file, o);
   if (!config) {

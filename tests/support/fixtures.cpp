@@ -88,6 +88,10 @@ int Registry::requests(const std::string& method, const std::string& path) const
   return count_lines(process_->log(), {"\"" + method + " " + path + " HTTP/1.1\""});
 }
 
+int Registry::agent_requests(const std::string& method, const std::string& prefix) const {
+  return count_lines(process_->log(), {"\"" + method + " " + prefix, "\"layerswarm/"});
+}
+
 std::string Registry::blob_data_path(const std::string& digest) const {
   const std::string hex = digest.substr(digest.find(':') + 1);
   return storage_ + "/docker/registry/v2/blobs/sha256/" + hex.substr(0, 2) + "/" + hex + "/data";
@@ -112,19 +116,20 @@ Agent::~Agent() {
 }
 
 void Agent::start() {
-  const std::size_t before = count_lines(read_file(log_file_), {"listening on"});
+  const int before = count_lines(read_file(log_file_), {"listening on http://"});
   process_ = std::make_unique<Process>(argv_, log_file_);
-  std::string line;
+  std::string text;
   wait_until(
       [&] {
-        const std::string text = read_file(log_file_);
-        if (static_cast<std::size_t>(count_lines(text, {"listening on"})) <= before) return false;
-        line = text.substr(text.rfind("listening on"));
-        return true;
+        text = read_file(log_file_);
+        return count_lines(text, {"listening on http://"}) > before || !process_->running();
       },
       20s);
-  address_ = address_in(line);
-  check(!address_.empty(), "agent did not start: " + read_file(log_file_));
+  const auto plain = text.rfind("listening on http://");
+  check(plain != std::string::npos && process_->running(), "agent did not start: " + text);
+  address_ = address_in(text.substr(plain, text.find('\n', plain) - plain));
+  const auto tls = text.rfind("listening on https://");
+  tls_address_ = tls == std::string::npos || tls < plain ? "" : address_in(text.substr(tls));
 }
 
 std::string Agent::log() const { return read_file(log_file_); }

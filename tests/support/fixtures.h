@@ -53,8 +53,12 @@ class Registry {
   const std::string& storage() const { return storage_; }
   // skopeo credentials for this registry, if it needs any.
   std::vector<std::string> dest_creds() const;
-  // Requests in the access log with `method` on `path` (e.g. "/v2/demo/app/blobs/sha256:..").
+  // Requests in the access log with `method` on exactly `path`
+  // (e.g. "/v2/demo/app/blobs/sha256:..").
   int requests(const std::string& method, const std::string& path) const;
+  // Requests the agent (User-Agent layerswarm/...) made with `method` on paths starting with
+  // `prefix`.
+  int agent_requests(const std::string& method, const std::string& prefix) const;
   std::string log() const { return process_->log(); }
   void stop() { process_->terminate(); }
   // The file that holds a blob's bytes in the registry's storage.
@@ -74,6 +78,8 @@ class Agent {
         const std::string& name = "agent");
   ~Agent();
   const std::string& address() const { return address_; }
+  // The TLS listener's address, when tls.listen is configured.
+  const std::string& tls_address() const { return tls_address_; }
   const std::string& data_dir() const { return data_dir_; }
   std::string log() const;
   // SIGTERM; the exit status, nullopt when it had to be killed.
@@ -90,6 +96,7 @@ class Agent {
   std::string log_file_;
   std::string data_dir_;
   std::string address_;
+  std::string tls_address_;
   std::unique_ptr<Process> process_;
 };
 
