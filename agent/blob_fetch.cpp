@@ -15,7 +15,8 @@ Status pwrite_all(int fd, const char* data, std::size_t size, std::uint64_t offs
   while (size > 0) {
     const ssize_t n = ::pwrite(fd, data, size, static_cast<off_t>(offset));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Error(Errc::kStorage, std::string("writing a download: ") + std::strerror(errno));
+    if (n <= 0)
+      return Error(Errc::kStorage, std::string("writing a download: ") + std::strerror(errno));
     data += n;
     size -= static_cast<std::size_t>(n);
     offset += static_cast<std::uint64_t>(n);

@@ -37,8 +37,8 @@ std::optional<ResponseHead> ranged_head(const Digest& digest, const HttpRequest&
 }
 
 Task<void> send_unsatisfiable(ResponseWriter& out, std::uint64_t size, RequestLog& log) {
-  const Error error(Errc::kRangeInvalid, "range not satisfiable for a blob of " +
-                                            std::to_string(size) + " bytes");
+  const Error error(Errc::kRangeInvalid,
+                    "range not satisfiable for a blob of " + std::to_string(size) + " bytes");
   const std::string body = oci_error_body(error.code, error.message);
   ResponseHead head;
   head.status = 416;
@@ -50,8 +50,8 @@ Task<void> send_unsatisfiable(ResponseWriter& out, std::uint64_t size, RequestLo
 
 }  // namespace
 
-BlobService::BlobService(Store& store, BlobFetcher& fetcher, BlobSource& source,
-                         Counters& counters, BlobServiceOptions options)
+BlobService::BlobService(Store& store, BlobFetcher& fetcher, BlobSource& source, Counters& counters,
+                         BlobServiceOptions options)
     : store_(store), fetcher_(fetcher), source_(source), counters_(counters), options_(options) {}
 
 Task<void> BlobService::serve(BlobLocator blob, const HttpRequest& request, ResponseWriter& out,
@@ -165,9 +165,8 @@ Task<void> BlobService::stream(BlobFetch& fetch, std::uint64_t first, std::uint6
       out.abort();
       co_return;
     }
-    const std::uint64_t limit = state == BlobFetch::State::kVerified
-                                    ? end
-                                    : std::min(end - 1, fetch.available());
+    const std::uint64_t limit =
+        state == BlobFetch::State::kVerified ? end : std::min(end - 1, fetch.available());
     if (pos < limit) {
       const auto ec = co_await out.write_file(fetch.fd(), pos, limit - pos);
       if (ec) {

@@ -40,8 +40,7 @@ class BlobSource {
   // Starts delivering the blob; returns once its size is known (or the source answered).
   // Nothing past `deadline` is waited for. Errors: kBlobUnknown, kDenied,
   // kUpstreamUnavailable, kTooManyRequests, kTimeout, kBadUpstreamResponse.
-  virtual Task<Result<std::unique_ptr<BlobStream>>> open(BlobLocator blob,
-                                                         SteadyTime deadline) = 0;
+  virtual Task<Result<std::unique_ptr<BlobStream>>> open(BlobLocator blob, SteadyTime deadline) = 0;
   // The blob's size without fetching it. Errors: as open().
   virtual Task<Result<std::uint64_t>> stat(BlobLocator blob, SteadyTime deadline) = 0;
 };

@@ -32,8 +32,8 @@ Status parse_cache(const json& j, AgentConfig::Cache& c) {
 
 Status parse_upstream_client(const json& j, AgentConfig::UpstreamClient& u) {
   const char* path = "upstream_client";
-  if (auto s = check_keys(j, {"connect_timeout", "read_timeout", "response_timeout", "retries"},
-                          path);
+  if (auto s =
+          check_keys(j, {"connect_timeout", "read_timeout", "response_timeout", "retries"}, path);
       !s) {
     return s;
   }
@@ -69,7 +69,8 @@ Status validate(const AgentConfig& c) {
     return bad("upstream_client.retries must be 1..10");
   }
   if (c.upstream_client.response_timeout.count() <= 0 ||
-      c.upstream_client.connect_timeout.count() <= 0 || c.upstream_client.read_timeout.count() <= 0) {
+      c.upstream_client.connect_timeout.count() <= 0 ||
+      c.upstream_client.read_timeout.count() <= 0) {
     return bad("upstream_client timeouts must be > 0");
   }
   return {};
@@ -79,10 +80,11 @@ Status validate(const AgentConfig& c) {
 
 Result<AgentConfig> parse_config(const json& doc) {
   AgentConfig c;
-  if (auto s = check_keys(doc, {"listen", "data_dir", "upstream", "registries",
-                                "allow_unlisted_registries", "tls", "cache", "upstream_client",
-                                "log", "drain_timeout"},
-                          "config");
+  if (auto s =
+          check_keys(doc,
+                     {"listen", "data_dir", "upstream", "registries", "allow_unlisted_registries",
+                      "tls", "cache", "upstream_client", "log", "drain_timeout"},
+                     "config");
       !s) {
     return s.error();
   }

@@ -6,16 +6,14 @@ std::string Counters::summary() const {
   auto field = [](const char* name, const std::atomic<std::uint64_t>& v) {
     return std::string(name) + "=" + std::to_string(v.load()) + " ";
   };
-  std::string s = field("requests", requests) + field("errors", errors) +
-                  field("cache_hits", cache_hits) +
-                  field("upstream_blob_fetches", upstream_blob_fetches) +
-                  field("upstream_manifest_fetches", upstream_manifest_fetches) +
-                  field("tag_revalidations", tag_revalidations) +
-                  field("stale_served", stale_served) +
-                  field("digest_mismatches", digest_mismatches) +
-                  field("aborted_responses", aborted_responses) +
-                  field("bytes_from_cache", bytes_from_cache) +
-                  field("bytes_from_upstream", bytes_from_upstream);
+  std::string s =
+      field("requests", requests) + field("errors", errors) + field("cache_hits", cache_hits) +
+      field("upstream_blob_fetches", upstream_blob_fetches) +
+      field("upstream_manifest_fetches", upstream_manifest_fetches) +
+      field("tag_revalidations", tag_revalidations) + field("stale_served", stale_served) +
+      field("digest_mismatches", digest_mismatches) +
+      field("aborted_responses", aborted_responses) + field("bytes_from_cache", bytes_from_cache) +
+      field("bytes_from_upstream", bytes_from_upstream);
   s.pop_back();
   return s;
 }

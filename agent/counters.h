@@ -9,8 +9,8 @@ namespace layerswarm::agent {
 
 struct Counters {
   std::atomic<std::uint64_t> requests{0};
-  std::atomic<std::uint64_t> errors{0};            // responses >= 400
-  std::atomic<std::uint64_t> cache_hits{0};        // manifests and blobs answered from disk
+  std::atomic<std::uint64_t> errors{0};      // responses >= 400
+  std::atomic<std::uint64_t> cache_hits{0};  // manifests and blobs answered from disk
   std::atomic<std::uint64_t> upstream_blob_fetches{0};
   std::atomic<std::uint64_t> upstream_manifest_fetches{0};
   std::atomic<std::uint64_t> tag_revalidations{0};

@@ -14,7 +14,8 @@
 
 namespace {
 
-layerswarm::Task<void> drain_and_stop(layerswarm::agent::Agent* agent, boost::asio::io_context* ioc) {
+layerswarm::Task<void> drain_and_stop(layerswarm::agent::Agent* agent,
+                                      boost::asio::io_context* ioc) {
   co_await agent->shutdown();
   ioc->stop();
 }
@@ -27,7 +28,8 @@ int main(int argc, char** argv) {
   std::string config_file;
   agent::Overrides o;
   app.add_option("--config", config_file, "JSON configuration file (docs/configuration.md)");
-  app.add_option("--listen", o.listen, "Address to serve on (default 127.0.0.1:65001; port 0 picks one)");
+  app.add_option("--listen", o.listen,
+                 "Address to serve on (default 127.0.0.1:65001; port 0 picks one)");
   app.add_option("--data-dir", o.data_dir, "Cache directory (default /var/lib/layerswarm/agent)");
   app.add_option("--upstream", o.upstream,
                  "Registry URL (or registries entry) for requests that name none "
@@ -63,8 +65,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<agent::Agent> agent = std::move(*created);
   for (std::size_t i = 0; i < agent->endpoints().size(); ++i) {
     LOG_INFO("layerswarm-agent {} listening on {}://{} (data {}, default upstream {})",
-             LAYERSWARM_VERSION, i == 0 ? "http" : "https", agent->endpoints()[i],
-             config->data_dir, config->upstream);
+             LAYERSWARM_VERSION, i == 0 ? "http" : "https", agent->endpoints()[i], config->data_dir,
+             config->upstream);
   }
   boost::asio::signal_set signals(ioc, SIGTERM, SIGINT);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {

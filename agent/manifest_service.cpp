@@ -138,8 +138,8 @@ Task<Result<ManifestAnswer>> ManifestService::revalidate(UpstreamTarget target,
   if (cached && may_serve_stale(*cached, clock_.now(), policy_.max_stale, error)) {
     if (auto stale = from_cache(cached->digest, "stale")) {
       ++counters_.stale_served;
-      LOG_WARN("{}/{}:{}: upstream failed ({}); serving the cached {}", target.registry,
-               repository, tag, error.what(), cached->digest.str());
+      LOG_WARN("{}/{}:{}: upstream failed ({}); serving the cached {}", target.registry, repository,
+               tag, error.what(), cached->digest.str());
       co_return stale;
     }
   }
@@ -157,7 +157,8 @@ Task<Result<ManifestAnswer>> ManifestService::resolve_tag(UpstreamTarget target,
   auto head = co_await target.client->fetch(std::move(head_call));
   if (!head) co_return head.error();
   const int status = (*head)->status;
-  if (status != 200 && status != 405) co_return upstream_status_error(status, Errc::kManifestUnknown);
+  if (status != 200 && status != 405)
+    co_return upstream_status_error(status, Errc::kManifestUnknown);
   std::optional<Digest> digest;
   if (auto text = (*head)->headers.get("Docker-Content-Digest"); text && status == 200) {
     if (auto parsed = Digest::parse(*text)) digest = std::move(*parsed);
@@ -207,8 +208,8 @@ Task<Result<ManifestAnswer>> ManifestService::fetch(UpstreamTarget target, std::
   }
   if (claimed && !(got == *claimed)) {
     ++counters_.digest_mismatches;
-    LOG_ERROR("{}/{} manifest {}: digest mismatch (bytes hash to {}); not cached",
-              target.registry, repository, reference, got.str());
+    LOG_ERROR("{}/{} manifest {}: digest mismatch (bytes hash to {}); not cached", target.registry,
+              repository, reference, got.str());
     co_return Error(Errc::kDigestMismatch, "upstream manifest does not match " + claimed->str());
   }
   if (auto s = store_.put_manifest(got, *media_type, *body); !s) {

@@ -22,8 +22,8 @@ Task<void> Mirror::handle(HttpRequest request, ResponseWriter& out) {
   log.remote = request.remote;
   co_await route(request, out, log);
   if (log.status >= 400) ++counters_.errors;
-  log.millis = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-                   .count();
+  log.millis =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   log_request(log);
 }
 
@@ -56,10 +56,10 @@ Task<void> Mirror::route(const HttpRequest& request, ResponseWriter& out, Reques
       break;
     case Route::Kind::kBlob:
       log.object = "blobs/" + r.digest->str();
-    {
-      BlobLocator blob{target->registry, log.repository, *r.digest};
-      co_await blobs_.serve(std::move(blob), request, out, log);
-    }
+      {
+        BlobLocator blob{target->registry, log.repository, *r.digest};
+        co_await blobs_.serve(std::move(blob), request, out, log);
+      }
       break;
     case Route::Kind::kTagsList:
       log.object = "tags/list";

@@ -18,8 +18,8 @@ namespace layerswarm::agent {
 
 class Mirror final : public HttpHandler {
  public:
-  Mirror(Upstreams& upstreams, ManifestService& manifests, BlobService& blobs,
-         Counters& counters, std::chrono::milliseconds response_timeout);
+  Mirror(Upstreams& upstreams, ManifestService& manifests, BlobService& blobs, Counters& counters,
+         std::chrono::milliseconds response_timeout);
 
   Task<void> handle(HttpRequest request, ResponseWriter& out) override;
 

@@ -5,8 +5,7 @@
 
 namespace layerswarm::agent {
 
-Upstreams::Upstreams(asio::any_io_executor executor, const AgentConfig& config,
-                     const Clock& clock)
+Upstreams::Upstreams(asio::any_io_executor executor, const AgentConfig& config, const Clock& clock)
     : executor_(std::move(executor)),
       registries_(config.registries),
       allow_unlisted_(config.allow_unlisted_registries),

@@ -70,9 +70,8 @@ struct OffloadInitiation {
     asio::post(*pool, [h = std::forward<Handler>(handler), fn = std::move(fn), ex,
                        work = std::move(work)]() mutable {
       auto result = fn();
-      asio::post(ex, [h = std::move(h), result = std::move(result)]() mutable {
-        h(std::move(result));
-      });
+      asio::post(
+          ex, [h = std::move(h), result = std::move(result)]() mutable { h(std::move(result)); });
     });
   }
 };

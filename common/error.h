@@ -29,9 +29,9 @@ enum class Errc {
   kDigestMismatch,  // bytes from a source did not hash to the requested digest
   kTooLarge,        // an object exceeded a size cap (manifests: 4 MiB)
   // Upstream.
-  kUnauthorized,     // upstream wants credentials we do not have
-  kDenied,           // upstream refused our credentials
-  kTooManyRequests,  // upstream rate limit
+  kUnauthorized,         // upstream wants credentials we do not have
+  kDenied,               // upstream refused our credentials
+  kTooManyRequests,      // upstream rate limit
   kUpstreamUnavailable,  // unreachable, timed out, or answered 5xx
   kBadUpstreamResponse,  // malformed answer (missing length, bad challenge, bad token)
   kTimeout,

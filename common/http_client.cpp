@@ -177,7 +177,8 @@ Task<Result<std::unique_ptr<Conn>>> HttpClient::Impl::connect(Url url) {
   conn->tcp->expires_after(options.connect_timeout);
   co_await conn->tcp->async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
-    if (ec == beast::error::timeout) co_return Error(Errc::kTimeout, "connect to " + url.authority() + " timed out");
+    if (ec == beast::error::timeout)
+      co_return Error(Errc::kTimeout, "connect to " + url.authority() + " timed out");
     co_return Error(ec, "cannot connect to " + url.authority() + ": " + ec.message());
   }
   conn->tcp->socket().set_option(tcp::no_delay(true), ec);

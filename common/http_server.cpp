@@ -81,9 +81,7 @@ class Connection final : public ConnectionBase,
                          public std::enable_shared_from_this<Connection<Stream>> {
  public:
   Connection(Stream stream, HttpServer::Impl& server)
-      : stream_(std::move(stream)),
-        server_(server),
-        watchdog_(stream_.get_executor()) {}
+      : stream_(std::move(stream)), server_(server), watchdog_(stream_.get_executor()) {}
 
   void set_position(std::list<std::shared_ptr<ConnectionBase>>::iterator it) { position_ = it; }
 
@@ -302,7 +300,8 @@ class Connection final : public ConnectionBase,
     auto self = this->shared_from_this();
     watchdog_.async_wait(WatchdogHandler{self});
     error_code ec;
-    co_await sock.async_wait(tcp::socket::wait_write, asio::redirect_error(asio::use_awaitable, ec));
+    co_await sock.async_wait(tcp::socket::wait_write,
+                             asio::redirect_error(asio::use_awaitable, ec));
     watchdog_.cancel();
     co_return ec;
   }
@@ -394,8 +393,8 @@ Task<void> HttpServer::Impl::accept_loop(Listener* listener) {
   asio::steady_timer backoff(ioc);
   while (!stopping) {
     error_code ec;
-    tcp::socket sock = co_await listener->acceptor.async_accept(
-        asio::redirect_error(asio::use_awaitable, ec));
+    tcp::socket sock =
+        co_await listener->acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
     if (stopping || ec == asio::error::operation_aborted) break;
     if (ec) {  // EMFILE and the like: back off instead of spinning
       LOG_WARN("accept failed: {}", ec.message());
@@ -426,8 +425,8 @@ Result<std::string> HttpServer::listen(const std::string& address,
                                        const std::optional<TlsFiles>& tls) {
   auto endpoint = parse_endpoint(address);
   if (!endpoint) return endpoint.error();
-  auto listener = std::make_unique<Impl::Listener>(
-      Impl::Listener{tcp::acceptor(impl_->ioc), nullptr});
+  auto listener =
+      std::make_unique<Impl::Listener>(Impl::Listener{tcp::acceptor(impl_->ioc), nullptr});
   if (tls) {
     listener->tls = std::make_unique<ssl::context>(ssl::context::tls_server);
     listener->tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |

@@ -24,7 +24,8 @@ Status check_keys(const json& obj, std::initializer_list<std::string_view> allow
 Status read_string(const json& obj, const char* key, const std::string& path, std::string& out) {
   auto it = obj.find(key);
   if (it == obj.end()) return {};
-  if (!it->is_string()) return Error(Errc::kConfigInvalid, path + "." + key + ": expected a string");
+  if (!it->is_string())
+    return Error(Errc::kConfigInvalid, path + "." + key + ": expected a string");
   out = it->get<std::string>();
   return {};
 }
@@ -32,7 +33,8 @@ Status read_string(const json& obj, const char* key, const std::string& path, st
 Status read_bool(const json& obj, const char* key, const std::string& path, bool& out) {
   auto it = obj.find(key);
   if (it == obj.end()) return {};
-  if (!it->is_boolean()) return Error(Errc::kConfigInvalid, path + "." + key + ": expected true or false");
+  if (!it->is_boolean())
+    return Error(Errc::kConfigInvalid, path + "." + key + ": expected true or false");
   out = it->get<bool>();
   return {};
 }

@@ -13,8 +13,8 @@ Status init_logging(std::string_view level, const std::string& file) {
   std::shared_ptr<spdlog::logger> logger;
   try {
     if (file.empty()) {
-      logger = std::make_shared<spdlog::logger>(
-          "layerswarm", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+      logger = std::make_shared<spdlog::logger>("layerswarm",
+                                                std::make_shared<spdlog::sinks::stderr_sink_mt>());
     } else {
       logger = std::make_shared<spdlog::logger>(
           "layerswarm", std::make_shared<spdlog::sinks::basic_file_sink_mt>(file));

@@ -26,12 +26,12 @@ struct RequestLog {
   std::string method;
   std::string registry;  // canonical upstream name, "" before routing
   std::string repository;
-  std::string object;    // "manifests/<tag|digest>", "blobs/<digest>", "/v2/"
-  std::string source;    // cache | upstream | stale | inflight | -
+  std::string object;  // "manifests/<tag|digest>", "blobs/<digest>", "/v2/"
+  std::string source;  // cache | upstream | stale | inflight | -
   int status = 0;
   std::uint64_t bytes = 0;
   double millis = 0;
-  std::string error;     // message for failures
+  std::string error;  // message for failures
   std::string remote;
 };
 void log_request(const RequestLog& r);

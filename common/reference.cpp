@@ -89,9 +89,8 @@ bool is_valid_registry_host(std::string_view host) {
     const auto close = host.find(']');
     if (close == std::string_view::npos || close == 1) return false;
     const std::string_view addr = host.substr(1, close - 1);
-    const bool ok = std::all_of(addr.begin(), addr.end(), [](char c) {
-      return hex_value(c) >= 0 || c == ':' || c == '.';
-    });
+    const bool ok = std::all_of(addr.begin(), addr.end(),
+                                [](char c) { return hex_value(c) >= 0 || c == ':' || c == '.'; });
     if (!ok) return false;
     const std::string_view rest = host.substr(close + 1);
     if (rest.empty()) return true;
@@ -205,7 +204,8 @@ Result<Route> parse_route(std::string_view method, std::string_view target) {
     const auto slash = name.find('/');
     if (slash != std::string_view::npos && looks_like_registry(name.substr(0, slash))) {
       const std::string_view host = name.substr(0, slash);
-      if (!is_valid_registry_host(host)) return Error(Errc::kNameInvalid, "invalid registry prefix");
+      if (!is_valid_registry_host(host))
+        return Error(Errc::kNameInvalid, "invalid registry prefix");
       route.registry = std::string(host);
       name = name.substr(slash + 1);
     }

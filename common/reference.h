@@ -39,10 +39,10 @@ struct Route {
   // The upstream named by the request: `ns=` (containerd) or a first path component holding a
   // '.' or ':' (`/v2/ghcr.io/org/app/...`). Empty: the default upstream. Not canonicalised.
   std::string registry;
-  std::string name;                 // repository, grammar-checked
-  std::string tag;                  // manifests by tag
-  std::optional<Digest> digest;     // manifests by digest, blobs
-  std::string query;                // the raw query string (tags/list paging)
+  std::string name;              // repository, grammar-checked
+  std::string tag;               // manifests by tag
+  std::optional<Digest> digest;  // manifests by digest, blobs
+  std::string query;             // the raw query string (tags/list paging)
 };
 
 // Parses `target` (path and query) of a request with `method`.

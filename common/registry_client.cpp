@@ -133,10 +133,7 @@ Error upstream_status_error(int status, Errc not_found) {
 
 RegistryClient::RegistryClient(asio::any_io_executor executor, RegistryEntry entry,
                                ClientOptions options, RetryPolicy retry, const Clock& clock)
-    : entry_(std::move(entry)),
-      retry_(retry),
-      clock_(clock),
-      http_(std::move(executor), [&] {
+    : entry_(std::move(entry)), retry_(retry), clock_(clock), http_(std::move(executor), [&] {
         options.ca_file = entry_.ca_file;
         options.insecure_skip_verify = entry_.insecure_skip_verify;
         return options;
@@ -201,7 +198,8 @@ Task<Result<std::unique_ptr<ClientResponse>>> RegistryClient::fetch(UpstreamCall
       if (!location) co_return resp;
       if (++hops > 10) co_return Error(Errc::kBadUpstreamResponse, "too many redirects");
       auto next = url.resolve(*location);
-      if (!next) co_return Error(Errc::kBadUpstreamResponse, "bad redirect: " + next.error().what());
+      if (!next)
+        co_return Error(Errc::kBadUpstreamResponse, "bad redirect: " + next.error().what());
       if (r.status == 303 && method != "HEAD") method = "GET";
       co_await discard(r);
       url = std::move(*next);  // Authorization is only added for the registry's own origin
@@ -266,8 +264,8 @@ Task<Result<Token>> RegistryClient::fetch_token(Challenge challenge, std::string
   const int status = (*resp)->status;
   auto body = co_await (*resp)->read_all(kTokenBodyLimit);
   if (status == 401 || status == 403) {
-    co_return Error(Errc::kDenied, "token endpoint refused the credentials (" +
-                                       std::to_string(status) + ")");
+    co_return Error(Errc::kDenied,
+                    "token endpoint refused the credentials (" + std::to_string(status) + ")");
   }
   if (status != 200) co_return upstream_status_error(status, Errc::kUpstreamUnavailable);
   if (!body) co_return Error(Errc::kUpstreamUnavailable, "token body: " + body.error().what());

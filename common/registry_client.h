@@ -70,15 +70,16 @@ class RegistryClient {
  private:
   Task<Result<std::string>> authorization(std::string scope, SteadyTime deadline);
   Task<Result<Token>> fetch_token(Challenge challenge, std::string scope, SteadyTime deadline);
-  Task<bool> backoff(int attempt, SteadyTime deadline, std::optional<std::chrono::milliseconds> hint);
+  Task<bool> backoff(int attempt, SteadyTime deadline,
+                     std::optional<std::chrono::milliseconds> hint);
   void note_rate_limit(const Headers& headers, const UpstreamCall& call);
 
   RegistryEntry entry_;
   RetryPolicy retry_;
   const Clock& clock_;
   HttpClient http_;
-  std::optional<Challenge> challenge_;     // the last one the registry sent
-  std::map<std::string, Token> tokens_;    // realm|service|scope|identity -> token
+  std::optional<Challenge> challenge_;   // the last one the registry sent
+  std::map<std::string, Token> tokens_;  // realm|service|scope|identity -> token
   SingleFlight<Result<Token>> token_flights_;
 };
 

@@ -39,9 +39,10 @@ Result<Registries> Registries::from_json(const json& registries) {
     if (!is_valid_registry_host(canonical_registry(host))) {
       return Error(Errc::kConfigInvalid, path + ": not a registry host");
     }
-    if (auto s = check_keys(spec, {"url", "username", "password", "docker_config", "ca_file",
-                                   "insecure_skip_verify"},
-                            path);
+    if (auto s = check_keys(
+            spec,
+            {"url", "username", "password", "docker_config", "ca_file", "insecure_skip_verify"},
+            path);
         !s) {
       return s.error();
     }
@@ -61,7 +62,8 @@ Result<Registries> Registries::from_json(const json& registries) {
     }
     if (!docker_config.empty()) {
       if (e.has_credentials()) {
-        return Error(Errc::kConfigInvalid, path + ": give username/password or docker_config, not both");
+        return Error(Errc::kConfigInvalid,
+                     path + ": give username/password or docker_config, not both");
       }
       if (auto st = load_docker_config_auth(docker_config, e); !st) return st.error();
     }
@@ -76,7 +78,8 @@ Result<Registries> Registries::from_json(const json& registries) {
 Status Registries::set_url(std::string_view spec) {
   const auto eq = spec.find('=');
   if (eq == std::string_view::npos) {
-    return Error(Errc::kConfigInvalid, "--registry expects HOST=URL, got '" + std::string(spec) + "'");
+    return Error(Errc::kConfigInvalid,
+                 "--registry expects HOST=URL, got '" + std::string(spec) + "'");
   }
   const std::string host = canonical_registry(spec.substr(0, eq));
   if (!is_valid_registry_host(host)) {
@@ -117,8 +120,8 @@ Status load_docker_config_auth(const std::string& file, RegistryEntry& entry) {
       entry.password = decoded->substr(colon + 1);
       return {};
     }
-    if (value.contains("username") && value.contains("password") &&
-        value["username"].is_string() && value["password"].is_string()) {
+    if (value.contains("username") && value.contains("password") && value["username"].is_string() &&
+        value["password"].is_string()) {
       entry.username = value["username"].get<std::string>();
       entry.password = value["password"].get<std::string>();
       return {};

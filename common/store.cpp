@@ -65,8 +65,11 @@ std::string access_key(std::int64_t ms, const std::string& digest) {
 }
 
 std::string encode(const ObjectRecord& r) {
-  return json{{"k", std::string(1, r.kind)}, {"s", r.size}, {"t", r.media_type},
-              {"c", r.created},               {"a", r.accessed}}
+  return json{{"k", std::string(1, r.kind)},
+              {"s", r.size},
+              {"t", r.media_type},
+              {"c", r.created},
+              {"a", r.accessed}}
       .dump();
 }
 
@@ -147,7 +150,9 @@ Result<std::unique_ptr<Store>> Store::open(StoreOptions options, const Clock& cl
   std::error_code ec;
   for (const char* sub : {"blobs", "tmp", "index"}) {
     fs::create_directories(options.dir + "/" + sub, ec);
-    if (ec) return Error(Errc::kStorage, "cannot create " + options.dir + "/" + sub + ": " + ec.message());
+    if (ec)
+      return Error(Errc::kStorage,
+                   "cannot create " + options.dir + "/" + sub + ": " + ec.message());
   }
   // Downloads interrupted by a crash are not resumable yet: start over.
   for (const auto& entry : fs::directory_iterator(options.dir + "/tmp", ec)) {
@@ -204,7 +209,8 @@ std::optional<std::uint64_t> Store::blob_size(const Digest& digest) {
 
 Result<TempFile> Store::create_temp(const Digest& digest) {
   TempFile t;
-  std::string pattern = impl_->tmp_dir() + "/" + std::string(digest.hex().substr(0, 16)) + "-XXXXXX";
+  std::string pattern =
+      impl_->tmp_dir() + "/" + std::string(digest.hex().substr(0, 16)) + "-XXXXXX";
   const int fd = ::mkostemp(pattern.data(), O_CLOEXEC);
   if (fd < 0) return errno_error("cannot create a temporary file in " + impl_->tmp_dir());
   t.fd = UniqueFd(fd);
@@ -275,13 +281,14 @@ std::optional<TagRecord> Store::get_tag(std::string_view registry, std::string_v
   }
 }
 
-Status Store::put_tag(std::string_view registry, std::string_view repository,
-                      std::string_view tag, const TagRecord& r) {
-  const std::string value = json{{"d", r.digest.str()},
-                                 {"t", r.media_type},
-                                 {"s", r.size},
-                                 {"v", to_unix_ms(r.validated)}}
-                                .dump();
+Status Store::put_tag(std::string_view registry, std::string_view repository, std::string_view tag,
+                      const TagRecord& r) {
+  const std::string value = json{
+      {"d", r.digest.str()},
+      {"t", r.media_type},
+      {"s", r.size},
+      {"v",
+       to_unix_ms(r.validated)}}.dump();
   auto s = impl_->db->Put(impl_->write_options, tag_key(registry, repository, tag), value);
   if (!s.ok()) return storage_error("store tag", s);
   return {};

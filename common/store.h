@@ -112,8 +112,7 @@ class Store {
                                    std::string_view tag);
   Status put_tag(std::string_view registry, std::string_view repository, std::string_view tag,
                  const TagRecord& record);
-  Status delete_tag(std::string_view registry, std::string_view repository,
-                    std::string_view tag);
+  Status delete_tag(std::string_view registry, std::string_view repository, std::string_view tag);
 
   // Records an access (rate-limited by access_granularity).
   void touch(const Digest& digest);
@@ -121,8 +120,7 @@ class Store {
   // Removes blobs and manifests last accessed before `objects_before` (file first, then the
   // index entry) and tag mappings validated before `tags_before`; at most `max_items`
   // objects per call. Blocking. Errors: kStorage (what was removed before it stays removed).
-  Result<SweepStats> sweep(TimePoint objects_before, TimePoint tags_before,
-                           std::size_t max_items);
+  Result<SweepStats> sweep(TimePoint objects_before, TimePoint tags_before, std::size_t max_items);
 
   const std::string& dir() const;
   std::string blob_path(const Digest& digest) const;

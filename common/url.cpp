@@ -48,7 +48,8 @@ Result<Url> Url::parse(std::string_view text) {
   u.port = u.tls() ? 443 : 80;
   if (!port_text.empty()) {
     unsigned v = 0;
-    const auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), v);
+    const auto [ptr, ec] =
+        std::from_chars(port_text.data(), port_text.data() + port_text.size(), v);
     if (ec != std::errc() || ptr != port_text.data() + port_text.size() || v == 0 || v > 65535) {
       return Error(Errc::kConfigInvalid, "bad URL port");
     }

@@ -29,8 +29,10 @@ TEST_CASE("a full configuration file", "[unit][config]") {
     "listen": "0.0.0.0:5001", "data_dir": "/tmp/x", "upstream": "docker.io",
     "allow_unlisted_registries": false,
     "registries": {
-      "docker.io": {"docker_config": ")" + dir.file("docker.json") + R"("},
-      "ghcr.io": {"docker_config": ")" + dir.file("docker.json") + R"("},
+      "docker.io": {"docker_config": ")" +
+                          dir.file("docker.json") + R"("},
+      "ghcr.io": {"docker_config": ")" +
+                          dir.file("docker.json") + R"("},
       "my.reg:5000": {"url": "http://10.0.0.5:5000", "username": "u", "password": "p",
                       "ca_file": "/etc/ca.pem", "insecure_skip_verify": true}
     },

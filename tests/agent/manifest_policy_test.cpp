@@ -11,9 +11,7 @@ using namespace std::chrono_literals;
 using layerswarm::test::FakeClock;
 
 namespace {
-TagRecord tag_at(TimePoint t) {
-  return TagRecord{Digest::sha256_of("m"), kOciManifest, 1, t};
-}
+TagRecord tag_at(TimePoint t) { return TagRecord{Digest::sha256_of("m"), kOciManifest, 1, t}; }
 }  // namespace
 
 TEST_CASE("tags are served from cache while younger than tag_ttl", "[unit][tags]") {
@@ -31,8 +29,7 @@ TEST_CASE("tags are served from cache while younger than tag_ttl", "[unit][tags]
   CHECK(decide_tag(tag_at(clock.now() + 1h), clock.now(), 30s) == TagDecision::kRevalidate);
 }
 
-TEST_CASE("stale tags stand in only for an unavailable upstream, up to max_stale",
-          "[unit][tags]") {
+TEST_CASE("stale tags stand in only for an unavailable upstream, up to max_stale", "[unit][tags]") {
   FakeClock clock;
   const auto rec = tag_at(clock.now());
   const Error down(Errc::kUpstreamUnavailable);
@@ -46,19 +43,22 @@ TEST_CASE("stale tags stand in only for an unavailable upstream, up to max_stale
     CHECK_FALSE(may_serve_stale(rec, clock.now(), 1h, *e));
   }
   // The upstream answered: its answer stands.
-  for (Errc e : {Errc::kManifestUnknown, Errc::kDenied, Errc::kUnauthorized, Errc::kDigestMismatch}) {
+  for (Errc e :
+       {Errc::kManifestUnknown, Errc::kDenied, Errc::kUnauthorized, Errc::kDigestMismatch}) {
     CHECK_FALSE(may_serve_stale(rec, clock.now(), 7 * 24h, Error(e)));
   }
 }
 
 TEST_CASE("manifest media types", "[unit][manifest]") {
-  const std::string oci = R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[]})";
+  const std::string oci =
+      R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[]})";
   CHECK(*manifest_media_type("application/vnd.oci.image.manifest.v1+json", oci) == kOciManifest);
-  CHECK(*manifest_media_type("Application/Vnd.Docker.Distribution.Manifest.V2+json; charset=utf-8", "{}") ==
-        kDockerManifest);
+  CHECK(*manifest_media_type("Application/Vnd.Docker.Distribution.Manifest.V2+json; charset=utf-8",
+                             "{}") == kDockerManifest);
   CHECK(*manifest_media_type("application/json", oci) == kOciManifest);
   CHECK(*manifest_media_type("", R"({"schemaVersion":2,"manifests":[]})") == kOciIndex);
-  CHECK(*manifest_media_type("text/plain", R"({"schemaVersion":2,"config":{},"layers":[]})") == kOciManifest);
+  CHECK(*manifest_media_type("text/plain", R"({"schemaVersion":2,"config":{},"layers":[]})") ==
+        kOciManifest);
   CHECK(*manifest_media_type("", R"({"schemaVersion":1,"signatures":[]})") ==
         "application/vnd.docker.distribution.manifest.v1+prettyjws");
   for (const char* bad : {"", "<html>", "[]", R"({"schemaVersion":2})"}) {

@@ -31,7 +31,8 @@ TEST_CASE("challenge syntax variants", "[unit][auth]") {
     CHECK(ch[0].param("error") == "insufficient_scope");
   }
   SECTION("several challenges in one field") {
-    auto ch = parse_challenges(R"(Basic realm="basic", Bearer realm="https://t/token",service="s")");
+    auto ch =
+        parse_challenges(R"(Basic realm="basic", Bearer realm="https://t/token",service="s")");
     REQUIRE(ch.size() == 2);
     CHECK(ch[0].scheme == "basic");
     CHECK(ch[0].param("realm") == "basic");

@@ -42,7 +42,10 @@ class ServerThread {
     thread_ = std::thread([this] { ioc_.run(); });
   }
   ~ServerThread() {
-    asio::post(ioc_, [this] { server_.stop_accepting(); ioc_.stop(); });
+    asio::post(ioc_, [this] {
+      server_.stop_accepting();
+      ioc_.stop();
+    });
     thread_.join();
   }
   const std::string& address() const { return address_; }
@@ -59,7 +62,8 @@ class ServerThread {
 
 TEST_CASE("server: plain responses, HEAD, repeated headers", "[unit][http]") {
   ServerThread s;
-  auto r = http_request(s.address(), "GET", "/ok", {{"Accept", "a"}, {"Accept", "b"}, {"Accept", "c"}});
+  auto r =
+      http_request(s.address(), "GET", "/ok", {{"Accept", "a"}, {"Accept", "b"}, {"Accept", "c"}});
   CHECK(r.status == 200);
   CHECK(r.body == "hello");
   CHECK(r.complete);
@@ -81,7 +85,8 @@ TEST_CASE("server: a TLS ClientHello on the plain port gets an HTTP 400", "[unit
 TEST_CASE("server: malformed and oversized requests", "[unit][http]") {
   ServerThread s;
   CHECK(raw_exchange(s.address(), "NOT A REQUEST\r\n\r\n").rfind("HTTP/1.1 400", 0) == 0);
-  const std::string big = "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n";
+  const std::string big =
+      "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n";
   CHECK(raw_exchange(s.address(), big).rfind("HTTP/1.1 431", 0) == 0);
 }
 
@@ -91,7 +96,9 @@ TEST_CASE("server: keep-alive serves pipelined requests in order", "[unit][http]
       "GET /ok HTTP/1.1\r\nHost: x\r\n\r\nGET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
   const std::string answer = raw_exchange(s.address(), two);
   std::size_t count = 0;
-  for (auto p = answer.find("HTTP/1.1 200"); p != std::string::npos; p = answer.find("HTTP/1.1 200", p + 1)) ++count;
+  for (auto p = answer.find("HTTP/1.1 200"); p != std::string::npos;
+       p = answer.find("HTTP/1.1 200", p + 1))
+    ++count;
   CHECK(count == 2);
 }
 

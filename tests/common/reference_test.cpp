@@ -5,8 +5,8 @@
 using namespace layerswarm;
 
 TEST_CASE("repository names follow the distribution grammar", "[unit][reference]") {
-  for (const char* ok : {"a", "library/busybox", "a0/b-c/d__e", "foo.bar/baz_qux", "x--y",
-                         "a/b/c/d/e/f", "0"}) {
+  for (const char* ok :
+       {"a", "library/busybox", "a0/b-c/d__e", "foo.bar/baz_qux", "x--y", "a/b/c/d/e/f", "0"}) {
     INFO(ok);
     CHECK(is_valid_name(ok));
   }
@@ -35,8 +35,8 @@ TEST_CASE("registry hosts", "[unit][reference]") {
     INFO(ok);
     CHECK(is_valid_registry_host(ok));
   }
-  for (const char* bad : {"", "a b", "reg:", "reg:99999", "reg:x", ".reg", "reg.", "a..b",
-                          "[::1", "UPPER.io", "a/b"}) {
+  for (const char* bad : {"", "a b", "reg:", "reg:99999", "reg:x", ".reg", "reg.", "a..b", "[::1",
+                          "UPPER.io", "a/b"}) {
     INFO(bad);
     CHECK_FALSE(is_valid_registry_host(bad));
   }

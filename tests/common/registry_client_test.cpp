@@ -56,9 +56,13 @@ TEST_CASE("credentials go only to the registry's own domain", "[unit][auth]") {
 
 TEST_CASE("upstream statuses map to mirror errors", "[unit][error]") {
   CHECK(upstream_status_error(404, Errc::kBlobUnknown).code == make_error_code(Errc::kBlobUnknown));
-  CHECK(upstream_status_error(401, Errc::kBlobUnknown).code == make_error_code(Errc::kUnauthorized));
+  CHECK(upstream_status_error(401, Errc::kBlobUnknown).code ==
+        make_error_code(Errc::kUnauthorized));
   CHECK(upstream_status_error(403, Errc::kBlobUnknown).code == make_error_code(Errc::kDenied));
-  CHECK(upstream_status_error(429, Errc::kBlobUnknown).code == make_error_code(Errc::kTooManyRequests));
-  CHECK(upstream_status_error(503, Errc::kBlobUnknown).code == make_error_code(Errc::kUpstreamUnavailable));
-  CHECK(upstream_status_error(418, Errc::kBlobUnknown).code == make_error_code(Errc::kBadUpstreamResponse));
+  CHECK(upstream_status_error(429, Errc::kBlobUnknown).code ==
+        make_error_code(Errc::kTooManyRequests));
+  CHECK(upstream_status_error(503, Errc::kBlobUnknown).code ==
+        make_error_code(Errc::kUpstreamUnavailable));
+  CHECK(upstream_status_error(418, Errc::kBlobUnknown).code ==
+        make_error_code(Errc::kBadUpstreamResponse));
 }

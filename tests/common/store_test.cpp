@@ -1,5 +1,5 @@
-#include <catch2/catch.hpp>
 #include <unistd.h>
+#include <catch2/catch.hpp>
 
 #include <filesystem>
 
@@ -23,7 +23,8 @@ Digest put_blob(Store& store, const std::string& bytes) {
   const Digest d = Digest::sha256_of(bytes);
   auto temp = store.create_temp(d);
   REQUIRE(temp);
-  REQUIRE(::write(temp->fd.get(), bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
+  REQUIRE(::write(temp->fd.get(), bytes.data(), bytes.size()) ==
+          static_cast<ssize_t>(bytes.size()));
   REQUIRE(store.commit_blob(*temp, d, bytes.size()));
   return d;
 }
@@ -97,7 +98,8 @@ TEST_CASE("manifests and tags", "[unit][store]") {
   CHECK_FALSE(store->open_blob(d));  // a manifest is not a blob
 
   CHECK_FALSE(store->get_tag("docker.io", "library/x", "v1"));
-  REQUIRE(store->put_tag("docker.io", "library/x", "v1", TagRecord{d, m->media_type, bytes.size(), clock.now()}));
+  REQUIRE(store->put_tag("docker.io", "library/x", "v1",
+                         TagRecord{d, m->media_type, bytes.size(), clock.now()}));
   auto t = store->get_tag("docker.io", "library/x", "v1");
   REQUIRE(t);
   CHECK(t->digest == d);
@@ -140,7 +142,8 @@ TEST_CASE("the TTL sweep removes what was not used, file first", "[unit][store]"
   // An access moves the blob's expiry.
   clock.advance(std::chrono::hours(24));
   store->touch(used_blob);
-  auto again = store->sweep(clock.now() - std::chrono::hours(1), clock.now() - std::chrono::hours(1), 1000);
+  auto again =
+      store->sweep(clock.now() - std::chrono::hours(1), clock.now() - std::chrono::hours(1), 1000);
   REQUIRE(again);
   CHECK(again->blobs == 0);
   CHECK(store->open_blob(used_blob));

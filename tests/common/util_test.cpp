@@ -40,7 +40,8 @@ TEST_CASE("URLs", "[unit][url]") {
   REQUIRE(v6);
   CHECK(v6->host == "::1");
   CHECK(v6->authority() == "[::1]:8080");
-  for (const char* bad : {"ftp://x", "x", "http://", "http://u:p@host/", "http://h:0", "http://h:70000"}) {
+  for (const char* bad :
+       {"ftp://x", "x", "http://", "http://u:p@host/", "http://h:0", "http://h:70000"}) {
     INFO(bad);
     CHECK_FALSE(Url::parse(bad));
   }

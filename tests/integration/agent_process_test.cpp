@@ -35,9 +35,12 @@ TEST_CASE("SIGTERM lets a transfer in progress finish, then exits 0", "[integrat
   Agent agent(dir, {"--upstream", "http://" + slow.address()});
   HttpResult result;
   std::thread client([&] { result = http_get(agent.address(), "/v2/drain/blob/blobs/" + digest); });
-  REQUIRE(wait_until([&] { return upstream.requests("GET", "/v2/drain/blob/blobs/" + digest) == 1 ||
-                                  agent.log_lines({digest}) > 0; },
-                     20s));
+  REQUIRE(wait_until(
+      [&] {
+        return upstream.requests("GET", "/v2/drain/blob/blobs/" + digest) == 1 ||
+               agent.log_lines({digest}) > 0;
+      },
+      20s));
   const auto status = agent.stop(30s);
   client.join();
   CHECK(status == 0);

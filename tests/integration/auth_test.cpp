@@ -22,14 +22,17 @@ TEST_CASE("Basic auth (htpasswd) upstream", "[integration][auth]") {
   const Image image = make_image(dir, "basic", {"--layer", "200K"});
   push_image(dir, image, upstream, "private/app:v1");
 
-  Agent good(dir, {}, registries_config(upstream, R"(, "username": "tester", "password": "s3cret-pass")"), "good");
+  Agent good(dir, {},
+             registries_config(upstream, R"(, "username": "tester", "password": "s3cret-pass")"),
+             "good");
   REQUIRE(pull_to_dir(dir, good.address(), "private/app:v1", "pulled") == 0);
   REQUIRE(pull_to_dir(dir, upstream.address(), "private/app:v1", "direct",
                       {"--src-creds", "tester:s3cret-pass"}) == 0);
   CHECK(same_tree(dir.file("direct"), dir.file("pulled")));
   CHECK(good.log().find("s3cret-pass") == std::string::npos);  // never logged
 
-  Agent bad(dir, {}, registries_config(upstream, R"(, "username": "tester", "password": "wrong")"), "bad");
+  Agent bad(dir, {}, registries_config(upstream, R"(, "username": "tester", "password": "wrong")"),
+            "bad");
   const auto r = http_get(bad.address(), "/v2/private/app/manifests/v1");
   CHECK(r.status == 403);
   CHECK(r.body.find("DENIED") != std::string::npos);
@@ -46,9 +49,11 @@ TEST_CASE("token auth upstream: one token per scope, reused", "[integration][aut
   push_image(dir, image, upstream, "private/tok:v1");
 
   // Credentials from a docker config.json.
-  write_file(dir.file("docker-config.json"),
-             R"({"auths": {")" + upstream.address() + R"(": {"auth": "dGVzdGVyOnMzY3JldC1wYXNz"}}})");
-  Agent agent(dir, {}, registries_config(upstream, R"(, "docker_config": ")" + dir.file("docker-config.json") + "\""));
+  write_file(dir.file("docker-config.json"), R"({"auths": {")" + upstream.address() +
+                                                 R"(": {"auth": "dGVzdGVyOnMzY3JldC1wYXNz"}}})");
+  Agent agent(dir, {},
+              registries_config(upstream,
+                                R"(, "docker_config": ")" + dir.file("docker-config.json") + "\""));
   const int before = tokens.token_requests();
   REQUIRE(pull_to_dir(dir, agent.address(), "private/tok:v1", "pulled") == 0);
   REQUIRE(pull_to_dir(dir, agent.address(), "private/tok:v1", "pulled-again") == 0);

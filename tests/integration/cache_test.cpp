@@ -74,7 +74,8 @@ TEST_CASE("8 concurrent cold requests for one blob, ranges included, make one up
   }
   CHECK(upstream.requests("GET", "/v2/conc/blob/blobs/" + digest) == 1);
   CHECK(agent.log_lines({"blobs/" + digest, "source=inflight"}) >= 1);  // joined the fetch
-  CHECK(results[5].header("content-range") == "bytes 5000000-5000099/" + std::to_string(bytes.size()));
+  CHECK(results[5].header("content-range") ==
+        "bytes 5000000-5000099/" + std::to_string(bytes.size()));
   CHECK(agent.blob_file_exists(digest));
 }
 
@@ -86,8 +87,9 @@ TEST_CASE("tags: revalidated with HEAD, changes followed, stale served when upst
   const Image second = make_image(dir, "second", {"--layer", "20K"});
   push_image(dir, first, upstream, "test/tag:v1");
   // tag_ttl 0: every request revalidates, so the test needs no waiting.
-  Agent agent(dir, {"--upstream", upstream.url()},
-              R"({"cache": {"tag_ttl": "0s"}, "upstream_client": {"response_timeout": "3s", "retries": 1}})");
+  Agent agent(
+      dir, {"--upstream", upstream.url()},
+      R"({"cache": {"tag_ttl": "0s"}, "upstream_client": {"response_timeout": "3s", "retries": 1}})");
   const std::string target = "/v2/test/tag/manifests/v1";
 
   auto r1 = http_get(agent.address(), target);
@@ -128,18 +130,19 @@ TEST_CASE("an upstream serving wrong bytes never yields a complete response, not
   Agent agent(dir, {"--upstream", "http://" + slow.address()});
   const std::string target = "/v2/bad/blob/blobs/" + digest;
 
-  const auto results = concurrently(agent.address(), target,
-                                    {{"", 200, ""}, {"bytes=100-", 206, ""}, {"bytes=0-9", 206, ""}});
+  const auto results = concurrently(
+      agent.address(), target, {{"", 200, ""}, {"bytes=100-", 206, ""}, {"bytes=0-9", 206, ""}});
   for (const auto& r : results) {
     INFO(r.status << " " << r.error);
     CHECK_FALSE(r.complete);
     if (r.status == 200) CHECK(r.body.size() < bytes.size());
-    if (r.status == 206 && r.header("content-range") == "bytes 0-9/" + std::to_string(bytes.size())) {
+    if (r.status == 206 &&
+        r.header("content-range") == "bytes 0-9/" + std::to_string(bytes.size())) {
       CHECK(r.body.size() < 10);  // even a range far from the bad bytes waits for the check
     }
   }
   CHECK(agent.log_lines({digest, "digest mismatch", "discarded"}) == 1);  // one fetch
-  CHECK(agent.log_lines({digest, "aborted: digest mismatch"}) == 3);     // three readers
+  CHECK(agent.log_lines({digest, "aborted: digest mismatch"}) == 3);      // three readers
   CHECK_FALSE(agent.blob_file_exists(digest));
   CHECK(wait_until([&] { return std::filesystem::is_empty(agent.data_dir() + "/tmp"); }, 10s));
   // Nothing was cached: the next request goes upstream again, and fails again.

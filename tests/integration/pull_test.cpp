@@ -17,13 +17,22 @@ struct Format {
 
 const std::vector<Format>& formats() {
   static const std::vector<Format> f = {
-      {"oci", {"--layer", "700K", "--layer", "90K"}, {}, "application/vnd.oci.image.manifest.v1+json"},
-      {"v2s2", {"--layer", "500K"}, {"--format", "v2s2"},
+      {"oci",
+       {"--layer", "700K", "--layer", "90K"},
+       {},
+       "application/vnd.oci.image.manifest.v1+json"},
+      {"v2s2",
+       {"--layer", "500K"},
+       {"--format", "v2s2"},
        "application/vnd.docker.distribution.manifest.v2+json"},
-      {"index", {"--layer", "300K", "--platform", "linux/amd64", "--platform", "linux/arm64"},
-       {"--all"}, "application/vnd.oci.image.index.v1+json"},
-      {"list", {"--layer", "300K", "--platform", "linux/amd64", "--platform", "linux/arm64"},
-       {"--all", "--format", "v2s2"}, "application/vnd.docker.distribution.manifest.list.v2+json"},
+      {"index",
+       {"--layer", "300K", "--platform", "linux/amd64", "--platform", "linux/arm64"},
+       {"--all"},
+       "application/vnd.oci.image.index.v1+json"},
+      {"list",
+       {"--layer", "300K", "--platform", "linux/amd64", "--platform", "linux/arm64"},
+       {"--all", "--format", "v2s2"},
+       "application/vnd.docker.distribution.manifest.list.v2+json"},
   };
   return f;
 }
@@ -63,13 +72,17 @@ TEST_CASE("skopeo pulls every manifest format byte for byte, the second time fro
       CHECK(upstream.agent_requests("GET", "/v2/test/" + f.name + "/blobs/") == blob_gets);
 
       // The manifest keeps its media type, digest and exact bytes; HEAD agrees with GET.
-      const auto direct = http_get(upstream.address(), "/v2/" + std::string("test/") + f.name + "/manifests/v1", kAllManifestTypes);
-      const auto via = http_get(agent.address(), "/v2/test/" + f.name + "/manifests/v1", kAllManifestTypes);
+      const auto direct =
+          http_get(upstream.address(), "/v2/" + std::string("test/") + f.name + "/manifests/v1",
+                   kAllManifestTypes);
+      const auto via =
+          http_get(agent.address(), "/v2/test/" + f.name + "/manifests/v1", kAllManifestTypes);
       CHECK(via.status == 200);
       CHECK(via.header("content-type") == f.media_type);
       CHECK(via.body == direct.body);
       CHECK(via.header("docker-content-digest") == direct.header("docker-content-digest"));
-      const auto head = http_request(agent.address(), "HEAD", "/v2/test/" + f.name + "/manifests/v1");
+      const auto head =
+          http_request(agent.address(), "HEAD", "/v2/test/" + f.name + "/manifests/v1");
       CHECK(head.status == 200);
       CHECK(head.header("content-length") == std::to_string(direct.body.size()));
       CHECK(head.header("content-type") == f.media_type);
@@ -82,8 +95,8 @@ TEST_CASE("an index is served whatever the client accepts (conformance sends OCI
           "[integration][pull]") {
   TempDir dir;
   Registry upstream(dir);
-  const Image image = make_image(dir, "multi", {"--layer", "100K", "--platform", "linux/amd64",
-                                                "--platform", "linux/arm64"});
+  const Image image = make_image(
+      dir, "multi", {"--layer", "100K", "--platform", "linux/amd64", "--platform", "linux/arm64"});
   push_image(dir, image, upstream, "test/multi:v1", {"--all"});
   Agent agent(dir, {"--upstream", upstream.url()});
   const auto by_digest = http_get(agent.address(), "/v2/test/multi/manifests/" + image.digest(),
@@ -100,17 +113,19 @@ TEST_CASE("the upstream comes from ns=, a path prefix, or the default", "[integr
   const Image image = make_image(dir, "app", {"--layer", "50K"});
   push_image(dir, image, upstream, "library/app:v1");
   // The default upstream is unreachable: only named registries work.
-  Agent agent(dir, {"--upstream", "http://127.0.0.1:9", "--registry",
-                    "docker.io=" + upstream.url(), "--registry",
-                    "my.reg.test:5000=" + upstream.url()},
+  Agent agent(dir,
+              {"--upstream", "http://127.0.0.1:9", "--registry", "docker.io=" + upstream.url(),
+               "--registry", "my.reg.test:5000=" + upstream.url()},
               R"({"upstream_client": {"response_timeout": "3s", "retries": 1}})");
   CHECK(http_get(agent.address(), "/v2/library/app/manifests/v1?ns=docker.io").status == 200);
   CHECK(http_get(agent.address(), "/v2/app/manifests/v1?ns=docker.io").status == 200);  // library/
   CHECK(http_get(agent.address(), "/v2/library/app/manifests/v1?ns=index.docker.io").status == 200);
-  CHECK(http_get(agent.address(), "/v2/library/app/manifests/v1?ns=my.reg.test%3A5000").status == 200);
+  CHECK(http_get(agent.address(), "/v2/library/app/manifests/v1?ns=my.reg.test%3A5000").status ==
+        200);
   CHECK(http_get(agent.address(), "/v2/my.reg.test:5000/library/app/manifests/v1").status == 200);
   const std::string blob = image.blob_digests().front();
-  const auto via_prefix = http_get(agent.address(), "/v2/my.reg.test:5000/library/app/blobs/" + blob);
+  const auto via_prefix =
+      http_get(agent.address(), "/v2/my.reg.test:5000/library/app/blobs/" + blob);
   CHECK(via_prefix.status == 200);
   CHECK(sha256_hex(via_prefix.body) == blob.substr(7));
   const auto unreachable = http_get(agent.address(), "/v2/library/app/manifests/v1");

@@ -45,9 +45,7 @@ TokenServer::TokenServer(const TempDir& dir, std::string user, std::string passw
   check(!address_.empty(), "token server did not start: " + read_file(log));
 }
 
-int TokenServer::token_requests() const {
-  return count_lines(process_->log(), {"token issued"});
-}
+int TokenServer::token_requests() const { return count_lines(process_->log(), {"token issued"}); }
 
 Registry::Registry(const TempDir& dir, RegistryAuth auth, const std::string& name)
     : auth_(std::move(auth)) {
@@ -57,19 +55,23 @@ Registry::Registry(const TempDir& dir, RegistryAuth auth, const std::string& nam
   std::string cfg =
       "version: 0.1\n"
       "log:\n  level: info\n  accesslog:\n    disabled: false\n"
-      "storage:\n  filesystem:\n    rootdirectory: " + storage_ + "\n"
+      "storage:\n  filesystem:\n    rootdirectory: " +
+      storage_ +
+      "\n"
       "  delete:\n    enabled: true\n"
       "  maintenance:\n    uploadpurging:\n      enabled: false\n"
       "http:\n  addr: 127.0.0.1:0\n  secret: layerswarm-test-secret\n";
   if (auth_.kind == RegistryAuth::Kind::kHtpasswd) {
     const std::string htpasswd = base + "/htpasswd";
-    check(run_command({"htpasswd", "-Bbc", htpasswd, auth_.user, auth_.password}, base + "/htpasswd.log") == 0,
+    check(run_command({"htpasswd", "-Bbc", htpasswd, auth_.user, auth_.password},
+                      base + "/htpasswd.log") == 0,
           "htpasswd failed");
     cfg += "auth:\n  htpasswd:\n    realm: layerswarm-test\n    path: " + htpasswd + "\n";
   } else if (auth_.kind == RegistryAuth::Kind::kToken) {
     cfg += "auth:\n  token:\n    realm: " + auth_.token_server->realm() +
            "\n    service: layerswarm-test-registry\n    issuer: layerswarm-test-issuer\n"
-           "    rootcertbundle: " + auth_.token_server->cert_file() + "\n";
+           "    rootcertbundle: " +
+           auth_.token_server->cert_file() + "\n";
   }
   write_file(base + "/config.yml", cfg);
   const std::string log = base + "/registry.log";
@@ -153,7 +155,8 @@ std::vector<std::string> Image::blob_digests() const {
   return out;
 }
 
-Image make_image(const TempDir& dir, const std::string& name, const std::vector<std::string>& args) {
+Image make_image(const TempDir& dir, const std::string& name,
+                 const std::vector<std::string>& args) {
   Image image;
   image.layout = dir.file(name);
   std::vector<std::string> argv = {"python3", source_dir() + "/scripts/mkimage.py", image.layout,
@@ -196,7 +199,8 @@ std::string push_blob(const Registry& registry, const std::string& repo, const s
   check(start.status == 202, "blob upload start: " + std::to_string(start.status));
   std::string location = start.header("location");
   if (auto p = location.find("/v2/"); p != std::string::npos) location = location.substr(p);
-  location += (location.find('?') == std::string::npos ? "?" : "&") + std::string("digest=") + digest;
+  location +=
+      (location.find('?') == std::string::npos ? "?" : "&") + std::string("digest=") + digest;
   auto put = http_request(registry.address(), "PUT", location,
                           {{"Content-Type", "application/octet-stream"}}, bytes);
   check(put.status == 201, "blob upload: " + std::to_string(put.status) + " " + put.body);

@@ -47,7 +47,8 @@ struct RegistryAuth {
 // docker-registry serving from a directory of its own.
 class Registry {
  public:
-  explicit Registry(const TempDir& dir, RegistryAuth auth = {}, const std::string& name = "upstream");
+  explicit Registry(const TempDir& dir, RegistryAuth auth = {},
+                    const std::string& name = "upstream");
   const std::string& address() const { return address_; }
   std::string url() const { return "http://" + address_; }
   const std::string& storage() const { return storage_; }
@@ -101,8 +102,8 @@ class Agent {
 };
 
 struct Image {
-  std::string layout;       // OCI layout directory
-  nlohmann::json summary;   // mkimage.py's output: digest, mediaType, blobs[]
+  std::string layout;      // OCI layout directory
+  nlohmann::json summary;  // mkimage.py's output: digest, mediaType, blobs[]
   std::string digest() const { return summary["digest"]; }
   std::vector<std::string> blob_digests() const;
 };

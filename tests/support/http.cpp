@@ -37,7 +37,8 @@ Task<void> do_request(Call call) {
   error_code ec;
   tcp::resolver resolver(ex);
   const auto [host, port] = split_host_port(call.host_port);
-  auto endpoints = co_await resolver.async_resolve(host, port, asio::redirect_error(asio::use_awaitable, ec));
+  auto endpoints =
+      co_await resolver.async_resolve(host, port, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
     r.error = "resolve: " + ec.message();
     co_return;
@@ -66,7 +67,8 @@ Task<void> do_request(Call call) {
   http::response_parser<http::string_body> parser;
   parser.body_limit(std::numeric_limits<std::uint64_t>::max());
   if (call.method == "HEAD") parser.skip(true);
-  co_await http::async_read_header(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+  co_await http::async_read_header(stream, buffer, parser,
+                                   asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
     r.error = "read header: " + ec.message();
     co_return;
@@ -78,7 +80,8 @@ Task<void> do_request(Call call) {
     r.headers[name] = std::string(f.value());
   }
   if (!parser.is_done()) {
-    co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    co_await http::async_read(stream, buffer, parser,
+                              asio::redirect_error(asio::use_awaitable, ec));
   }
   r.body = parser.get().body();
   r.complete = !ec && parser.is_done();
@@ -90,15 +93,18 @@ Task<void> do_raw(std::string host_port, std::string bytes, std::string* out) {
   error_code ec;
   tcp::resolver resolver(ex);
   const auto [host, port] = split_host_port(host_port);
-  auto endpoints = co_await resolver.async_resolve(host, port, asio::redirect_error(asio::use_awaitable, ec));
+  auto endpoints =
+      co_await resolver.async_resolve(host, port, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return;
   tcp::socket sock(ex);
   co_await asio::async_connect(sock, endpoints, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return;
-  co_await asio::async_write(sock, asio::buffer(bytes), asio::redirect_error(asio::use_awaitable, ec));
+  co_await asio::async_write(sock, asio::buffer(bytes),
+                             asio::redirect_error(asio::use_awaitable, ec));
   char buf[4096];
   for (int i = 0; i < 10000 && !ec; ++i) {
-    const std::size_t n = co_await sock.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+    const std::size_t n = co_await sock.async_read_some(
+        asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
     out->append(buf, n);
   }
 }

@@ -12,10 +12,10 @@
 namespace layerswarm::test {
 
 struct HttpResult {
-  int status = 0;                             // 0: no response head
+  int status = 0;                              // 0: no response head
   std::map<std::string, std::string> headers;  // lowercased names, last value wins
   std::string body;
-  bool complete = false;                      // the whole declared body arrived
+  bool complete = false;  // the whole declared body arrived
   std::string error;
 
   std::string header(const std::string& name) const {

@@ -51,7 +51,9 @@ struct SlowProxy::Impl {
     error_code ec;
     auto endpoints = co_await resolver.async_resolve(upstream_host, upstream_port,
                                                      asio::redirect_error(asio::use_awaitable, ec));
-    if (!ec) co_await asio::async_connect(*server, endpoints, asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec)
+      co_await asio::async_connect(*server, endpoints,
+                                   asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       client->close(ec);
       co_return;

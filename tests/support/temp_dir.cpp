@@ -12,7 +12,8 @@
 namespace layerswarm::test {
 
 TempDir::TempDir() {
-  std::string pattern = (std::filesystem::temp_directory_path() / "layerswarm-test-XXXXXX").string();
+  std::string pattern =
+      (std::filesystem::temp_directory_path() / "layerswarm-test-XXXXXX").string();
   if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
   path_ = pattern;
 }
