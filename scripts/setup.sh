@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what layerswarm needs on Debian 12, from Debian's packages only. Idempotent: installs
+# only what is missing. Needs root (or sudo).
+#   scripts/setup.sh            build, test and demo dependencies
+#   scripts/setup.sh --bench    also what the benchmarks compare against (nginx, wrk, hyperfine)
+#   scripts/setup.sh --e2e      also the real clients for tests/e2e (podman, containerd, dockerd)
+set -euo pipefail
+
+packages=(
+  # build
+  g++ cmake ninja-build ccache pkg-config
+  libboost-dev libssl-dev librocksdb-dev nlohmann-json3-dev libspdlog-dev libcli11-dev catch2
+  # tests and demo: a real upstream registry, a real client, helpers
+  docker-registry skopeo apache2-utils python3 openssl curl ca-certificates clang-format
+  busybox-static
+)
+for arg in "$@"; do
+  case "$arg" in
+    --bench) packages+=(nginx-light wrk hyperfine time) ;;
+    --e2e) packages+=(podman containerd docker.io runc iproute2 uidmap) ;;
+    *) echo "usage: $0 [--bench] [--e2e]" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# docker-registry, nginx and containerd would start system services on install; none is wanted
+# (tests start their own on ephemeral ports). policy-rc.d exit 101 = "do not start".
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
