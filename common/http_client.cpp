@@ -7,6 +7,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <vector>
@@ -100,15 +101,52 @@ class Response final : public ClientResponse {
     }
     if (auto len = parser_->content_length()) content_length = *len;
     keep_alive_ = msg.keep_alive();
+    // A Content-Length body is read straight from the socket into the caller's buffer: Beast's
+    // parser would copy it through a small dynamic buffer, 512 bytes per read.
+    raw_ = !parser_->is_done() && !parser_->chunked() && content_length.has_value();
+    remaining_ = content_length.value_or(0);
   }
 
   ~Response() override {
-    if (conn_ && keep_alive_ && parser_->is_done()) client_->put_back(std::move(conn_));
+    if (conn_ && keep_alive_ && body_done()) client_->put_back(std::move(conn_));
   }
 
-  bool body_done() const override { return parser_->is_done(); }
+  bool body_done() const override { return raw_ ? remaining_ == 0 : parser_->is_done(); }
 
   Task<Result<std::size_t>> read_some(char* buf, std::size_t size) override {
+    if (raw_) co_return co_await read_raw(buf, size);
+    co_return co_await read_parsed(buf, size);
+  }
+
+ private:
+  Task<Result<std::size_t>> read_raw(char* buf, std::size_t size) {
+    if (remaining_ == 0 || size == 0) co_return std::size_t{0};
+    if (!conn_) co_return Error(Errc::kBadUpstreamResponse, "connection already failed");
+    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(size, remaining_));
+    auto& pending = conn_->buffer;  // body bytes that arrived with the head
+    if (pending.size() > 0) {
+      const std::size_t n = std::min(want, pending.size());
+      std::memcpy(buf, pending.data().data(), n);
+      pending.consume(n);
+      remaining_ -= n;
+      co_return n;
+    }
+    conn_->lowest().expires_after(client_->options.read_timeout);
+    error_code ec;
+    std::size_t n = 0;
+    if (conn_->tls) {
+      n = co_await conn_->tls->async_read_some(asio::buffer(buf, want),
+                                               asio::redirect_error(asio::use_awaitable, ec));
+    } else {
+      n = co_await conn_->tcp->async_read_some(asio::buffer(buf, want),
+                                               asio::redirect_error(asio::use_awaitable, ec));
+    }
+    if (ec) co_return fail(ec);
+    remaining_ -= n;
+    co_return n;
+  }
+
+  Task<Result<std::size_t>> read_parsed(char* buf, std::size_t size) {
     for (int spins = 0; spins < 1000; ++spins) {
       if (parser_->is_done()) co_return std::size_t{0};
       if (!conn_) co_return Error(Errc::kBadUpstreamResponse, "connection already failed");
@@ -125,22 +163,28 @@ class Response final : public ClientResponse {
                                   asio::redirect_error(asio::use_awaitable, ec));
       }
       if (ec == http::error::need_buffer) ec = {};
-      if (ec) {
-        conn_.reset();
-        if (ec == beast::error::timeout) co_return Error(Errc::kTimeout, "upstream read timed out");
-        co_return Error(ec, "upstream body: " + ec.message());
-      }
+      if (ec) co_return fail(ec);
       const std::size_t n = size - body.size;
       if (n > 0 || parser_->is_done()) co_return n;
     }
     co_return Error(Errc::kBadUpstreamResponse, "upstream body made no progress");
   }
 
- private:
+  Error fail(const error_code& ec) {
+    conn_.reset();
+    if (ec == beast::error::timeout) return Error(Errc::kTimeout, "upstream read timed out");
+    if (ec == asio::error::eof) {
+      return Error(Errc::kBadUpstreamResponse, "upstream closed the connection mid-body");
+    }
+    return Error(ec, "upstream body: " + ec.message());
+  }
+
   std::shared_ptr<HttpClient::Impl> client_;
   std::unique_ptr<Conn> conn_;
   std::unique_ptr<http::response_parser<http::buffer_body>> parser_;
   bool keep_alive_ = false;
+  bool raw_ = false;
+  std::uint64_t remaining_ = 0;
 };
 
 // Writes the request and reads the response head on `stream`.

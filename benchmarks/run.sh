@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# Measures layerswarm-agent next to its baselines, in the same run, on loopback:
+#   1. warm GET of a cached 1 GiB blob        vs nginx serving the same file with sendfile
+#   2. cold pull of a 200 MiB image (skopeo)  vs the same pull straight from the upstream
+#   3. warm manifest-by-tag requests/s (wrk)  vs docker-registry in proxy mode
+#   4. agent peak RSS (/usr/bin/time -v): idle, and during a 1 GiB pull
+# Prints a table and writes it to benchmarks/results-<date>.txt. Needs root for nginx's user
+# switch; installs what is missing (scripts/setup.sh --bench).
+#   benchmarks/run.sh [RUNS]     (RUNS: repetitions per timed case, default 5)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+RUNS=${1:-5}
+scripts/setup.sh --bench >/dev/null
+scripts/build.sh release >/dev/null
+AGENT_BIN=$ROOT/build/agent/layerswarm-agent
+
+WORK=$(mktemp -d /tmp/layerswarm-bench-XXXXXX)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ -z "${KEEP:-}" ]; then rm -rf "$WORK"; else echo "bench: kept $WORK"; fi
+}
+trap cleanup EXIT
+log() { echo "bench: $*" >&2; }
+wait_log() {  # wait_log FILE NEEDLE: at most 30 s
+  local i
+  for i in $(seq 1 300); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+  echo "bench: $1 never said '$2'" >&2; cat "$1" >&2; return 1
+}
+listening() { grep -o 'listening on [a-z:/]*127\.0\.0\.1:[0-9]*' "$1" | head -1 | grep -o '127\.0\.0\.1:[0-9]*'; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+median() { python3 -c 'import statistics,sys; print("%.3f" % statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.3f", b - a}'; }
+
+start_registry() {  # start_registry NAME [EXTRA_YAML]: sets REGISTRY to its host:port
+  local name=$1 extra=${2:-}
+  cat >"$WORK/$name.yml" <<YML
+version: 0.1
+log: {level: info, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: $WORK/$name-data}, delete: {enabled: true}}
+http: {addr: "127.0.0.1:0", secret: layerswarm-bench}
+$extra
+YML
+  docker-registry serve "$WORK/$name.yml" >"$WORK/$name.log" 2>&1 &
+  PIDS+=($!)
+  wait_log "$WORK/$name.log" "listening on"
+  REGISTRY=$(listening "$WORK/$name.log")
+}
+
+# start_agent NAME: starts an agent (default log level: a line per request) under
+# /usr/bin/time -v; sets AGENT (host:port) and AGENT_PID (the time process).
+start_agent() {
+  local name=$1
+  /usr/bin/time -v -o "$WORK/$name.time" "$AGENT_BIN" --listen 127.0.0.1:0 \
+    --data-dir "$WORK/$name-data" --upstream "http://$UPSTREAM" >"$WORK/$name.log" 2>&1 &
+  AGENT_PID=$!
+  PIDS+=($AGENT_PID)
+  wait_log "$WORK/$name.log" "listening on"
+  AGENT=$(listening "$WORK/$name.log")
+}
+stop_agent() {  # SIGTERM to the agent (the child of time); wait for time to report
+  pkill -TERM -P "$AGENT_PID" || true
+  wait "$AGENT_PID" 2>/dev/null || true
+}
+peak_rss_mib() { awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2 / 1024}' "$1"; }
+
+push_blob() {  # push_blob REGISTRY REPO FILE: prints the digest
+  local reg=$1 repo=$2 file=$3 digest loc
+  digest=sha256:$(python3 -c 'import hashlib,sys
+h = hashlib.sha256()
+with open(sys.argv[1], "rb") as f:
+    for b in iter(lambda: f.read(1 << 20), b""): h.update(b)
+print(h.hexdigest())' "$file")
+  loc=$(curl -sf -X POST -D - -o /dev/null "http://$reg/v2/$repo/blobs/uploads/" |
+    awk 'tolower($1) == "location:" {print $2}' | tr -d '\r')
+  loc=${loc#http://$reg}
+  curl -sf -X PUT -H 'Content-Type: application/octet-stream' -T "$file" \
+    "http://$reg$loc&digest=$digest" -o /dev/null
+  echo "$digest"
+}
+
+log "work dir $WORK, $RUNS runs per timed case, $(nproc) CPUs"
+start_registry upstream
+UPSTREAM=$REGISTRY
+
+# ---------------------------------------------------------------------------------------
+# 4a. idle RSS: start, answer a ping, stop.
+start_agent idle
+curl -sf "http://$AGENT/v2/" -o /dev/null
+stop_agent
+RSS_IDLE=$(peak_rss_mib "$WORK/idle.time")
+log "idle peak RSS $RSS_IDLE MiB"
+
+# ---------------------------------------------------------------------------------------
+# 1 + 4b. A 1 GiB blob: cold pull through a fresh agent (RSS), then warm GETs vs nginx.
+log "making and pushing a 1 GiB blob"
+head -c 1G /dev/urandom >"$WORK/big.bin"
+BIG=$(push_blob "$UPSTREAM" bench/big "$WORK/big.bin")
+rm -f "$WORK/big.bin"
+start_agent big
+t=$(now)
+curl -sf "http://$AGENT/v2/bench/big/blobs/$BIG" -o /dev/null
+COLD_BIG=$(since "$t")
+log "cold 1 GiB through the agent: $COLD_BIG s"
+
+NGINX_PORT=$(free_port)
+cat >"$WORK/nginx.conf" <<CONF
+user root;
+worker_processes 1;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 64; }
+http {
+  sendfile on;
+  tcp_nopush on;
+  access_log off;
+  default_type application/octet-stream;
+  server { listen 127.0.0.1:$NGINX_PORT; root $WORK/big-data/blobs; }
+}
+CONF
+nginx -c "$WORK/nginx.conf" &
+PIDS+=($!)
+for i in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break; sleep 0.1; done
+HEX=${BIG#sha256:}
+NGINX_URL="http://127.0.0.1:$NGINX_PORT/sha256/${HEX:0:2}/$HEX"
+AGENT_URL="http://$AGENT/v2/bench/big/blobs/$BIG"
+curl -sf "$NGINX_URL" -o /dev/null  # the same file, warm in the page cache for both
+hyperfine -N --style none --warmup 1 --runs "$RUNS" --export-json "$WORK/warm.json" \
+  -n layerswarm "curl -sf -o /dev/null $AGENT_URL" \
+  -n nginx "curl -sf -o /dev/null $NGINX_URL" >/dev/null
+read -r WARM_AGENT WARM_NGINX < <(python3 -c 'import json,sys
+r = {x["command"]: x["median"] for x in json.load(open(sys.argv[1]))["results"]}
+print(r["layerswarm"], r["nginx"])' "$WORK/warm.json")
+stop_agent
+RSS_BIG=$(peak_rss_mib "$WORK/big.time")
+log "warm 1 GiB: agent $WARM_AGENT s, nginx $WARM_NGINX s; peak RSS with a 1 GiB pull $RSS_BIG MiB"
+rm -rf "$WORK/big-data"
+
+# ---------------------------------------------------------------------------------------
+# 2. Cold pull of a 200 MiB image (4 x 50 MiB layers), through a fresh agent vs direct.
+log "making and pushing a 200 MiB image"
+python3 scripts/mkimage.py "$WORK/image" --layer 50M --layer 50M --layer 50M --layer 50M \
+  --label bench >/dev/null
+skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$WORK/image:latest" \
+  "docker://$UPSTREAM/bench/image:latest"
+DIRECT=()
+VIA=()
+for i in $(seq 1 "$RUNS"); do
+  rm -rf "$WORK/out"
+  t=$(now)
+  skopeo --insecure-policy copy -q --src-tls-verify=false "docker://$UPSTREAM/bench/image:latest" "dir:$WORK/out"
+  DIRECT+=("$(since "$t")")
+  start_agent "cold$i"
+  rm -rf "$WORK/out"
+  t=$(now)
+  skopeo --insecure-policy copy -q --src-tls-verify=false "docker://$AGENT/bench/image:latest" "dir:$WORK/out"
+  VIA+=("$(since "$t")")
+  stop_agent
+  rm -rf "$WORK/cold$i-data"
+  log "cold pull $i: direct ${DIRECT[-1]} s, through the agent ${VIA[-1]} s"
+done
+COLD_DIRECT=$(median "${DIRECT[@]}")
+COLD_VIA=$(median "${VIA[@]}")
+
+# ---------------------------------------------------------------------------------------
+# 3. Warm manifest by tag: the agent vs docker-registry as a pull-through proxy.
+start_registry proxy "proxy: {remoteurl: \"http://$UPSTREAM\"}"
+PROXY=$REGISTRY
+start_agent tags
+ACCEPT='Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json'
+for target in "$AGENT" "$PROXY"; do
+  curl -sf -H "$ACCEPT" "http://$target/v2/bench/image/manifests/latest" -o /dev/null
+done
+wrk_rps() {
+  wrk -t2 -c32 -d8s -H "$ACCEPT" "http://$1/v2/bench/image/manifests/latest" |
+    awk '/Requests\/sec/ {print $2}'
+}
+RPS_AGENT=$(wrk_rps "$AGENT")
+RPS_PROXY=$(wrk_rps "$PROXY")
+stop_agent
+log "manifest by tag: agent $RPS_AGENT req/s, registry proxy $RPS_PROXY req/s"
+
+# ---------------------------------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", a / b}'; }
+gbps() { awk -v t="$1" 'BEGIN {printf "%.2f GB/s", 1073741824 / t / 1e9}'; }
+verdict() { awk -v r="$1" -v op="$2" -v g="$3" 'BEGIN {ok = (op == ">=") ? r >= g : r <= g; print ok ? "met" : "MISSED"}'; }
+W_RATIO=$(awk -v a="$WARM_AGENT" -v n="$WARM_NGINX" 'BEGIN {print n / a}')
+C_RATIO=$(awk -v a="$COLD_VIA" -v d="$COLD_DIRECT" 'BEGIN {print a / d}')
+R_RATIO=$(awk -v a="$RPS_AGENT" -v p="$RPS_PROXY" 'BEGIN {print a / p}')
+RESULT="$WORK/table.txt"
+{
+  echo "layerswarm benchmarks, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, loopback, medians of $RUNS runs"
+  echo
+  printf '%-36s %-18s %-28s %-7s %-10s %s\n' benchmark layerswarm baseline ratio goal result
+  printf '%-36s %-18s %-28s %-7s %-10s %s\n' "warm GET, cached 1 GiB blob" "$(gbps "$WARM_AGENT")" \
+    "nginx sendfile $(gbps "$WARM_NGINX")" "$(printf '%.2fx' "$W_RATIO")" ">= 0.9x" "$(verdict "$W_RATIO" '>=' 0.9)"
+  printf '%-36s %-18s %-28s %-7s %-10s %s\n' "cold pull, 200 MiB image (skopeo)" "$COLD_VIA s" \
+    "direct from upstream $COLD_DIRECT s" "$(printf '%.2fx' "$C_RATIO")" "<= 1.1x" "$(verdict "$C_RATIO" '<=' 1.1)"
+  printf '%-36s %-18s %-28s %-7s %-10s %s\n' "warm manifest by tag (wrk -c32)" "$(printf '%.0f req/s' "$RPS_AGENT")" \
+    "registry proxy $(printf '%.0f req/s' "$RPS_PROXY")" "$(printf '%.1fx' "$R_RATIO")" ">= 5x" "$(verdict "$R_RATIO" '>=' 5)"
+  printf '%-36s %-18s %-28s %-7s %-10s %s\n' "agent peak RSS, idle" "$RSS_IDLE MiB" "-" "-" "<= 20 MiB" "$(verdict "$RSS_IDLE" '<=' 20)"
+  printf '%-36s %-18s %-28s %-7s %-10s %s\n' "agent peak RSS, 1 GiB pull" "$RSS_BIG MiB" "-" "-" "<= 64 MiB" "$(verdict "$RSS_BIG" '<=' 64)"
+  echo
+  echo "also: cold 1 GiB blob through the agent (upstream fetch streamed to curl): $COLD_BIG s"
+  echo "cold pull runs (s): direct ${DIRECT[*]}; through the agent ${VIA[*]}"
+} | tee "$RESULT"
+cp "$RESULT" "$ROOT/benchmarks/results-$(date -u +%Y%m%d-%H%M).txt"
