@@ -52,7 +52,10 @@ class BlobFetch {
 
 struct FetchOptions {
   std::chrono::milliseconds open_timeout{20'000};  // until the source answers
-  std::size_t buffer_size = 256 * 1024;
+  // Readers trail the download by at most one read: small reads keep a client's pipeline full.
+  // Measured (cold 200 MiB skopeo pull vs direct, 11 runs): 64 KiB 1.10x, 128 KiB 1.14x,
+  // 256 KiB 1.12x, 1 MiB 1.19x; one 512 MiB stream runs as fast at 64 KiB as at 256 KiB.
+  std::size_t buffer_size = 64 * 1024;
 };
 
 class BlobFetcher {

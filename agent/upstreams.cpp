@@ -17,20 +17,20 @@ Upstreams::Upstreams(asio::any_io_executor executor, const AgentConfig& config, 
 
   // The default upstream: a registries entry by name, or by URL (origin match), or a new entry
   // named after the URL's host:port.
-  if (config.upstream.find("://") == std::string::npos) {
-    default_name_ = canonical_registry(config.upstream);
-    return;
-  }
-  const Url url = *Url::parse(config.upstream);
+  default_name_ = default_registry_name(config.upstream);
+  // The default upstream serves most requests: its one-time costs are paid at start.
+  client_for(registries_.lookup(default_name_))->warm_up();
+}
+
+std::string Upstreams::default_registry_name(const std::string& upstream) {
+  if (upstream.find("://") == std::string::npos) return canonical_registry(upstream);
+  const Url url = *Url::parse(upstream);  // validate() checked it
   for (const auto& [name, entry] : registries_.entries()) {
-    if (entry.url.origin() == url.origin()) {
-      default_name_ = name;
-      return;
-    }
+    if (entry.url.origin() == url.origin()) return name;
   }
-  default_name_ = canonical_registry(url.authority());
-  // Cannot fail: validate() checked the URL.
-  (void)registries_.set_url(default_name_ + "=" + config.upstream);
+  const std::string name = canonical_registry(url.authority());
+  (void)registries_.set_url(name + "=" + upstream);  // cannot fail: a valid URL
+  return name;
 }
 
 Upstreams::~Upstreams() = default;

@@ -34,6 +34,9 @@ class Upstreams {
 
  private:
   RegistryClient* client_for(const RegistryEntry& entry);
+  // A registries entry by name, or by URL (origin match), or a new entry named after the
+  // URL's host:port.
+  std::string default_registry_name(const std::string& upstream);
 
   asio::any_io_executor executor_;
   Registries registries_;

@@ -116,6 +116,7 @@ error_log $WORK/nginx-error.log;
 events { worker_connections 64; }
 http {
   sendfile on;
+  sendfile_max_chunk 0;
   tcp_nopush on;
   access_log off;
   default_type application/octet-stream;
@@ -126,6 +127,8 @@ nginx -c "$WORK/nginx.conf" &
 PIDS+=($!)
 for i in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break; sleep 0.1; done
 HEX=${BIG#sha256:}
+# The response completed at the digest check; fsync and rename into the cache follow.
+for i in $(seq 1 600); do [ -f "$WORK/big-data/blobs/sha256/${HEX:0:2}/$HEX" ] && break; sleep 0.1; done
 NGINX_URL="http://127.0.0.1:$NGINX_PORT/sha256/${HEX:0:2}/$HEX"
 AGENT_URL="http://$AGENT/v2/bench/big/blobs/$BIG"
 curl -sf "$NGINX_URL" -o /dev/null  # the same file, warm in the page cache for both

@@ -45,16 +45,23 @@ bool is_ip_literal(const std::string& host) {
 
 struct HttpClient::Impl : std::enable_shared_from_this<HttpClient::Impl> {
   Impl(asio::any_io_executor ex, ClientOptions opts)
-      : executor(std::move(ex)), options(std::move(opts)), tls(ssl::context::tls_client) {
-    tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                    ssl::context::no_sslv3);
+      : executor(std::move(ex)), options(std::move(opts)) {}
+
+  // The TLS context, made on first use: loading the system CA store costs ~20 ms, which an
+  // http-only upstream should never pay.
+  ssl::context& tls_context() {
+    if (tls) return *tls;
+    tls = std::make_unique<ssl::context>(ssl::context::tls_client);
+    tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                     ssl::context::no_sslv3);
     error_code ec;
-    tls.set_default_verify_paths(ec);
+    tls->set_default_verify_paths(ec);
     if (!options.ca_file.empty()) {
-      tls.load_verify_file(options.ca_file, ec);
+      tls->load_verify_file(options.ca_file, ec);
       if (ec) ca_error = "cannot load CA file " + options.ca_file + ": " + ec.message();
     }
-    tls.set_verify_mode(options.insecure_skip_verify ? ssl::verify_none : ssl::verify_peer);
+    tls->set_verify_mode(options.insecure_skip_verify ? ssl::verify_none : ssl::verify_peer);
+    return *tls;
   }
 
   std::unique_ptr<Conn> take(const std::string& origin) {
@@ -82,7 +89,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<HttpClient::Impl> {
 
   asio::any_io_executor executor;
   ClientOptions options;
-  ssl::context tls;
+  std::unique_ptr<ssl::context> tls;
   std::string ca_error;
   std::map<std::string, std::vector<std::unique_ptr<Conn>>> idle;
 };
@@ -206,16 +213,24 @@ Task<Result<std::unique_ptr<Conn>>> HttpClient::Impl::connect(Url url) {
   auto conn = std::make_unique<Conn>();
   conn->origin = url.origin();
   error_code ec;
-  // The guard's handler may run after this frame moved on: it holds the resolver itself.
-  auto resolver = std::make_shared<tcp::resolver>(executor);
-  asio::steady_timer guard(executor, options.connect_timeout);
-  guard.async_wait([resolver](error_code e) {
-    if (!e) resolver->cancel();
-  });
-  const auto endpoints = co_await resolver->async_resolve(
-      url.host, std::to_string(url.port), asio::redirect_error(asio::use_awaitable, ec));
-  guard.cancel();
-  if (ec) co_return Error(ec, "cannot resolve " + url.host + ": " + ec.message());
+  std::vector<tcp::endpoint> endpoints;
+  const auto literal = asio::ip::make_address(url.host, ec);
+  if (!ec) {
+    endpoints.emplace_back(literal, url.port);  // no resolver thread for an IP address
+  } else {
+    ec = {};
+    // The guard's handler may run after this frame moved on: it holds the resolver itself.
+    auto resolver = std::make_shared<tcp::resolver>(executor);
+    asio::steady_timer guard(executor, options.connect_timeout);
+    guard.async_wait([resolver](error_code e) {
+      if (!e) resolver->cancel();
+    });
+    const auto results = co_await resolver->async_resolve(
+        url.host, std::to_string(url.port), asio::redirect_error(asio::use_awaitable, ec));
+    guard.cancel();
+    if (ec) co_return Error(ec, "cannot resolve " + url.host + ": " + ec.message());
+    for (const auto& r : results) endpoints.push_back(r.endpoint());
+  }
 
   conn->tcp = std::make_unique<beast::tcp_stream>(executor);
   conn->tcp->expires_after(options.connect_timeout);
@@ -228,8 +243,10 @@ Task<Result<std::unique_ptr<Conn>>> HttpClient::Impl::connect(Url url) {
   conn->tcp->socket().set_option(tcp::no_delay(true), ec);
   if (!url.tls()) co_return conn;
 
+  ssl::context& context = tls_context();
   if (!ca_error.empty()) co_return Error(Errc::kConfigInvalid, ca_error);
-  conn->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(std::move(*conn->tcp), tls);
+  conn->tls =
+      std::make_unique<beast::ssl_stream<beast::tcp_stream>>(std::move(*conn->tcp), context);
   conn->tcp.reset();
   if (!is_ip_literal(url.host)) {
     SSL_set_tlsext_host_name(conn->tls->native_handle(), url.host.c_str());
@@ -251,6 +268,8 @@ HttpClient::HttpClient(asio::any_io_executor executor, ClientOptions options)
 HttpClient::~HttpClient() = default;
 
 const ClientOptions& HttpClient::options() const { return impl_->options; }
+
+void HttpClient::prepare_tls() { impl_->tls_context(); }
 
 Task<Result<std::unique_ptr<ClientResponse>>> HttpClient::send(ClientRequest request) {
   http::request<http::empty_body> req;

@@ -70,6 +70,8 @@ class HttpClient {
   Task<Result<std::unique_ptr<ClientResponse>>> send(ClientRequest request);
 
   const ClientOptions& options() const;
+  // Loads the TLS context (system CAs, ca_file) now rather than on the first https request.
+  void prepare_tls();
 
   struct Impl;
 

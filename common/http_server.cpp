@@ -265,9 +265,11 @@ class Connection final : public ConnectionBase,
   // Plain TCP: sendfile(2) from the page cache, waiting for writability on EAGAIN.
   Task<error_code> send_file(int fd, std::uint64_t offset, std::uint64_t length) {
     auto& sock = tcp_layer().socket();
-    error_code ec;
-    sock.native_non_blocking(true, ec);
-    if (ec) co_return ec;
+    if (!sock.native_non_blocking()) {  // once per connection: sendfile must not block
+      error_code ec;
+      sock.native_non_blocking(true, ec);
+      if (ec) co_return ec;
+    }
     off_t off = static_cast<off_t>(offset);
     std::uint64_t since_yield = 0;
     while (length > 0) {

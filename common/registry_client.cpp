@@ -141,6 +141,10 @@ RegistryClient::RegistryClient(asio::any_io_executor executor, RegistryEntry ent
 
 RegistryClient::~RegistryClient() = default;
 
+void RegistryClient::warm_up() {
+  if (entry_.url.tls()) http_.prepare_tls();
+}
+
 Task<Result<std::unique_ptr<ClientResponse>>> RegistryClient::fetch(UpstreamCall call) {
   Url url = entry_.url;
   std::string base = url.target.substr(0, url.target.find('?'));

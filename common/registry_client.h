@@ -66,6 +66,8 @@ class RegistryClient {
   Task<Result<std::unique_ptr<ClientResponse>>> fetch(UpstreamCall call);
 
   const RegistryEntry& entry() const { return entry_; }
+  // Pays one-time costs (the TLS context) before the first request.
+  void warm_up();
 
  private:
   Task<Result<std::string>> authorization(std::string scope, SteadyTime deadline);
