@@ -153,6 +153,13 @@ Task<Result<ManifestAnswer>> ManifestService::resolve_tag(UpstreamTarget target,
                                                           std::string repository, std::string tag,
                                                           std::optional<TagRecord> cached) {
   const SteadyTime deadline = deadline_after(policy_.response_timeout);
+  if (!cached) {
+    // Never seen: the manifest is needed anyway, so one GET (Docker Hub counts a pull either
+    // way) instead of HEAD + GET saves a round trip.
+    auto answer = co_await fetch(target, repository, tag, std::nullopt, deadline);
+    if (answer) remember_tag(target, repository, tag, *answer);
+    co_return answer;
+  }
   UpstreamCall head_call = manifest_call("HEAD", repository, tag, deadline);
   auto head = co_await target.client->fetch(std::move(head_call));
   if (!head) co_return head.error();

@@ -1,8 +1,9 @@
 // Manifests for the mirror (PROTOCOL.md 2, 4, 5):
 // - by digest: immutable; from the cache, else one upstream GET (single flight), verified and
 //   stored before it is served;
-// - by tag: answered from the cache while younger than tag_ttl; then revalidated with an
-//   upstream HEAD (a GET only when the digest changed, or when the upstream sends no digest);
+// - by tag: a tag never seen is fetched with one GET; a cached tag is answered from the cache
+//   while younger than tag_ttl, then revalidated with an upstream HEAD (a GET only when the
+//   digest changed, or when the upstream sends no digest);
 //   when the upstream is unreachable, times out, or answers 5xx/429, the cached tag is served
 //   while younger than max_stale.
 // Upstream requests always carry the full Accept list; the cache does not depend on the

@@ -6,11 +6,11 @@
 #   4. agent peak RSS (/usr/bin/time -v): idle, and during a 1 GiB pull
 # Prints a table and writes it to benchmarks/results-<date>.txt. Needs root for nginx's user
 # switch; installs what is missing (scripts/setup.sh --bench).
-#   benchmarks/run.sh [RUNS]     (RUNS: repetitions per timed case, default 5)
+#   benchmarks/run.sh [RUNS]     (RUNS: repetitions per timed case, default 9)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-RUNS=${1:-5}
+RUNS=${1:-9}
 scripts/setup.sh --bench >/dev/null
 scripts/build.sh release >/dev/null
 AGENT_BIN=$ROOT/build/agent/layerswarm-agent

@@ -92,20 +92,24 @@ TEST_CASE("tags: revalidated with HEAD, changes followed, stale served when upst
       R"({"cache": {"tag_ttl": "0s"}, "upstream_client": {"response_timeout": "3s", "retries": 1}})");
   const std::string target = "/v2/test/tag/manifests/v1";
 
-  auto r1 = http_get(agent.address(), target);
+  auto r1 = http_get(agent.address(), target);  // never seen: one GET by tag
   CHECK(r1.status == 200);
   CHECK(r1.header("docker-content-digest") == first.digest());
-  auto r2 = http_get(agent.address(), target);
+  CHECK(upstream.agent_requests("GET", target) == 1);
+  CHECK(upstream.agent_requests("HEAD", target) == 0);
+  auto r2 = http_get(agent.address(), target);  // cached: a HEAD confirms the digest
   CHECK(r2.header("docker-content-digest") == first.digest());
   CHECK(agent.log_lines({"manifests/v1", "source=revalidated"}) == 1);
-  CHECK(upstream.agent_requests("HEAD", target) == 2);
-  CHECK(upstream.agent_requests("GET", target) == 0);  // HEAD gave the digest; GET by digest
-  CHECK(upstream.agent_requests("GET", "/v2/test/tag/manifests/" + first.digest()) == 1);
+  CHECK(upstream.agent_requests("HEAD", target) == 1);
+  CHECK(upstream.agent_requests("GET", target) == 1);
 
   push_image(dir, second, upstream, "test/tag:v1");  // the tag moves
   auto r3 = http_get(agent.address(), target);
   CHECK(r3.header("docker-content-digest") == second.digest());
+  CHECK(upstream.agent_requests("HEAD", target) == 2);
+  // The HEAD named a new digest: one GET by digest, none by tag.
   CHECK(upstream.agent_requests("GET", "/v2/test/tag/manifests/" + second.digest()) == 1);
+  CHECK(upstream.agent_requests("GET", target) == 1);
 
   upstream.stop();
   auto stale = http_get(agent.address(), target);
