@@ -270,6 +270,18 @@ class Connection final : public ConnectionBase,
       sock.native_non_blocking(true, ec);
       if (ec) co_return ec;
     }
+    // Nagle on while the kernel splices the file: full-size segments (nginx does the same; with
+    // TCP_NODELAY the loopback rate drops ~15%). Turning NODELAY back on afterwards pushes the
+    // tail out at once.
+    error_code ignored;
+    sock.set_option(tcp::no_delay(false), ignored);
+    const error_code ec = co_await send_file_loop(fd, offset, length);
+    sock.set_option(tcp::no_delay(true), ignored);
+    co_return ec;
+  }
+
+  Task<error_code> send_file_loop(int fd, std::uint64_t offset, std::uint64_t length) {
+    auto& sock = tcp_layer().socket();
     off_t off = static_cast<off_t>(offset);
     std::uint64_t since_yield = 0;
     while (length > 0) {
