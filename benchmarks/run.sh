@@ -132,12 +132,15 @@ for i in $(seq 1 600); do [ -f "$WORK/big-data/blobs/sha256/${HEX:0:2}/$HEX" ] &
 NGINX_URL="http://127.0.0.1:$NGINX_PORT/sha256/${HEX:0:2}/$HEX"
 AGENT_URL="http://$AGENT/v2/bench/big/blobs/$BIG"
 curl -sf "$NGINX_URL" -o /dev/null  # the same file, warm in the page cache for both
-hyperfine -N --style none --warmup 1 --runs "$RUNS" --export-json "$WORK/warm.json" \
-  -n layerswarm "curl -sf -o /dev/null $AGENT_URL" \
-  -n nginx "curl -sf -o /dev/null $NGINX_URL" >/dev/null
-read -r WARM_AGENT WARM_NGINX < <(python3 -c 'import json,sys
-r = {x["command"]: x["median"] for x in json.load(open(sys.argv[1]))["results"]}
-print(r["layerswarm"], r["nginx"])' "$WORK/warm.json")
+# Interleaved (agent, nginx, agent, ...) so that machine noise falls on both alike.
+WA=()
+WN=()
+for i in $(seq 1 $((RUNS + 6))); do
+  WA+=("$(curl -sf -o /dev/null -w '%{time_total}' "$AGENT_URL")")
+  WN+=("$(curl -sf -o /dev/null -w '%{time_total}' "$NGINX_URL")")
+done
+WARM_AGENT=$(median "${WA[@]}")
+WARM_NGINX=$(median "${WN[@]}")
 stop_agent
 RSS_BIG=$(peak_rss_mib "$WORK/big.time")
 log "warm 1 GiB: agent $WARM_AGENT s, nginx $WARM_NGINX s; peak RSS with a 1 GiB pull $RSS_BIG MiB"
@@ -196,7 +199,7 @@ C_RATIO=$(awk -v a="$COLD_VIA" -v d="$COLD_DIRECT" 'BEGIN {print a / d}')
 R_RATIO=$(awk -v a="$RPS_AGENT" -v p="$RPS_PROXY" 'BEGIN {print a / p}')
 RESULT="$WORK/table.txt"
 {
-  echo "layerswarm benchmarks, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, loopback, medians of $RUNS runs"
+  echo "layerswarm benchmarks, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, loopback, medians of $RUNS runs ($((RUNS + 6)) for warm GETs)"
   echo
   printf '%-36s %-18s %-28s %-7s %-10s %s\n' benchmark layerswarm baseline ratio goal result
   printf '%-36s %-18s %-28s %-7s %-10s %s\n' "warm GET, cached 1 GiB blob" "$(gbps "$WARM_AGENT")" \
@@ -209,6 +212,7 @@ RESULT="$WORK/table.txt"
   printf '%-36s %-18s %-28s %-7s %-10s %s\n' "agent peak RSS, 1 GiB pull" "$RSS_BIG MiB" "-" "-" "<= 64 MiB" "$(verdict "$RSS_BIG" '<=' 64)"
   echo
   echo "also: cold 1 GiB blob through the agent (upstream fetch streamed to curl): $COLD_BIG s"
+  echo "warm GET runs (s): agent ${WA[*]}; nginx ${WN[*]}"
   echo "cold pull runs (s): direct ${DIRECT[*]}; through the agent ${VIA[*]}"
 } | tee "$RESULT"
 mkdir -p "$ROOT/build" && cp "$RESULT" "$ROOT/build/benchmark-$(date -u +%Y%m%d-%H%M).txt"

@@ -27,6 +27,7 @@ namespace {
 
 constexpr std::size_t kFileChunk = 256 * 1024;          // pread size on TLS connections
 constexpr std::uint64_t kYieldEvery = 8 * 1024 * 1024;  // let other connections run
+constexpr std::uint64_t kNagleMinimum = 1024 * 1024;    // sendfile with Nagle on from here
 
 // The part of a connection the server needs for draining.
 class ConnectionBase {
@@ -273,6 +274,9 @@ class Connection final : public ConnectionBase,
     // Nagle on while the kernel splices the file: full-size segments (nginx does the same; with
     // TCP_NODELAY the loopback rate drops ~15%). Turning NODELAY back on afterwards pushes the
     // tail out at once.
+    // Small sends (a download's next 64 KiB) keep NODELAY: they gain nothing and the toggle
+    // costs two syscalls each.
+    if (length < kNagleMinimum) co_return co_await send_file_loop(fd, offset, length);
     error_code ignored;
     sock.set_option(tcp::no_delay(false), ignored);
     const error_code ec = co_await send_file_loop(fd, offset, length);
