@@ -19,7 +19,7 @@ Upstreams::Upstreams(asio::any_io_executor executor, const AgentConfig& config, 
   // named after the URL's host:port.
   default_name_ = default_registry_name(config.upstream);
   // The default upstream serves most requests: its one-time costs are paid at start.
-  client_for(registries_.lookup(default_name_))->warm_up();
+  client_for(registries_.lookup(default_name_), true)->warm_up();
 }
 
 std::string Upstreams::default_registry_name(const std::string& upstream) {
@@ -37,21 +37,37 @@ Upstreams::~Upstreams() = default;
 
 Result<UpstreamTarget> Upstreams::resolve(std::string_view requested) {
   const std::string name = requested.empty() ? default_name_ : canonical_registry(requested);
-  if (!allow_unlisted_ && name != default_name_ && !registries_.contains(name)) {
+  const bool listed = name == default_name_ || registries_.contains(name);
+  if (!allow_unlisted_ && !listed) {
     return Error(Errc::kDenied, "registry " + name + " is not configured on this mirror");
   }
-  return UpstreamTarget{name, client_for(registries_.lookup(name))};
+  return UpstreamTarget{name, client_for(registries_.lookup(name), listed)};
 }
 
-RegistryClient* Upstreams::client_for(const RegistryEntry& entry) {
+std::shared_ptr<RegistryClient> Upstreams::client_for(const RegistryEntry& entry, bool listed) {
   auto it = clients_.find(entry.name);
   if (it == clients_.end()) {
-    it = clients_
-             .emplace(entry.name, std::make_unique<RegistryClient>(executor_, entry,
-                                                                   client_options_, retry_, clock_))
-             .first;
+    if (!listed && unlisted_ >= kMaxUnlisted) evict_unlisted();
+    Slot slot{std::make_shared<RegistryClient>(executor_, entry, client_options_, retry_, clock_),
+              0, listed};
+    it = clients_.emplace(entry.name, std::move(slot)).first;
+    if (!listed) ++unlisted_;
   }
-  return it->second.get();
+  it->second.last_use = ++uses_;
+  return it->second.client;
+}
+
+void Upstreams::evict_unlisted() {
+  auto oldest = clients_.end();
+  for (auto it = clients_.begin(); it != clients_.end(); ++it) {
+    if (!it->second.listed &&
+        (oldest == clients_.end() || it->second.last_use < oldest->second.last_use)) {
+      oldest = it;
+    }
+  }
+  if (oldest == clients_.end()) return;
+  clients_.erase(oldest);
+  --unlisted_;
 }
 
 }  // namespace layerswarm::agent

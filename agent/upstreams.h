@@ -1,6 +1,8 @@
 // Upstream selection (PROTOCOL.md 1): the registry a request names through `ns=` or a path
 // prefix, else the configured default; one RegistryClient (connections, tokens) per registry,
-// created on first use.
+// created on first use. Clients of registries missing from the table are bounded
+// (kMaxUnlisted, least recently used evicted) so that requests naming many registries cannot
+// grow memory without limit.
 //
 // Threading: the io_context thread.
 #pragma once
@@ -18,7 +20,8 @@ namespace layerswarm::agent {
 
 struct UpstreamTarget {
   std::string registry;  // canonical name: the namespace of tags in the cache
-  RegistryClient* client = nullptr;
+  // Shared: a request keeps its client alive even if the client is evicted meanwhile.
+  std::shared_ptr<RegistryClient> client;
 };
 
 class Upstreams {
@@ -31,9 +34,19 @@ class Upstreams {
   Result<UpstreamTarget> resolve(std::string_view requested);
 
   const std::string& default_registry() const { return default_name_; }
+  std::size_t clients() const { return clients_.size(); }
+
+  static constexpr std::size_t kMaxUnlisted = 64;
 
  private:
-  RegistryClient* client_for(const RegistryEntry& entry);
+  struct Slot {
+    std::shared_ptr<RegistryClient> client;
+    std::uint64_t last_use = 0;
+    bool listed = false;  // in the registries table (or the default): never evicted
+  };
+
+  std::shared_ptr<RegistryClient> client_for(const RegistryEntry& entry, bool listed);
+  void evict_unlisted();
   // A registries entry by name, or by URL (origin match), or a new entry named after the
   // URL's host:port.
   std::string default_registry_name(const std::string& upstream);
@@ -45,7 +58,9 @@ class Upstreams {
   RetryPolicy retry_;
   const Clock& clock_;
   std::string default_name_;
-  std::map<std::string, std::unique_ptr<RegistryClient>> clients_;
+  std::map<std::string, Slot> clients_;
+  std::uint64_t uses_ = 0;
+  std::size_t unlisted_ = 0;
 };
 
 }  // namespace layerswarm::agent
