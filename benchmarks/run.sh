@@ -15,40 +15,13 @@ scripts/setup.sh --bench >/dev/null
 scripts/build.sh release >/dev/null
 AGENT_BIN=$ROOT/build/agent/layerswarm-agent
 
-WORK=$(mktemp -d /tmp/layerswarm-bench-XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  if [ -z "${KEEP:-}" ]; then rm -rf "$WORK"; else echo "bench: kept $WORK"; fi
-}
-trap cleanup EXIT
+source scripts/lib.sh
+ls_workdir layerswarm-bench
 log() { echo "bench: $*" >&2; }
-wait_log() {  # wait_log FILE NEEDLE: at most 30 s
-  local i
-  for i in $(seq 1 300); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "bench: $1 never said '$2'" >&2; cat "$1" >&2; return 1
-}
-listening() { grep -o 'listening on [a-z:/]*127\.0\.0\.1:[0-9]*' "$1" | head -1 | grep -o '127\.0\.0\.1:[0-9]*'; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 median() { python3 -c 'import statistics,sys; print("%.3f" % statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.3f", b - a}'; }
-
-start_registry() {  # start_registry NAME [EXTRA_YAML]: sets REGISTRY to its host:port
-  local name=$1 extra=${2:-}
-  cat >"$WORK/$name.yml" <<YML
-version: 0.1
-log: {level: info, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $WORK/$name-data}, delete: {enabled: true}}
-http: {addr: "127.0.0.1:0", secret: layerswarm-bench}
-$extra
-YML
-  docker-registry serve "$WORK/$name.yml" >"$WORK/$name.log" 2>&1 &
-  PIDS+=($!)
-  wait_log "$WORK/$name.log" "listening on"
-  REGISTRY=$(listening "$WORK/$name.log")
-}
 
 # start_agent NAME: starts an agent (default log level: a line per request) under
 # /usr/bin/time -v; sets AGENT (host:port) and AGENT_PID (the time process).
@@ -58,8 +31,8 @@ start_agent() {
     --data-dir "$WORK/$name-data" --upstream "http://$UPSTREAM" >"$WORK/$name.log" 2>&1 &
   AGENT_PID=$!
   PIDS+=($AGENT_PID)
-  wait_log "$WORK/$name.log" "listening on"
-  AGENT=$(listening "$WORK/$name.log")
+  ls_wait_log "$WORK/$name.log" "listening on"
+  AGENT=$(ls_listening "$WORK/$name.log")
 }
 stop_agent() {  # SIGTERM to the agent (the child of time); wait for time to report
   pkill -TERM -P "$AGENT_PID" || true
@@ -83,7 +56,7 @@ print(h.hexdigest())' "$file")
 }
 
 log "work dir $WORK, $RUNS runs per timed case, $(nproc) CPUs"
-start_registry upstream
+ls_start_registry upstream
 UPSTREAM=$REGISTRY
 
 # ---------------------------------------------------------------------------------------
@@ -174,7 +147,7 @@ COLD_VIA=$(median "${VIA[@]}")
 
 # ---------------------------------------------------------------------------------------
 # 3. Warm manifest by tag: the agent vs docker-registry as a pull-through proxy.
-start_registry proxy "proxy: {remoteurl: \"http://$UPSTREAM\"}"
+ls_start_registry proxy "proxy: {remoteurl: \"http://$UPSTREAM\"}"
 PROXY=$REGISTRY
 start_agent tags
 ACCEPT='Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json'

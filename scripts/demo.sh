@@ -11,43 +11,15 @@ scripts/setup.sh
 scripts/build.sh release >/dev/null
 echo "demo: built $(build/agent/layerswarm-agent --version)"
 
-WORK=$(mktemp -d /tmp/layerswarm-demo-XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  if [ -z "${KEEP:-}" ]; then rm -rf "$WORK"; else echo "demo: kept $WORK"; fi
-}
-trap cleanup EXIT
-
-# Waits (at most 20 s) for "listening on ...127.0.0.1:PORT" in a log; prints host:port.
-wait_listening() {
-  local log=$1 i
-  for i in $(seq 1 200); do
-    if grep -q "listening on" "$log" 2>/dev/null; then
-      grep -o 'listening on [a-z:/]*127\.0\.0\.1:[0-9]*' "$log" | head -1 | grep -o '127\.0\.0\.1:[0-9]*'
-      return 0
-    fi
-    sleep 0.1
-  done
-  echo "demo: $log never said it was listening:" >&2
-  cat "$log" >&2
-  return 1
-}
+source scripts/lib.sh
+ls_workdir layerswarm-demo
 
 echo "demo: generating an image (busybox + 3 random layers, ~65 MiB)"
 python3 scripts/mkimage.py "$WORK/image" --tag latest --busybox /bin/busybox \
   --layer 40M --layer 20M --layer 5M --label demo >"$WORK/image.json"
 
-cat >"$WORK/registry.yml" <<YML
-version: 0.1
-log: {level: info, accesslog: {disabled: false}}
-storage: {filesystem: {rootdirectory: $WORK/upstream}, delete: {enabled: true}}
-http: {addr: "127.0.0.1:0", secret: layerswarm-demo}
-YML
-docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 &
-PIDS+=($!)
-UPSTREAM=$(wait_listening "$WORK/registry.log")
+ls_start_registry upstream
+UPSTREAM=$REGISTRY
 skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$WORK/image:latest" \
   "docker://$UPSTREAM/demo/app:latest"
 echo "demo: upstream registry at $UPSTREAM holds demo/app:latest"
@@ -55,7 +27,8 @@ echo "demo: upstream registry at $UPSTREAM holds demo/app:latest"
 build/agent/layerswarm-agent --listen 127.0.0.1:0 --data-dir "$WORK/agent" \
   --upstream "http://$UPSTREAM" >"$WORK/agent.log" 2>&1 &
 PIDS+=($!)
-AGENT=$(wait_listening "$WORK/agent.log")
+ls_wait_log "$WORK/agent.log" "listening on"
+AGENT=$(ls_listening "$WORK/agent.log")
 echo "demo: layerswarm-agent at $AGENT, cache in $WORK/agent"
 echo
 
@@ -82,7 +55,7 @@ for i in 1 2; do
     "$(mib "$up_b") ($up_n blobs)" "$(mib "$cache_b") ($cache_n blobs)"
 done
 echo
-gets=$(awk '/"GET \/v2\/demo\/app\/blobs\// {n++} END {print n + 0}' "$WORK/registry.log")
+gets=$(awk '/"GET \/v2\/demo\/app\/blobs\// {n++} END {print n + 0}' "$WORK/upstream.log")
 echo "upstream registry served $gets blob GETs in all: the second pull never reached it."
 if diff -r "$WORK/pull1" "$WORK/pull2" >/dev/null; then
   echo "both pulls are byte-identical ($(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["digest"])' "$WORK/image.json"))."

@@ -18,23 +18,15 @@ AGENT_BIN=${AGENT_BIN:-$ROOT/build/agent/layerswarm-agent}
 [ "$(id -u)" -eq 0 ] || { echo "e2e: needs root (podman, containerd and dockerd)" >&2; exit 2; }
 [ -x "$AGENT_BIN" ] || { echo "e2e: build first (scripts/build.sh)" >&2; exit 2; }
 
-WORK=$(mktemp -d /tmp/layerswarm-e2e-XXXXXX)
-PIDS=()
+source scripts/lib.sh
+ls_workdir layerswarm-e2e
 KEYJSON_EXISTED=$([ -e /etc/docker/key.json ] && echo yes || echo no)
 RESULTS=()
-cleanup() {
-  local i
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[$i]}" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  done
+ls_on_cleanup() {
   # containerd's overlay snapshots and dockerd's mounts live under the work dir.
   grep -o " $WORK[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   [ "$KEYJSON_EXISTED" = yes ] || rm -f /etc/docker/key.json
-  if [ -z "${KEEP:-}" ]; then rm -rf "$WORK"; else echo "e2e: kept $WORK"; fi
 }
-trap cleanup EXIT
 
 wait_for() {  # wait_for DESCRIPTION COMMAND... : polls for up to 30 s
   local what=$1 i
@@ -46,7 +38,6 @@ wait_for() {  # wait_for DESCRIPTION COMMAND... : polls for up to 30 s
   echo "e2e: timed out waiting for $what" >&2
   return 1
 }
-listening() { grep -o 'listening on [a-z:/]*127\.0\.0\.1:[0-9]*' "$1" | head -1 | grep -o '127\.0\.0\.1:[0-9]*'; }
 record() { RESULTS+=("$(printf '%-11s %-6s %s' "$1" "$2" "$3")"); echo "e2e: $1: $2 $3"; }
 elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f s", b - a}'; }
 
@@ -55,16 +46,8 @@ python3 scripts/mkimage.py "$WORK/busybox" --busybox /bin/busybox --layer 3M --l
   >/dev/null
 python3 scripts/mkimage.py "$WORK/multi" --busybox /bin/busybox --layer 1M \
   --platform linux/amd64 --platform linux/arm64 --label e2e-multi >/dev/null
-cat >"$WORK/registry.yml" <<YML
-version: 0.1
-log: {level: info, accesslog: {disabled: false}}
-storage: {filesystem: {rootdirectory: $WORK/upstream}}
-http: {addr: "127.0.0.1:0", secret: layerswarm-e2e}
-YML
-docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 &
-PIDS+=($!)
-wait_for "docker-registry" grep -q "listening on" "$WORK/registry.log"
-UPSTREAM=$(listening "$WORK/registry.log")
+ls_start_registry upstream
+UPSTREAM=$REGISTRY
 skopeo --insecure-policy copy -q --dest-tls-verify=false --format v2s2 \
   "oci:$WORK/busybox:latest" "docker://$UPSTREAM/library/busybox:latest"
 skopeo --insecure-policy copy -q --dest-tls-verify=false --all \
@@ -74,8 +57,8 @@ skopeo --insecure-policy copy -q --dest-tls-verify=false --all \
 "$AGENT_BIN" --listen 127.0.0.1:0 --data-dir "$WORK/agent" --upstream "http://$UPSTREAM" \
   --registry "docker.io=http://$UPSTREAM" >"$WORK/agent.log" 2>&1 &
 PIDS+=($!)
-wait_for "the agent" grep -q "listening on" "$WORK/agent.log"
-AGENT=$(listening "$WORK/agent.log")
+ls_wait_log "$WORK/agent.log" "listening on"
+AGENT=$(ls_listening "$WORK/agent.log")
 echo "e2e: upstream $UPSTREAM, agent $AGENT, work dir $WORK"
 
 # --- skopeo ------------------------------------------------------------------------------
@@ -188,9 +171,9 @@ echo
 echo "agent requests by source:"
 grep -oE ' source=[a-z-]+ status=[0-9]+' "$WORK/agent.log" | sort | uniq -c | sed 's/^/  /'
 echo "upstream blob GETs by the agent, per blob (1 each = one upstream copy for all clients):"
-grep '"GET /v2/library/[a-z]*/blobs/' "$WORK/registry.log" | grep layerswarm |
+grep '"GET /v2/library/[a-z]*/blobs/' "$WORK/upstream.log" | grep layerswarm |
   grep -oE 'blobs/sha256:[0-9a-f]{12}' | sort | uniq -c | sed 's/^/  /'
-dups=$(grep '"GET /v2/library/[a-z]*/blobs/' "$WORK/registry.log" | grep layerswarm |
+dups=$(grep '"GET /v2/library/[a-z]*/blobs/' "$WORK/upstream.log" | grep layerswarm |
   grep -oE 'blobs/sha256:[0-9a-f]{64}' | sort | uniq -d | wc -l)
 errors=$(grep -cE ' status=(5[0-9][0-9])' "$WORK/agent.log" || true)
 echo "blobs fetched upstream more than once: $dups; agent 5xx answers: $errors"

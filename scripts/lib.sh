@@ -1,0 +1,65 @@
+# Shared by scripts/demo.sh, benchmarks/run.sh and tests/e2e/run.sh (source it).
+# A work directory whose processes are ended by PID at exit, waiting on log lines with a
+# deadline, and a docker-registry on an ephemeral loopback port.
+
+# ls_workdir PREFIX: makes $WORK, ends every PID in $PIDS at exit (newest first), runs
+# ls_on_cleanup if the script defines it, then removes $WORK unless KEEP is set.
+ls_workdir() {
+  WORK=$(mktemp -d "/tmp/$1-XXXXXX")
+  PIDS=()
+  LS_PREFIX=$1
+  trap ls_cleanup EXIT
+}
+ls_cleanup() {
+  local status=$? i pid
+  set +e  # cleanup is best effort and keeps the script's own exit status
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[$i]}" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if declare -F ls_on_cleanup >/dev/null; then ls_on_cleanup; fi
+  if [ -n "${KEEP:-}" ]; then
+    echo "$LS_PREFIX: kept $WORK" >&2
+  else
+    # Daemons' helpers (containerd shims) may hold files for a moment after their parent exits.
+    for i in $(seq 1 20); do rm -rf "$WORK" 2>/dev/null && break; sleep 0.25; done
+    [ -e "$WORK" ] && echo "$LS_PREFIX: could not remove $WORK" >&2
+  fi
+  exit "$status"
+}
+
+# ls_wait_log FILE NEEDLE [SECONDS]: waits (default 30 s) for NEEDLE in FILE.
+ls_wait_log() {
+  local i
+  for i in $(seq 1 $((${3:-30} * 10))); do
+    grep -q "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "$1 never said '$2':" >&2
+  cat "$1" >&2
+  return 1
+}
+
+# ls_listening FILE: the 127.0.0.1:PORT of the first "listening on" line.
+ls_listening() {
+  grep -o 'listening on [a-z:/]*127\.0\.0\.1:[0-9]*' "$1" | head -1 | grep -o '127\.0\.0\.1:[0-9]*'
+}
+
+# ls_start_registry NAME [YAML]: docker-registry serving $WORK/NAME-data, with the access log
+# on and extra top-level YAML (proxy:, auth:); sets REGISTRY to its host:port.
+ls_start_registry() {
+  local name=$1 extra=${2:-}
+  cat >"$WORK/$name.yml" <<YML
+version: 0.1
+log: {level: info, accesslog: {disabled: false}}
+storage: {filesystem: {rootdirectory: $WORK/$name-data}, delete: {enabled: true}}
+http: {addr: "127.0.0.1:0", secret: layerswarm-$name}
+$extra
+YML
+  docker-registry serve "$WORK/$name.yml" >"$WORK/$name.log" 2>&1 &
+  PIDS+=($!)
+  ls_wait_log "$WORK/$name.log" "listening on"
+  REGISTRY=$(ls_listening "$WORK/$name.log")
+}
