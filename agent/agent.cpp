@@ -112,6 +112,8 @@ void Agent::start() {
   asio::co_spawn(impl_->ioc, impl_->sweep_loop(), asio::detached);
 }
 
+void Agent::cut_shutdown() { impl_->server.cut_drain(); }
+
 Task<void> Agent::shutdown() {
   impl_->stopping = true;
   impl_->sweep_timer.cancel();

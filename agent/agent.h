@@ -33,6 +33,8 @@ class Agent {
   void start();
   // Stops accepting, lets requests in progress finish (config.drain_timeout), closes the rest.
   Task<void> shutdown();
+  // Ends a shutdown() in progress now (a second SIGTERM).
+  void cut_shutdown();
   const Counters& counters() const;
 
   struct Impl;

@@ -65,9 +65,12 @@ Task<void> BlobFetcher::run(std::shared_ptr<BlobFetch> fetch, BlobLocator blob) 
   fetch->state_ = BlobFetch::State::kVerified;
   fetch->progress_.notify_all();
   const std::uint64_t size = fetch->written_;
+  // Raw pointers: this coroutine keeps the fetch alive until the commit is back, so the fetch
+  // is never destroyed on a pool thread.
   Store* store = &store_;
-  auto commit = [store, fetch, digest, size] {
-    return store->commit_blob(fetch->temp_, digest, size);
+  BlobFetch* done = fetch.get();
+  auto commit = [store, done, digest, size] {
+    return store->commit_blob(done->temp_, digest, size);
   };
   const Status committed = co_await offload(pool_, std::move(commit));
   if (!committed) {

@@ -20,6 +20,30 @@ layerswarm::Task<void> drain_and_stop(layerswarm::agent::Agent* agent,
   ioc->stop();
 }
 
+// The first SIGTERM/SIGINT drains; a second one cuts the drain short. Either way the drain
+// coroutine is what stops the io_context, so no coroutine is left waiting on objects that are
+// destroyed before it.
+struct OnSignal {
+  boost::asio::signal_set* signals;
+  boost::asio::io_context* ioc;
+  layerswarm::agent::Agent* agent;
+  long drain_ms;
+  bool draining = false;
+
+  void operator()(const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    if (draining) {
+      LOG_WARN("signal {} again: stopping now", signal);
+      agent->cut_shutdown();
+      return;
+    }
+    LOG_INFO("signal {}: draining (at most {} ms; signal again to stop now)", signal, drain_ms);
+    draining = true;
+    boost::asio::co_spawn(*ioc, drain_and_stop(agent, ioc), boost::asio::detached);
+    signals->async_wait(*this);
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -69,11 +93,8 @@ int main(int argc, char** argv) {
              config->upstream);
   }
   boost::asio::signal_set signals(ioc, SIGTERM, SIGINT);
-  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
-    if (ec) return;
-    LOG_INFO("signal {}: draining (at most {} ms)", signal, config->drain_timeout.count());
-    boost::asio::co_spawn(ioc, drain_and_stop(agent.get(), &ioc), boost::asio::detached);
-  });
+  OnSignal on_signal{&signals, &ioc, agent.get(), config->drain_timeout.count()};
+  signals.async_wait(on_signal);
   agent->start();
   ioc.run();
   LOG_INFO("stopped; {}", agent->counters().summary());

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
@@ -28,6 +29,8 @@ namespace {
 constexpr std::size_t kFileChunk = 256 * 1024;          // pread size on TLS connections
 constexpr std::uint64_t kYieldEvery = 8 * 1024 * 1024;  // let other connections run
 constexpr std::uint64_t kNagleMinimum = 1024 * 1024;    // sendfile with Nagle on from here
+constexpr std::size_t kLingerBytes = 1024 * 1024;       // unread request body dropped at close
+constexpr std::chrono::seconds kLingerTime{2};
 
 // The part of a connection the server needs for draining.
 class ConnectionBase {
@@ -61,6 +64,7 @@ struct HttpServer::Impl {
   std::list<std::shared_ptr<ConnectionBase>> connections;
   Notifier all_closed;
   bool stopping = false;
+  bool drain_cut = false;
 };
 
 namespace {
@@ -95,7 +99,7 @@ class Connection final : public ConnectionBase,
       const bool more = co_await serve_one();
       if (!more) break;
     }
-    shutdown();
+    co_await shutdown();
     server_.on_closed(position_);
   }
 
@@ -219,8 +223,8 @@ class Connection final : public ConnectionBase,
     for (const auto& field : msg) {
       req.headers.add(std::string(field.name_string()), std::string(field.value()));
     }
-    const bool has_body = parser.chunked() || parser.content_length().value_or(0) > 0;
-    keep_alive_ = msg.keep_alive() && !has_body && !server_.stopping;
+    has_body_ = parser.chunked() || parser.content_length().value_or(0) > 0;
+    keep_alive_ = msg.keep_alive() && !has_body_ && !server_.stopping;
     is_head_ = msg.method() == http::verb::head;
     head_written_ = false;
     declared_ = body_bytes_ = 0;
@@ -352,11 +356,24 @@ class Connection final : public ConnectionBase,
     co_return error_code{};
   }
 
-  void shutdown() {
-    if (closed_) return;
-    closed_ = true;
+  // A graceful close. When the client sent a body we never read (a push answered 405), closing
+  // with unread bytes would reset the connection and could destroy the answer before the
+  // client reads it: read and drop up to kLingerBytes for at most kLingerTime first.
+  Task<void> shutdown() {
+    if (closed_) co_return;
     error_code ec;
     tcp_layer().socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (has_body_ && !ec) {
+      tcp_layer().expires_after(kLingerTime);
+      std::array<char, 16 * 1024> sink;
+      std::size_t dropped = 0;
+      while (!ec && dropped < kLingerBytes) {
+        const std::size_t n = co_await tcp_layer().async_read_some(
+            asio::buffer(sink), asio::redirect_error(asio::use_awaitable, ec));
+        dropped += n;
+      }
+    }
+    closed_ = true;
     tcp_layer().close();
   }
 
@@ -371,6 +388,7 @@ class Connection final : public ConnectionBase,
   std::uint64_t declared_ = 0;
   std::uint64_t body_bytes_ = 0;
   bool keep_alive_ = true;
+  bool has_body_ = false;
   bool is_head_ = false;
   bool head_written_ = false;
   bool busy_ = false;
@@ -487,11 +505,17 @@ void HttpServer::stop_accepting() {
 }
 
 Task<void> HttpServer::drain(SteadyTime deadline) {
-  while (!impl_->connections.empty() && std::chrono::steady_clock::now() < deadline) {
+  while (!impl_->connections.empty() && !impl_->drain_cut &&
+         std::chrono::steady_clock::now() < deadline) {
     co_await impl_->all_closed.wait_until(deadline);
   }
   auto conns = impl_->connections;
   for (auto& c : conns) c->force_close();
+}
+
+void HttpServer::cut_drain() {
+  impl_->drain_cut = true;
+  impl_->all_closed.notify_all();
 }
 
 std::size_t HttpServer::open_connections() const { return impl_->connections.size(); }

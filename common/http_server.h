@@ -87,6 +87,8 @@ class HttpServer {
   void stop_accepting();
   // Completes when no connection is open, or at `deadline`, after closing what remains.
   Task<void> drain(SteadyTime deadline);
+  // Ends a drain in progress now: its remaining connections are closed.
+  void cut_drain();
   std::size_t open_connections() const;
 
   struct Impl;

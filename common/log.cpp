@@ -29,17 +29,38 @@ Status init_logging(std::string_view level, const std::string& file) {
   return {};
 }
 
+namespace {
+
+// Request data reaches the log: control and non-ASCII bytes become \xNN (no forged lines).
+std::string printable(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(s.size());
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += "\\x";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 void log_request(const RequestLog& r) {
   if (!spdlog::default_logger_raw()->should_log(spdlog::level::info)) return;
   std::string what;
   for (const std::string* part : {&r.registry, &r.repository, &r.object}) {
     if (part->empty()) continue;
     if (!what.empty()) what += '/';
-    what += *part;
+    what += printable(*part);
   }
-  spdlog::info("{} {} source={} status={} bytes={} ms={:.1f} remote={}{}{}{}", r.method, what,
-               r.source.empty() ? "-" : r.source, r.status, r.bytes, r.millis, r.remote,
-               r.error.empty() ? "" : " error=\"", r.error, r.error.empty() ? "" : "\"");
+  spdlog::info("{} {} source={} status={} bytes={} ms={:.1f} remote={}{}{}{}", printable(r.method),
+               what, r.source.empty() ? "-" : r.source, r.status, r.bytes, r.millis, r.remote,
+               r.error.empty() ? "" : " error=\"", printable(r.error), r.error.empty() ? "" : "\"");
 }
 
 }  // namespace layerswarm

@@ -1,6 +1,8 @@
 // The layerswarm-agent binary: command line, exit codes, SIGTERM draining, the TLS listener.
 #include <catch2/catch.hpp>
 
+#include <signal.h>
+
 #include <thread>
 
 #include "tests/support/fixtures.h"
@@ -48,6 +50,26 @@ TEST_CASE("SIGTERM lets a transfer in progress finish, then exits 0", "[integrat
   CHECK(result.complete);
   CHECK(result.body == bytes);
   CHECK(agent.log_lines({"draining"}) == 1);
+}
+
+TEST_CASE("a second SIGTERM stops at once, without waiting for the drain",
+          "[integration][process]") {
+  TempDir dir;
+  Registry upstream(dir);
+  const std::string digest = push_blob(upstream, "drain/blob", random_bytes(4 << 20, 8));
+  SlowProxy slow(upstream.address(), 256 << 10);  // 16 s for the whole blob
+  Agent agent(dir, {"--upstream", "http://" + slow.address()}, R"({"drain_timeout": "60s"})");
+  HttpResult result;
+  std::thread client([&] { result = http_get(agent.address(), "/v2/drain/blob/blobs/" + digest); });
+  REQUIRE(wait_until(
+      [&] { return upstream.requests("GET", "/v2/drain/blob/blobs/" + digest) == 1; }, 20s));
+  ::kill(agent.process().pid(), SIGTERM);
+  REQUIRE(wait_until([&] { return agent.log_lines({"draining"}) == 1; }, 10s));
+  const auto status = agent.stop(10s);  // the second SIGTERM
+  client.join();
+  CHECK(status == 0);
+  CHECK(agent.log_lines({"again: stopping now"}) == 1);
+  CHECK_FALSE(result.complete);  // cut off, not finished
 }
 
 TEST_CASE("the TLS listener serves the same API over https", "[integration][process][tls]") {
