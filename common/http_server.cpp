@@ -115,7 +115,9 @@ class Connection final : public ConnectionBase,
     text += reason_phrase(head.status);
     text += "\r\n";
     for (const auto& [name, value] : head.headers) {
-      text += name + ": " + value + "\r\n";
+      text += name + ": ";
+      for (char c : value) text.push_back(c == '\r' || c == '\n' ? ' ' : c);  // no injected lines
+      text += "\r\n";
     }
     text += "Content-Length: " + std::to_string(head.content_length) + "\r\n";
     text += "Docker-Distribution-API-Version: registry/2.0\r\n";
