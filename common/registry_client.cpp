@@ -152,7 +152,8 @@ Task<Result<std::unique_ptr<ClientResponse>>> RegistryClient::fetch(UpstreamCall
   url.target = base + "/v2/" + call.repository + "/" + call.path;
   std::string scope = "repository:" + call.repository + ":pull";
   std::string method = call.method;
-  bool auth_retried = false;
+  bool challenged = false;  // a 401 to a request without credentials was answered
+  bool refreshed = false;   // a 401 to a request with credentials was answered (once)
   int failures = 0;
   int hops = 0;
 
@@ -162,10 +163,12 @@ Task<Result<std::unique_ptr<ClientResponse>>> RegistryClient::fetch(UpstreamCall
     ClientRequest req{method, url, call.headers,
                       std::chrono::duration_cast<std::chrono::milliseconds>(call.deadline - now)};
     const bool at_registry = url.origin() == entry_.url.origin();
+    bool sent_credentials = false;
     if (at_registry) {
       auto auth = co_await authorization(scope, call.deadline);
       if (!auth) co_return auth.error();
-      if (!auth->empty()) req.headers.set("Authorization", std::move(*auth));
+      sent_credentials = !auth->empty();
+      if (sent_credentials) req.headers.set("Authorization", std::move(*auth));
     }
     auto resp = co_await http_.send(std::move(req));
     if (!resp) {
@@ -180,8 +183,11 @@ Task<Result<std::unique_ptr<ClientResponse>>> RegistryClient::fetch(UpstreamCall
     ClientResponse& r = **resp;
     note_rate_limit(r.headers, call);
 
-    if (r.status == 401 && at_registry && !auth_retried) {
-      auth_retried = true;
+    // A 401 to a request without credentials: authenticate. A 401 to one with credentials
+    // (a token expired in flight, revoked, or for too narrow a scope): drop them and fetch
+    // new ones, once.
+    if (r.status == 401 && at_registry && (sent_credentials ? !refreshed : !challenged)) {
+      (sent_credentials ? refreshed : challenged) = true;
       auto challenge = pick_challenge(r.headers.get_all("WWW-Authenticate"));
       if (!challenge) challenge = challenge_;  // some registries only challenge the ping
       if (!challenge) co_return resp;

@@ -60,9 +60,10 @@ class RegistryClient {
   ~RegistryClient();
 
   // Runs `call` and returns the final response, whatever its status (the caller maps it with
-  // upstream_status_error). A 401 is answered once by fetching a token (or Basic credentials)
-  // and retrying. Errors: kTimeout (deadline), kUpstreamUnavailable (transport errors after
-  // retries), kDenied (token endpoint refused us), kBadUpstreamResponse.
+  // upstream_status_error). A 401 is answered by fetching a token (or using Basic credentials)
+  // and retrying; a 401 to credentials already sent drops them and fetches new ones once. Errors:
+  // kTimeout (deadline), kUpstreamUnavailable (transport errors after retries), kDenied (token
+  // endpoint refused us), kBadUpstreamResponse.
   Task<Result<std::unique_ptr<ClientResponse>>> fetch(UpstreamCall call);
 
   const RegistryEntry& entry() const { return entry_; }

@@ -49,7 +49,7 @@ TEST_CASE("SIGTERM lets a transfer in progress finish, then exits 0", "[integrat
   CHECK(result.status == 200);
   CHECK(result.complete);
   CHECK(result.body == bytes);
-  CHECK(agent.log_lines({"draining"}) == 1);
+  CHECK(eventually([&] { return agent.log_lines({"draining"}); }, 1) == 1);
 }
 
 TEST_CASE("a second SIGTERM stops at once, without waiting for the drain",
@@ -68,7 +68,7 @@ TEST_CASE("a second SIGTERM stops at once, without waiting for the drain",
   const auto status = agent.stop(10s);  // the second SIGTERM
   client.join();
   CHECK(status == 0);
-  CHECK(agent.log_lines({"again: stopping now"}) == 1);
+  CHECK(eventually([&] { return agent.log_lines({"again: stopping now"}); }, 1) == 1);
   CHECK_FALSE(result.complete);  // cut off, not finished
 }
 

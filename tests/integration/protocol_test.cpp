@@ -132,5 +132,5 @@ TEST_CASE("blob responses and the conformance ranges, cold and warm", "[integrat
   CHECK(whole.header("accept-ranges") == "bytes");
   CHECK(whole.header("content-encoding").empty());
   CHECK(whole.header("content-range").empty());
-  CHECK(upstream.requests("GET", target) == 1);
+  CHECK(eventually([&] { return upstream.requests("GET", target); }, 1) == 1);
 }

@@ -1,9 +1,11 @@
 #include "tests/support/fixtures.h"
 
 #include <filesystem>
+
 #include <random>
 #include <regex>
 #include <stdexcept>
+#include "common/digest.h"
 
 namespace layerswarm::test {
 
@@ -29,7 +31,8 @@ void check(bool ok, const std::string& what) {
 
 }  // namespace
 
-TokenServer::TokenServer(const TempDir& dir, std::string user, std::string password) {
+TokenServer::TokenServer(const TempDir& dir, std::string user, std::string password,
+                         const std::vector<std::string>& extra) {
   cert_ = dir.file("token.crt");
   const std::string key = dir.file("token.key");
   check(run_command({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
@@ -37,10 +40,13 @@ TokenServer::TokenServer(const TempDir& dir, std::string user, std::string passw
                     dir.file("openssl.log")) == 0,
         "openssl could not make the token certificate");
   const std::string log = dir.file("token-server.log");
-  process_ = std::make_unique<Process>(
-      std::vector<std::string>{"python3", source_dir() + "/tests/tools/token_server.py", "--cert",
-                               cert_, "--key", key, "--user", user, "--password", password},
-      log);
+  std::vector<std::string> argv{"python3",    source_dir() + "/tests/tools/token_server.py",
+                                "--cert",     cert_,
+                                "--key",      key,
+                                "--user",     user,
+                                "--password", password};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  process_ = std::make_unique<Process>(argv, log);
   address_ = address_in(wait_for_line(log, "listening on"));
   check(!address_.empty(), "token server did not start: " + read_file(log));
 }
@@ -61,6 +67,9 @@ Registry::Registry(const TempDir& dir, RegistryAuth auth, const std::string& nam
       "  delete:\n    enabled: true\n"
       "  maintenance:\n    uploadpurging:\n      enabled: false\n"
       "http:\n  addr: 127.0.0.1:0\n  secret: layerswarm-test-secret\n";
+  if (!auth_.tls_cert.empty()) {
+    cfg += "  tls:\n    certificate: " + auth_.tls_cert + "\n    key: " + auth_.tls_key + "\n";
+  }
   if (auth_.kind == RegistryAuth::Kind::kHtpasswd) {
     const std::string htpasswd = base + "/htpasswd";
     check(run_command({"htpasswd", "-Bbc", htpasswd, auth_.user, auth_.password},
@@ -97,6 +106,32 @@ int Registry::agent_requests(const std::string& method, const std::string& prefi
 std::string Registry::blob_data_path(const std::string& digest) const {
   const std::string hex = digest.substr(digest.find(':') + 1);
   return storage_ + "/docker/registry/v2/blobs/sha256/" + hex.substr(0, 2) + "/" + hex + "/data";
+}
+
+UpstreamFront::UpstreamFront(const TempDir& dir, const Registry& registry,
+                             const std::vector<std::string>& flags, const std::string& name) {
+  std::vector<std::string> argv = {"python3", source_dir() + "/tests/tools/upstream_front.py",
+                                   "--registry", registry.address()};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  const std::string log = dir.file(name + ".log");
+  process_ = std::make_unique<Process>(argv, log);
+  address_ = address_in(wait_for_line(log, "listening on"));
+  check(!address_.empty(), "upstream front did not start: " + read_file(log));
+}
+
+int UpstreamFront::lines(const std::vector<std::string>& needles) const {
+  return count_lines(process_->log(), needles);
+}
+
+std::pair<std::string, std::string> make_certificate(const TempDir& dir, const std::string& name) {
+  const std::string cert = dir.file(name + ".crt");
+  const std::string key = dir.file(name + ".key");
+  check(run_command({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                     "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
+                     "subjectAltName=IP:127.0.0.1"},
+                    dir.file(name + "-openssl.log")) == 0,
+        "openssl could not make a certificate");
+  return {cert, key};
 }
 
 Agent::Agent(const TempDir& dir, std::vector<std::string> args, const std::string& config_json,
@@ -193,8 +228,14 @@ int pull_to_dir(const TempDir& dir, const std::string& host, const std::string& 
   return skopeo(dir, args);
 }
 
-std::string push_blob(const Registry& registry, const std::string& repo, const std::string& bytes) {
-  const std::string digest = "sha256:" + sha256_hex(bytes);
+std::string push_blob(const Registry& registry, const std::string& repo, const std::string& bytes,
+                      bool sha512) {
+  std::string digest = "sha256:" + sha256_hex(bytes);
+  if (sha512) {
+    layerswarm::Hasher h(layerswarm::Digest::Algorithm::kSha512);
+    h.update(bytes.data(), bytes.size());
+    digest = h.finish().str();
+  }
   auto start = http_request(registry.address(), "POST", "/v2/" + repo + "/blobs/uploads/");
   check(start.status == 202, "blob upload start: " + std::to_string(start.status));
   std::string location = start.header("location");

@@ -25,10 +25,13 @@ std::string source_dir();
 class TokenServer {
  public:
   // Issues RS256 JWTs for `user`/`password` (generates its own key and certificate).
-  TokenServer(const TempDir& dir, std::string user, std::string password);
+  // `extra`: token_server.py flags (--anonymous, --expired-first N).
+  TokenServer(const TempDir& dir, std::string user, std::string password,
+              const std::vector<std::string>& extra = {});
   std::string realm() const { return "http://" + address_ + "/token"; }
   const std::string& cert_file() const { return cert_; }
   int token_requests() const;
+  std::string log() const { return process_->log(); }
   const std::string& log_file() const { return process_->log_file(); }
 
  private:
@@ -42,6 +45,9 @@ struct RegistryAuth {
   std::string user = "tester";
   std::string password = "s3cret-pass";
   const TokenServer* token_server = nullptr;  // for kToken
+  // Serve https with this certificate and key (PEM) instead of http.
+  std::string tls_cert;
+  std::string tls_key;
 };
 
 // docker-registry serving from a directory of its own.
@@ -50,7 +56,7 @@ class Registry {
   explicit Registry(const TempDir& dir, RegistryAuth auth = {},
                     const std::string& name = "upstream");
   const std::string& address() const { return address_; }
-  std::string url() const { return "http://" + address_; }
+  std::string url() const { return (auth_.tls_cert.empty() ? "http://" : "https://") + address_; }
   const std::string& storage() const { return storage_; }
   // skopeo credentials for this registry, if it needs any.
   std::vector<std::string> dest_creds() const;
@@ -71,6 +77,26 @@ class Registry {
   std::string storage_;
   std::unique_ptr<Process> process_;
 };
+
+// tests/tools/upstream_front.py in front of `registry`, with fault flags (--fail-first N,
+// --throttle-first N, --fail-after N, --basic U:P, --redirect-blobs, --ratelimit R/L).
+class UpstreamFront {
+ public:
+  UpstreamFront(const TempDir& dir, const Registry& registry, const std::vector<std::string>& flags,
+                const std::string& name = "front");
+  const std::string& address() const { return address_; }
+  std::string url() const { return "http://" + address_; }
+  // Request lines logged with every needle ("front GET", "auth=no", ...).
+  int lines(const std::vector<std::string>& needles) const;
+  std::string log() const { return process_->log(); }
+
+ private:
+  std::string address_;
+  std::unique_ptr<Process> process_;
+};
+
+// Makes a self-signed certificate for 127.0.0.1 (it is its own CA). Returns {cert, key}.
+std::pair<std::string, std::string> make_certificate(const TempDir& dir, const std::string& name);
 
 // The layerswarm-agent binary with `--listen 127.0.0.1:0 --data-dir <dir>/<name>`.
 class Agent {
@@ -120,8 +146,10 @@ void push_image(const TempDir& dir, const Image& image, const Registry& registry
 int pull_to_dir(const TempDir& dir, const std::string& host, const std::string& ref,
                 const std::string& out, const std::vector<std::string>& extra = {});
 
-// Uploads `bytes` as a blob of `repo` (monolithic upload); returns its digest.
-std::string push_blob(const Registry& registry, const std::string& repo, const std::string& bytes);
+// Uploads `bytes` as a blob of `repo` (monolithic upload); returns its digest (sha256, or
+// sha512 when asked).
+std::string push_blob(const Registry& registry, const std::string& repo, const std::string& bytes,
+                      bool sha512 = false);
 std::string random_bytes(std::size_t n, unsigned seed);
 
 // Whether two directory trees hold the same files with the same bytes.

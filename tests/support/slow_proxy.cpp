@@ -20,6 +20,7 @@ struct SlowProxy::Impl {
   std::string upstream_host;
   std::string upstream_port;
   std::size_t rate = 0;
+  std::size_t stall_after = 0;
   std::list<std::shared_ptr<tcp::socket>> sockets;
   std::thread thread;
   bool stopped = false;
@@ -27,11 +28,22 @@ struct SlowProxy::Impl {
   Task<void> pump(std::shared_ptr<tcp::socket> from, std::shared_ptr<tcp::socket> to, bool limit) {
     std::vector<char> buf(64 * 1024);
     asio::steady_timer pace(ioc);
+    std::size_t forwarded = 0;
     for (int i = 0; i < 10'000'000; ++i) {
       error_code ec;
+      std::size_t want = buf.size();
+      if (limit && stall_after > 0) {
+        if (forwarded >= stall_after) {
+          pace.expires_after(std::chrono::hours(1));  // silent until the proxy stops
+          co_await pace.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+          break;
+        }
+        want = std::min(want, stall_after - forwarded);
+      }
       const std::size_t n = co_await from->async_read_some(
-          asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+          asio::buffer(buf.data(), want), asio::redirect_error(asio::use_awaitable, ec));
       if (ec) break;
+      forwarded += n;
       co_await asio::async_write(*to, asio::buffer(buf.data(), n),
                                  asio::redirect_error(asio::use_awaitable, ec));
       if (ec) break;
@@ -74,8 +86,10 @@ struct SlowProxy::Impl {
   }
 };
 
-SlowProxy::SlowProxy(const std::string& upstream, std::size_t bytes_per_second)
+SlowProxy::SlowProxy(const std::string& upstream, std::size_t bytes_per_second,
+                     std::size_t stall_after)
     : impl_(std::make_unique<Impl>()) {
+  impl_->stall_after = stall_after;
   const auto colon = upstream.rfind(':');
   impl_->upstream_host = upstream.substr(0, colon);
   impl_->upstream_port = upstream.substr(colon + 1);

@@ -12,7 +12,9 @@ namespace layerswarm::test {
 class SlowProxy {
  public:
   // Forwards 127.0.0.1:<ephemeral> to `upstream` ("host:port"); `bytes_per_second` 0 = no limit.
-  SlowProxy(const std::string& upstream, std::size_t bytes_per_second);
+  // With `stall_after` > 0, each connection stops forwarding upstream->client bytes after that
+  // many (the connection stays open, silent).
+  SlowProxy(const std::string& upstream, std::size_t bytes_per_second, std::size_t stall_after = 0);
   ~SlowProxy();
   const std::string& address() const;
   // Closes the listener and every connection.

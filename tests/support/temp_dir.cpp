@@ -34,6 +34,14 @@ bool wait_until(const std::function<bool()>& condition, std::chrono::millisecond
   }
 }
 
+int eventually(const std::function<int()>& count, int expected, std::chrono::milliseconds timeout) {
+  int n = count();
+  if (expected > 0) {
+    wait_until([&] { return (n = count()) >= expected; }, timeout);
+  }
+  return n;
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;

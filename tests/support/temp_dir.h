@@ -38,6 +38,11 @@ class FakeClock final : public Clock {
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
                 std::chrono::milliseconds poll = std::chrono::milliseconds(20));
 
+// For counts that other processes write after they answered (log lines): waits until
+// `count()` reaches `expected` or `timeout` passes, then returns it. Absence (0) is not waited.
+int eventually(const std::function<int()>& count, int expected,
+               std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& content);
 

@@ -3,7 +3,8 @@
 
 GET /token?service=S&scope=repository:NAME:ACTIONS issues an RS256 JWT whose x5c header
 carries the certificate docker-registry trusts (its rootcertbundle). Requests must carry
-Basic credentials matching --user/--password; anonymous and wrong ones get 401.
+Basic credentials matching --user/--password; anonymous and wrong ones get 401 (with
+--anonymous, requests without credentials get pull access).
 Prints "listening on HOST:PORT" once ready and "token issued ..." per token. Standard
 library plus the openssl command line (for the RSA signature).
 """
@@ -43,6 +44,8 @@ def make_handler(args, issuer):
     expected = "Basic " + base64.b64encode(f"{args.user}:{args.password}".encode()).decode()
 
     class Handler(http.server.BaseHTTPRequestHandler):
+        issued = 0
+
         def log_message(self, fmt, *a):
             sys.stdout.write("request " + (fmt % a) + "\n")
             sys.stdout.flush()
@@ -52,7 +55,8 @@ def make_handler(args, issuer):
             if url.path != "/token":
                 self.send_error(404)
                 return
-            if self.headers.get("Authorization") != expected:
+            anonymous = "Authorization" not in self.headers and args.anonymous
+            if not anonymous and self.headers.get("Authorization") != expected:
                 self.send_response(401)
                 self.send_header("Content-Type", "application/json")
                 body = b'{"details":"invalid credentials"}'
@@ -67,12 +71,19 @@ def make_handler(args, issuer):
                 for one in scope.split(" "):
                     parts = one.split(":")
                     if len(parts) >= 3:
+                        actions = parts[-1].split(",")
+                        if anonymous:
+                            actions = [a for a in actions if a == "pull"]
                         access.append({"type": parts[0], "name": ":".join(parts[1:-1]),
-                                       "actions": parts[-1].split(",")})
+                                       "actions": actions})
             now = int(time.time())
-            claims = {"iss": args.issuer, "sub": args.user, "aud": service, "exp": now + 300,
-                      "nbf": now - 10, "iat": now, "jti": b64url(os.urandom(12)),
-                      "access": access}
+            Handler.issued += 1
+            # --expired-first N: the first N tokens are already expired (the registry answers
+            # 401 invalid_token), while expires_in claims 300 s.
+            start = now - 1800 if Handler.issued <= args.expired_first else now
+            claims = {"iss": args.issuer, "sub": "" if anonymous else args.user, "aud": service,
+                      "exp": start + 300, "nbf": start - 10, "iat": start,
+                      "jti": b64url(os.urandom(12)), "access": access}
             token = issuer.sign(claims)
             issued = datetime.datetime.utcfromtimestamp(now).strftime("%Y-%m-%dT%H:%M:%SZ")
             body = json.dumps({"token": token, "access_token": token, "expires_in": 300,
@@ -96,6 +107,8 @@ def main():
     p.add_argument("--password", required=True)
     p.add_argument("--issuer", default="layerswarm-test-issuer")
     p.add_argument("--listen", default="127.0.0.1:0")
+    p.add_argument("--anonymous", action="store_true", help="grant pull without credentials")
+    p.add_argument("--expired-first", type=int, default=0)
     args = p.parse_args()
     host, port = args.listen.rsplit(":", 1)
     server = http.server.ThreadingHTTPServer((host, int(port)), make_handler(args, Issuer(args.cert, args.key)))
