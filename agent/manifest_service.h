@@ -16,35 +16,13 @@
 #include <string>
 
 #include "agent/counters.h"
+#include "agent/manifest_policy.h"
 #include "agent/upstreams.h"
 #include "common/async.h"
 #include "common/clock.h"
 #include "common/store.h"
 
 namespace layerswarm::agent {
-
-inline constexpr std::size_t kManifestLimit = 4 << 20;
-
-// Known manifest media types.
-inline constexpr const char* kOciManifest = "application/vnd.oci.image.manifest.v1+json";
-inline constexpr const char* kOciIndex = "application/vnd.oci.image.index.v1+json";
-inline constexpr const char* kDockerManifest =
-    "application/vnd.docker.distribution.manifest.v2+json";
-inline constexpr const char* kDockerList =
-    "application/vnd.docker.distribution.manifest.list.v2+json";
-
-// The media type to serve `bytes` with: the upstream's Content-Type (parameters dropped) when
-// it names a manifest type, else the document's mediaType, else inferred from its shape.
-// Errors: kManifestInvalid (not a JSON object, or no type can be found).
-Result<std::string> manifest_media_type(std::string_view content_type, std::string_view bytes);
-
-// What to do with a cached tag (pure policy, for tests with an injected clock).
-enum class TagDecision { kServeCached, kRevalidate };
-TagDecision decide_tag(const std::optional<TagRecord>& record, TimePoint now,
-                       std::chrono::milliseconds tag_ttl);
-// Whether a cached tag may stand in for an upstream that failed with `error`.
-bool may_serve_stale(const TagRecord& record, TimePoint now, std::chrono::milliseconds max_stale,
-                     const Error& error);
 
 struct ManifestPolicy {
   std::chrono::milliseconds tag_ttl{30'000};

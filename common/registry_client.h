@@ -18,6 +18,7 @@
 #include "common/clock.h"
 #include "common/http_client.h"
 #include "common/registry_config.h"
+#include "common/token.h"
 
 namespace layerswarm {
 
@@ -34,20 +35,6 @@ struct UpstreamCall {
   Headers headers;             // Accept, Range
   SteadyTime deadline;         // nothing new (attempt, token, redirect) starts after it
 };
-
-// A bearer token and when it stops being usable.
-struct Token {
-  std::string value;
-  TimePoint expires;
-};
-
-// Parses a token endpoint's JSON: "token" or "access_token", "expires_in" (default 60 s,
-// clamped to at least 60 s), "issued_at" (RFC 3339, optional). Errors: kBadUpstreamResponse.
-Result<Token> parse_token_response(std::string_view body, TimePoint now);
-
-// Credentials go only to a realm on the registry's own host or registrable domain (last two
-// labels), over https unless the registry itself is plain http.
-bool realm_may_get_credentials(const Url& realm, const Url& registry);
 
 // The error a mirror reports for an upstream status other than 2xx/3xx. `not_found` is the
 // code for 404 (kManifestUnknown, kBlobUnknown, kNameUnknown).

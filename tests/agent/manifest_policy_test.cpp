@@ -2,7 +2,7 @@
 
 #include <boost/asio/error.hpp>
 
-#include "agent/manifest_service.h"
+#include "agent/manifest_policy.h"
 #include "tests/support/temp_dir.h"
 
 using namespace layerswarm;

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "common/registry_client.h"
+#include "common/token.h"
 
 using namespace layerswarm;
 using namespace std::chrono_literals;
