@@ -2,6 +2,8 @@
 
 #include <openssl/evp.h>
 
+#include <cctype>
+
 namespace layerswarm {
 
 std::string base64_encode(std::string_view data) {
@@ -15,6 +17,14 @@ std::string base64_encode(std::string_view data) {
 
 std::optional<std::string> base64_decode(std::string_view text) {
   if (text.size() % 4 != 0) return std::nullopt;
+  // EVP_DecodeBlock trims trailing junk ("abcd--" decodes): accept exactly the alphabet, with
+  // at most two '=' at the end.
+  const std::size_t data = text.find_last_not_of('=') + 1;
+  if (text.size() - data > 2) return std::nullopt;
+  for (std::size_t i = 0; i < data; ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (!(std::isalnum(c) || c == '+' || c == '/')) return std::nullopt;
+  }
   std::string out(3 * text.size() / 4, '\0');
   const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
                                 reinterpret_cast<const unsigned char*>(text.data()),

@@ -1,5 +1,6 @@
 #include "common/token.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <ctime>
@@ -20,6 +21,8 @@ std::optional<TimePoint> parse_rfc3339(const std::string& s) {
                   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6) {
     return std::nullopt;
   }
+  // Years past 2200 would overflow the nanosecond time_point: not a plausible issue time.
+  if (tm.tm_year < 1970 || tm.tm_year > 2200) return std::nullopt;
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
   std::size_t i = static_cast<std::size_t>(consumed);
@@ -30,7 +33,9 @@ std::optional<TimePoint> parse_rfc3339(const std::string& s) {
   long offset = 0;
   if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
     int h = 0, m = 0;
-    if (std::sscanf(s.c_str() + i + 1, "%2d:%2d", &h, &m) != 2) return std::nullopt;
+    if (std::sscanf(s.c_str() + i + 1, "%2d:%2d", &h, &m) != 2 || h > 23 || m > 59) {
+      return std::nullopt;
+    }
     offset = (s[i] == '+' ? 1 : -1) * (h * 3600L + m * 60L);
   } else if (i >= s.size() || (s[i] != 'Z' && s[i] != 'z')) {
     return std::nullopt;
@@ -67,9 +72,10 @@ Result<Token> parse_token_response(std::string_view body, TimePoint now) {
     }
   }
   if (t.value.empty()) return Error(Errc::kBadUpstreamResponse, "token response has no token");
+  // 60 s when absent; clamped to [60 s, 24 h] (a longer-lived token is fetched again daily).
   std::int64_t expires_in = 60;
   if (j.contains("expires_in") && j["expires_in"].is_number_integer()) {
-    expires_in = std::max<std::int64_t>(60, j["expires_in"].get<std::int64_t>());
+    expires_in = std::clamp<std::int64_t>(j["expires_in"].get<std::int64_t>(), 60, 86'400);
   }
   TimePoint issued = now;
   if (j.contains("issued_at") && j["issued_at"].is_string()) {

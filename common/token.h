@@ -18,7 +18,8 @@ struct Token {
 };
 
 // Parses a token endpoint's JSON: "token" or "access_token", "expires_in" (default 60 s,
-// clamped to at least 60 s), "issued_at" (RFC 3339, optional). Errors: kBadUpstreamResponse.
+// clamped to [60 s, 24 h]), "issued_at" (RFC 3339, optional; trusted only when not in the
+// future and younger than the lifetime). Errors: kBadUpstreamResponse.
 Result<Token> parse_token_response(std::string_view body, TimePoint now);
 
 // Credentials go only to a realm on the registry's own host or registrable domain (last two

@@ -43,6 +43,13 @@ Result<Url> Url::parse(std::string_view text) {
     if (colon != std::string_view::npos) port_text = authority.substr(colon + 1);
   }
   if (u.host.empty()) return Error(Errc::kConfigInvalid, "URL has no host");
+  // Host names: letters, digits, '-', '.', '_'; IPv6 literals (in brackets): hex, ':', '.'.
+  const bool v6 = !authority.empty() && authority.front() == '[';
+  for (unsigned char c : u.host) {
+    const bool ok = v6 ? (std::isxdigit(c) || c == ':' || c == '.')
+                       : (std::isalnum(c) || c == '-' || c == '.' || c == '_');
+    if (!ok) return Error(Errc::kConfigInvalid, "bad character in URL host");
+  }
   std::transform(u.host.begin(), u.host.end(), u.host.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   u.port = u.tls() ? 443 : 80;

@@ -4,6 +4,7 @@
 #   scripts/setup.sh            build, test and demo dependencies
 #   scripts/setup.sh --bench    also what the benchmarks compare against (nginx, wrk, hyperfine)
 #   scripts/setup.sh --e2e      also the real clients for tests/e2e (podman, containerd, dockerd)
+#   scripts/setup.sh --fuzz     also clang and libFuzzer (scripts/fuzz.sh)
 set -euo pipefail
 
 packages=(
@@ -18,7 +19,8 @@ for arg in "$@"; do
   case "$arg" in
     --bench) packages+=(nginx-light wrk hyperfine time) ;;
     --e2e) packages+=(podman containerd docker.io runc iproute2 uidmap) ;;
-    *) echo "usage: $0 [--bench] [--e2e]" >&2; exit 2 ;;
+    --fuzz) packages+=(clang libclang-rt-14-dev) ;;
+    *) echo "usage: $0 [--bench] [--e2e] [--fuzz]" >&2; exit 2 ;;
   esac
 done
 

@@ -35,6 +35,17 @@ TEST_CASE("token responses", "[unit][auth]") {
         R"({"token":"x","expires_in":300,"issued_at":"2001-01-01T00:00:00.123+02:00"})", now);
     CHECK(old->expires == now + 300s);
   }
+  SECTION("absurd values are bounded (found by fuzz_token)") {
+    auto far = parse_token_response(
+        R"({"token":"x","expires_in":300,"issued_at":"4046-11-14T22:13:10.5+01:00"})", now);
+    REQUIRE(far);
+    CHECK(far->expires == now + 300s);
+    auto huge = parse_token_response(R"({"token":"x","expires_in":9223372036854775807})", now);
+    REQUIRE(huge);
+    CHECK(huge->expires == now + 24h);
+    auto negative = parse_token_response(R"({"token":"x","expires_in":-5})", now);
+    CHECK(negative->expires == now + 60s);
+  }
   SECTION("malformed") {
     for (const char* bad : {"", "[]", "{}", R"({"token":""})", R"({"token":5})", "not json"}) {
       INFO(bad);

@@ -41,7 +41,8 @@ TEST_CASE("URLs", "[unit][url]") {
   CHECK(v6->host == "::1");
   CHECK(v6->authority() == "[::1]:8080");
   for (const char* bad :
-       {"ftp://x", "x", "http://", "http://u:p@host/", "http://h:0", "http://h:70000"}) {
+       {"ftp://x", "x", "http://", "http://u:p@host/", "http://h:0", "http://h:70000",
+        "https://\x90::1]:50:5000/r2/", "http://a b/", "http://[::g]/", "http://h]:5/"}) {
     INFO(bad);
     CHECK_FALSE(Url::parse(bad));
   }
@@ -70,4 +71,7 @@ TEST_CASE("base64", "[unit][encoding]") {
   CHECK(*base64_decode("YWI=") == "ab");
   CHECK_FALSE(base64_decode("abc"));
   CHECK_FALSE(base64_decode("@@@@"));
+  CHECK_FALSE(base64_decode("hTt/p/tt----"));  // found by fuzz_values: OpenSSL trims junk
+  CHECK_FALSE(base64_decode("a==="));
+  CHECK_FALSE(base64_decode("ab=c"));
 }

@@ -1,0 +1,31 @@
+// URLs, redirects, durations, digests, percent- and base64-decoding on arbitrary text.
+#include <string>
+
+#include "common/digest.h"
+#include "common/duration.h"
+#include "common/encoding.h"
+#include "common/reference.h"
+#include "common/url.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, std::size_t size) {
+  const std::string text(reinterpret_cast<const char*>(data), size);
+  if (auto url = layerswarm::Url::parse(text)) {
+    if (url->host.empty() || url->port == 0 || url->target.empty()) __builtin_trap();
+    auto again = layerswarm::Url::parse(url->str());  // what we print, we can read back
+    if (!again || again->str() != url->str()) __builtin_trap();
+    (void)url->resolve(text);
+  }
+  if (auto d = layerswarm::parse_duration(text)) {
+    if (d->count() < 0) __builtin_trap();
+  }
+  if (auto digest = layerswarm::Digest::parse(text)) {
+    if (digest->str() != text) __builtin_trap();
+  }
+  if (auto decoded = layerswarm::base64_decode(text)) {
+    if (layerswarm::base64_encode(*decoded) != text && text.find('=') == std::string::npos) {
+      __builtin_trap();
+    }
+  }
+  (void)layerswarm::percent_decode(text);
+  return 0;
+}
