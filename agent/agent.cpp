@@ -2,18 +2,20 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "agent/blob_fetch.h"
-#include "agent/blob_service.h"
-#include "agent/manifest_service.h"
-#include "agent/mirror.h"
-#include "agent/upstream_source.h"
-#include "agent/upstreams.h"
 #include "common/duration.h"
 #include "common/http_server.h"
 #include "common/log.h"
+#include "common/mirror/blob_fetch.h"
+#include "common/mirror/blob_service.h"
+#include "common/mirror/manifest_service.h"
+#include "common/mirror/mirror.h"
+#include "common/mirror/upstream_source.h"
+#include "common/mirror/upstreams.h"
 #include "common/store.h"
 
 namespace layerswarm::agent {
+
+using namespace layerswarm::mirror;
 
 // Members are declared in dependency order: destroyed in reverse, the pool is joined before
 // the store closes.
@@ -24,17 +26,18 @@ struct Agent::Impl {
         clock(clk),
         store(std::move(st)),
         pool(2),
-        upstreams(io.get_executor(), cfg, clk),
+        upstreams(io.get_executor(), cfg.mirror, clk),
         source(upstreams),
         fetcher(io.get_executor(), *store, source, pool, counters,
-                FetchOptions{cfg.upstream_client.response_timeout}),
+                FetchOptions{cfg.mirror.upstream_client.response_timeout}),
         manifests(*store, clk, counters,
-                  ManifestPolicy{cfg.cache.tag_ttl, cfg.cache.max_stale,
-                                 cfg.upstream_client.response_timeout}),
-        blobs(*store, fetcher, source, counters,
-              BlobServiceOptions{cfg.upstream_client.response_timeout,
-                                 cfg.upstream_client.read_timeout + std::chrono::seconds(5)}),
-        mirror(upstreams, manifests, blobs, counters, cfg.upstream_client.response_timeout),
+                  ManifestPolicy{cfg.mirror.cache.tag_ttl, cfg.mirror.cache.max_stale,
+                                 cfg.mirror.upstream_client.response_timeout}),
+        blobs(
+            *store, fetcher, source, counters,
+            BlobServiceOptions{cfg.mirror.upstream_client.response_timeout,
+                               cfg.mirror.upstream_client.read_timeout + std::chrono::seconds(5)}),
+        mirror(upstreams, manifests, blobs, counters, cfg.mirror.upstream_client.response_timeout),
         server(io, mirror),
         sweep_timer(io) {}
 
@@ -61,8 +64,8 @@ struct Agent::Impl {
 Task<void> Agent::Impl::sweep_loop() {
   while (!stopping) {
     const auto now = clock.now();
-    const auto objects_before = now - config.cache.ttl;
-    const auto tags_before = now - std::max(config.cache.ttl, config.cache.max_stale);
+    const auto objects_before = now - config.mirror.cache.ttl;
+    const auto tags_before = now - std::max(config.mirror.cache.ttl, config.mirror.cache.max_stale);
     Store* st = store.get();
     auto job = [st, objects_before, tags_before] {
       return st->sweep(objects_before, tags_before, 100'000);
@@ -73,9 +76,9 @@ Task<void> Agent::Impl::sweep_loop() {
     } else if (stats->blobs + stats->manifests + stats->tags > 0) {
       LOG_INFO("cache sweep removed {} blobs, {} manifests ({} bytes) and {} tags unused for {}",
                stats->blobs, stats->manifests, stats->bytes, stats->tags,
-               format_duration(config.cache.ttl));
+               format_duration(config.mirror.cache.ttl));
     }
-    sweep_timer.expires_after(config.cache.sweep_interval);
+    sweep_timer.expires_after(config.mirror.cache.sweep_interval);
     boost::system::error_code ec;
     co_await sweep_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
@@ -89,7 +92,7 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentConfig& config, asio::io
   StoreOptions store_options{config.data_dir};
   // Last-access writes are coarse, but fine enough to honour a short TTL.
   store_options.access_granularity =
-      std::min<std::chrono::milliseconds>(std::chrono::minutes(10), config.cache.ttl / 10);
+      std::min<std::chrono::milliseconds>(std::chrono::minutes(10), config.mirror.cache.ttl / 10);
   auto store = Store::open(store_options, clock);
   if (!store) return store.error();
   auto impl = std::make_unique<Impl>(config, ioc, clock, std::move(*store));

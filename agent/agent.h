@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "agent/config.h"
-#include "agent/counters.h"
 #include "common/async.h"
 #include "common/clock.h"
+#include "common/mirror/counters.h"
 
 namespace boost::asio {
 class io_context;
@@ -35,7 +35,7 @@ class Agent {
   Task<void> shutdown();
   // Ends a shutdown() in progress now (a second SIGTERM).
   void cut_shutdown();
-  const Counters& counters() const;
+  const mirror::Counters& counters() const;
 
   struct Impl;
 

@@ -90,7 +90,7 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < agent->endpoints().size(); ++i) {
     LOG_INFO("layerswarm-agent {} listening on {}://{} (data {}, default upstream {})",
              LAYERSWARM_VERSION, i == 0 ? "http" : "https", agent->endpoints()[i], config->data_dir,
-             config->upstream);
+             config->mirror.upstream);
   }
   boost::asio::signal_set signals(ioc, SIGTERM, SIGINT);
   OnSignal on_signal{&signals, &ioc, agent.get(), config->drain_timeout.count()};

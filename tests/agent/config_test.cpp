@@ -14,10 +14,10 @@ TEST_CASE("defaults", "[unit][config]") {
   auto c = load_config("", Overrides{});
   REQUIRE(c);
   CHECK(c->listen == "127.0.0.1:65001");
-  CHECK(c->upstream == "https://registry-1.docker.io");
-  CHECK(c->cache.tag_ttl == 30s);
-  CHECK(c->cache.ttl == std::chrono::hours(24 * 7));
-  CHECK(c->registries.lookup("docker.io").url.str() == "https://registry-1.docker.io/");
+  CHECK(c->mirror.upstream == "https://registry-1.docker.io");
+  CHECK(c->mirror.cache.tag_ttl == 30s);
+  CHECK(c->mirror.cache.ttl == std::chrono::hours(24 * 7));
+  CHECK(c->mirror.registries.lookup("docker.io").url.str() == "https://registry-1.docker.io/");
 }
 
 TEST_CASE("a full configuration file", "[unit][config]") {
@@ -46,21 +46,21 @@ TEST_CASE("a full configuration file", "[unit][config]") {
   auto c = load_config(dir.file("agent.json"), Overrides{});
   REQUIRE(c);
   CHECK(c->listen == "0.0.0.0:5001");
-  CHECK_FALSE(c->allow_unlisted_registries);
-  CHECK(c->cache.ttl == std::chrono::hours(72));
-  CHECK(c->cache.sweep_interval == 600s);
-  CHECK(c->upstream_client.retries == 2);
+  CHECK_FALSE(c->mirror.allow_unlisted_registries);
+  CHECK(c->mirror.cache.ttl == std::chrono::hours(72));
+  CHECK(c->mirror.cache.sweep_interval == 600s);
+  CHECK(c->mirror.upstream_client.retries == 2);
   CHECK(c->tls.listen == "0.0.0.0:5443");
-  const auto hub = c->registries.lookup("index.docker.io");
+  const auto hub = c->mirror.registries.lookup("index.docker.io");
   CHECK(hub.username == "hub");
   CHECK(hub.password == "secret");
-  CHECK(c->registries.lookup("ghcr.io").username == "gh");
-  const auto mine = c->registries.lookup("my.reg:5000");
+  CHECK(c->mirror.registries.lookup("ghcr.io").username == "gh");
+  const auto mine = c->mirror.registries.lookup("my.reg:5000");
   CHECK(mine.url.str() == "http://10.0.0.5:5000/");
   CHECK(mine.insecure_skip_verify);
   CHECK(mine.ca_file == "/etc/ca.pem");
   // An unlisted registry is reached over https, anonymously.
-  CHECK(c->registries.lookup("quay.io").url.str() == "https://quay.io/");
+  CHECK(c->mirror.registries.lookup("quay.io").url.str() == "https://quay.io/");
 }
 
 TEST_CASE("flags override the file", "[unit][config]") {
@@ -71,8 +71,8 @@ TEST_CASE("flags override the file", "[unit][config]") {
   auto c = load_config("", o);
   REQUIRE(c);
   CHECK(c->listen == "127.0.0.1:0");
-  CHECK(c->registries.lookup("docker.io").url.port == 5001);
-  CHECK(c->registries.lookup("ghcr.io").url.host == "mirror.example");
+  CHECK(c->mirror.registries.lookup("docker.io").url.port == 5001);
+  CHECK(c->mirror.registries.lookup("ghcr.io").url.host == "mirror.example");
 }
 
 TEST_CASE("configuration errors name the key", "[unit][config]") {

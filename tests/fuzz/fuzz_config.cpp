@@ -9,6 +9,6 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, std::size_t siz
   const auto doc = nlohmann::json::parse(data, data + size, nullptr, false);
   if (doc.is_discarded()) return 0;
   auto config = layerswarm::agent::parse_config(doc);
-  if (config && config->cache.ttl.count() < 0) __builtin_trap();
+  if (config && config->mirror.cache.ttl.count() < 0) __builtin_trap();
   return 0;
 }

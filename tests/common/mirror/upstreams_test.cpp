@@ -2,22 +2,21 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "agent/upstreams.h"
+#include "common/mirror/upstreams.h"
 #include "tests/support/temp_dir.h"
 
 using namespace layerswarm;
-using namespace layerswarm::agent;
+using namespace layerswarm::mirror;
 using layerswarm::test::FakeClock;
 
 TEST_CASE("upstream selection and the bound on unlisted registries", "[unit][upstreams]") {
   asio::io_context ioc;
   FakeClock clock;
-  Overrides o;
-  o.upstream = "http://127.0.0.1:5000";
-  o.registries = {"ghcr.io=https://ghcr.example"};
-  auto config = load_config("", o);
-  REQUIRE(config);
-  Upstreams upstreams(ioc.get_executor(), *config, clock);
+  MirrorOptions options;
+  options.upstream = "http://127.0.0.1:5000";
+  REQUIRE(apply_registry_flags({"ghcr.io=https://ghcr.example"}, options));
+  REQUIRE(validate_mirror_options(options));
+  Upstreams upstreams(ioc.get_executor(), options, clock);
 
   SECTION("names resolve to canonical registries and their URLs") {
     CHECK(upstreams.default_registry() == "127.0.0.1:5000");

@@ -2,11 +2,11 @@
 
 #include <boost/asio/error.hpp>
 
-#include "agent/manifest_policy.h"
+#include "common/mirror/manifest_policy.h"
 #include "tests/support/temp_dir.h"
 
 using namespace layerswarm;
-using namespace layerswarm::agent;
+using namespace layerswarm::mirror;
 using namespace std::chrono_literals;
 using layerswarm::test::FakeClock;
 

@@ -1,10 +1,10 @@
-#include "agent/mirror.h"
+#include "common/mirror/mirror.h"
 
-#include "agent/responses.h"
+#include "common/mirror/responses.h"
 #include "common/reference.h"
 #include "common/url.h"
 
-namespace layerswarm::agent {
+namespace layerswarm::mirror {
 
 Mirror::Mirror(Upstreams& upstreams, ManifestService& manifests, BlobService& blobs,
                Counters& counters, std::chrono::milliseconds response_timeout)
@@ -135,4 +135,4 @@ Task<void> Mirror::serve_tags(const Route& route, UpstreamTarget target, Respons
   co_await send_body(out, std::move(head), *body, log);
 }
 
-}  // namespace layerswarm::agent
+}  // namespace layerswarm::mirror

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-namespace layerswarm::agent {
+namespace layerswarm::mirror {
 
 struct Counters {
   std::atomic<std::uint64_t> requests{0};
@@ -23,4 +23,4 @@ struct Counters {
   std::string summary() const;
 };
 
-}  // namespace layerswarm::agent
+}  // namespace layerswarm::mirror

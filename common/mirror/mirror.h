@@ -7,14 +7,14 @@
 
 #include <chrono>
 
-#include "agent/blob_service.h"
-#include "agent/counters.h"
-#include "agent/manifest_service.h"
-#include "agent/upstreams.h"
 #include "common/http_server.h"
+#include "common/mirror/blob_service.h"
+#include "common/mirror/counters.h"
+#include "common/mirror/manifest_service.h"
+#include "common/mirror/upstreams.h"
 #include "common/reference.h"
 
-namespace layerswarm::agent {
+namespace layerswarm::mirror {
 
 class Mirror final : public HttpHandler {
  public:
@@ -37,4 +37,4 @@ class Mirror final : public HttpHandler {
   std::chrono::milliseconds response_timeout_;
 };
 
-}  // namespace layerswarm::agent
+}  // namespace layerswarm::mirror

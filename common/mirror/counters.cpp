@@ -1,6 +1,6 @@
-#include "agent/counters.h"
+#include "common/mirror/counters.h"
 
-namespace layerswarm::agent {
+namespace layerswarm::mirror {
 
 std::string Counters::summary() const {
   auto field = [](const char* name, const std::atomic<std::uint64_t>& v) {
@@ -18,4 +18,4 @@ std::string Counters::summary() const {
   return s;
 }
 
-}  // namespace layerswarm::agent
+}  // namespace layerswarm::mirror

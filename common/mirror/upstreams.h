@@ -12,11 +12,11 @@
 #include <string>
 #include <string_view>
 
-#include "agent/config.h"
 #include "common/clock.h"
+#include "common/mirror/options.h"
 #include "common/registry_client.h"
 
-namespace layerswarm::agent {
+namespace layerswarm::mirror {
 
 struct UpstreamTarget {
   std::string registry;  // canonical name: the namespace of tags in the cache
@@ -26,7 +26,7 @@ struct UpstreamTarget {
 
 class Upstreams {
  public:
-  Upstreams(asio::any_io_executor executor, const AgentConfig& config, const Clock& clock);
+  Upstreams(asio::any_io_executor executor, const MirrorOptions& options, const Clock& clock);
   ~Upstreams();
 
   // `requested` as the request named it, "" for the default upstream.
@@ -63,4 +63,4 @@ class Upstreams {
   std::size_t unlisted_ = 0;
 };
 
-}  // namespace layerswarm::agent
+}  // namespace layerswarm::mirror

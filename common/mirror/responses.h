@@ -8,7 +8,7 @@
 #include "common/log.h"
 #include "common/result.h"
 
-namespace layerswarm::agent {
+namespace layerswarm::mirror {
 
 // An OCI error JSON with the status from the error table (HEAD: headers only). Adds
 // Retry-After to 429 and Allow to 405.
@@ -18,4 +18,4 @@ Task<void> send_error(ResponseWriter& out, Error error, RequestLog& log);
 Task<void> send_body(ResponseWriter& out, ResponseHead head, std::string_view body,
                      RequestLog& log);
 
-}  // namespace layerswarm::agent
+}  // namespace layerswarm::mirror

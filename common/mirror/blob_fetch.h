@@ -16,12 +16,12 @@
 #include <optional>
 #include <string>
 
-#include "agent/blob_source.h"
-#include "agent/counters.h"
 #include "common/async.h"
+#include "common/mirror/blob_source.h"
+#include "common/mirror/counters.h"
 #include "common/store.h"
 
-namespace layerswarm::agent {
+namespace layerswarm::mirror {
 
 class BlobFetch {
  public:
@@ -83,4 +83,4 @@ class BlobFetcher {
   std::map<std::string, std::shared_ptr<BlobFetch>> inflight_;
 };
 
-}  // namespace layerswarm::agent
+}  // namespace layerswarm::mirror

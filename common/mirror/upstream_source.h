@@ -1,10 +1,10 @@
 // BlobSource over the upstream registries: GET/HEAD /v2/<repo>/blobs/<digest>.
 #pragma once
 
-#include "agent/blob_source.h"
-#include "agent/upstreams.h"
+#include "common/mirror/blob_source.h"
+#include "common/mirror/upstreams.h"
 
-namespace layerswarm::agent {
+namespace layerswarm::mirror {
 
 class UpstreamBlobSource final : public BlobSource {
  public:
@@ -17,4 +17,4 @@ class UpstreamBlobSource final : public BlobSource {
   Upstreams& upstreams_;
 };
 
-}  // namespace layerswarm::agent
+}  // namespace layerswarm::mirror

@@ -1,6 +1,6 @@
-#include "agent/upstream_source.h"
+#include "common/mirror/upstream_source.h"
 
-namespace layerswarm::agent {
+namespace layerswarm::mirror {
 namespace {
 
 class UpstreamStream final : public BlobStream {
@@ -56,4 +56,4 @@ Task<Result<std::uint64_t>> UpstreamBlobSource::stat(BlobLocator blob, SteadyTim
   co_return *(*resp)->content_length;
 }
 
-}  // namespace layerswarm::agent
+}  // namespace layerswarm::mirror

@@ -12,7 +12,7 @@
 #include "common/result.h"
 #include "common/store.h"
 
-namespace layerswarm::agent {
+namespace layerswarm::mirror {
 
 inline constexpr std::size_t kManifestLimit = 4 << 20;
 
@@ -37,4 +37,4 @@ TagDecision decide_tag(const std::optional<TagRecord>& record, TimePoint now,
 bool may_serve_stale(const TagRecord& record, TimePoint now, std::chrono::milliseconds max_stale,
                      const Error& error);
 
-}  // namespace layerswarm::agent
+}  // namespace layerswarm::mirror

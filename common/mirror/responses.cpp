@@ -1,6 +1,6 @@
-#include "agent/responses.h"
+#include "common/mirror/responses.h"
 
-namespace layerswarm::agent {
+namespace layerswarm::mirror {
 
 Task<void> send_error(ResponseWriter& out, Error error, RequestLog& log) {
   const OciError oci = to_oci(error.code);
@@ -23,4 +23,4 @@ Task<void> send_body(ResponseWriter& out, ResponseHead head, std::string_view bo
   log.bytes = out.body_bytes();
 }
 
-}  // namespace layerswarm::agent
+}  // namespace layerswarm::mirror

@@ -1,8 +1,8 @@
-#include "agent/manifest_service.h"
+#include "common/mirror/manifest_service.h"
 
 #include "common/log.h"
 
-namespace layerswarm::agent {
+namespace layerswarm::mirror {
 
 namespace {
 
@@ -168,4 +168,4 @@ void ManifestService::remember_tag(const UpstreamTarget& target, const std::stri
   }
 }
 
-}  // namespace layerswarm::agent
+}  // namespace layerswarm::mirror

@@ -1,4 +1,4 @@
-#include "agent/blob_fetch.h"
+#include "common/mirror/blob_fetch.h"
 
 #include <unistd.h>
 
@@ -8,7 +8,7 @@
 
 #include "common/log.h"
 
-namespace layerswarm::agent {
+namespace layerswarm::mirror {
 namespace {
 
 Status pwrite_all(int fd, const char* data, std::size_t size, std::uint64_t offset) {
@@ -135,4 +135,4 @@ void BlobFetcher::finish(BlobFetch& fetch, const Digest& digest, std::optional<E
   if (it != inflight_.end() && it->second.get() == &fetch) inflight_.erase(it);
 }
 
-}  // namespace layerswarm::agent
+}  // namespace layerswarm::mirror

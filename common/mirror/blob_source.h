@@ -13,7 +13,7 @@
 #include "common/digest.h"
 #include "common/result.h"
 
-namespace layerswarm::agent {
+namespace layerswarm::mirror {
 
 struct BlobLocator {
   std::string registry;    // canonical registry name
@@ -45,4 +45,4 @@ class BlobSource {
   virtual Task<Result<std::uint64_t>> stat(BlobLocator blob, SteadyTime deadline) = 0;
 };
 
-}  // namespace layerswarm::agent
+}  // namespace layerswarm::mirror

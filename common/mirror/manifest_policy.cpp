@@ -1,10 +1,10 @@
-#include "agent/manifest_policy.h"
+#include "common/mirror/manifest_policy.h"
 
 #include <algorithm>
 #include <cctype>
 #include <nlohmann/json.hpp>
 
-namespace layerswarm::agent {
+namespace layerswarm::mirror {
 
 using nlohmann::json;
 
@@ -74,4 +74,4 @@ bool may_serve_stale(const TagRecord& record, TimePoint now, std::chrono::millis
   return is_availability_error(error) && now - record.validated <= max_stale;
 }
 
-}  // namespace layerswarm::agent
+}  // namespace layerswarm::mirror

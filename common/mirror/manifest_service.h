@@ -15,14 +15,14 @@
 #include <chrono>
 #include <string>
 
-#include "agent/counters.h"
-#include "agent/manifest_policy.h"
-#include "agent/upstreams.h"
 #include "common/async.h"
 #include "common/clock.h"
+#include "common/mirror/counters.h"
+#include "common/mirror/manifest_policy.h"
+#include "common/mirror/upstreams.h"
 #include "common/store.h"
 
-namespace layerswarm::agent {
+namespace layerswarm::mirror {
 
 struct ManifestPolicy {
   std::chrono::milliseconds tag_ttl{30'000};
@@ -66,4 +66,4 @@ class ManifestService {
   SingleFlight<Result<ManifestAnswer>> flights_;
 };
 
-}  // namespace layerswarm::agent
+}  // namespace layerswarm::mirror

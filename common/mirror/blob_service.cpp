@@ -1,9 +1,9 @@
-#include "agent/blob_service.h"
+#include "common/mirror/blob_service.h"
 
-#include "agent/responses.h"
+#include "common/mirror/responses.h"
 #include "common/range.h"
 
-namespace layerswarm::agent {
+namespace layerswarm::mirror {
 namespace {
 
 bool timed_out(SteadyTime deadline) { return std::chrono::steady_clock::now() >= deadline; }
@@ -187,4 +187,4 @@ Task<void> BlobService::stream(BlobFetch& fetch, std::uint64_t first, std::uint6
   }
 }
 
-}  // namespace layerswarm::agent
+}  // namespace layerswarm::mirror

@@ -1,11 +1,12 @@
-#include "agent/upstreams.h"
+#include "common/mirror/upstreams.h"
 
 #include "common/reference.h"
 #include "layerswarm_version.h"
 
-namespace layerswarm::agent {
+namespace layerswarm::mirror {
 
-Upstreams::Upstreams(asio::any_io_executor executor, const AgentConfig& config, const Clock& clock)
+Upstreams::Upstreams(asio::any_io_executor executor, const MirrorOptions& config,
+                     const Clock& clock)
     : executor_(std::move(executor)),
       registries_(config.registries),
       allow_unlisted_(config.allow_unlisted_registries),
@@ -70,4 +71,4 @@ void Upstreams::evict_unlisted() {
   --unlisted_;
 }
 
-}  // namespace layerswarm::agent
+}  // namespace layerswarm::mirror

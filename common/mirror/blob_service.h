@@ -8,14 +8,14 @@
 
 #include <chrono>
 
-#include "agent/blob_fetch.h"
-#include "agent/blob_source.h"
-#include "agent/counters.h"
 #include "common/http_server.h"
 #include "common/log.h"
+#include "common/mirror/blob_fetch.h"
+#include "common/mirror/blob_source.h"
+#include "common/mirror/counters.h"
 #include "common/store.h"
 
-namespace layerswarm::agent {
+namespace layerswarm::mirror {
 
 struct BlobServiceOptions {
   // Longest wait for a source to answer before the client gets a 503 (so it falls back).
@@ -49,4 +49,4 @@ class BlobService {
   BlobServiceOptions options_;
 };
 
-}  // namespace layerswarm::agent
+}  // namespace layerswarm::mirror

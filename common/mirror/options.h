@@ -1,0 +1,53 @@
+// What a mirror (the agent, and the supernode) needs to know about its upstreams and cache:
+// the configuration keys the two binaries share (docs/configuration.md). Parsed from the top
+// level of either binary's JSON document.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "common/registry_config.h"
+#include "common/result.h"
+
+namespace layerswarm::mirror {
+
+using Millis = std::chrono::milliseconds;
+
+struct MirrorOptions {
+  // The upstream for requests that name none: a URL, or a host in the registries table.
+  std::string upstream = "https://registry-1.docker.io";
+  Registries registries;
+  // Requests may name registries missing from the table (reached over https, anonymously).
+  bool allow_unlisted_registries = true;
+
+  struct Cache {
+    Millis ttl = std::chrono::hours(24 * 7);        // unused objects are removed after this
+    Millis tag_ttl = std::chrono::seconds(30);      // tags answered without asking upstream
+    Millis max_stale = std::chrono::hours(24 * 7);  // tags served while upstream is down
+    Millis sweep_interval = std::chrono::hours(1);
+  } cache;
+
+  struct UpstreamClient {
+    Millis connect_timeout = std::chrono::seconds(10);
+    Millis read_timeout = std::chrono::seconds(30);
+    // Until the upstream's answer (all retries and auth included); clients time out at 30 s.
+    Millis response_timeout = std::chrono::seconds(20);
+    std::uint64_t retries = 3;
+  } upstream_client;
+};
+
+// The keys of MirrorOptions that parse_mirror_options() reads from a document's top level.
+inline constexpr const char* kMirrorKeys[] = {"upstream", "registries", "allow_unlisted_registries",
+                                              "cache", "upstream_client"};
+
+// Reads the mirror keys present in `doc` into `out`. Errors: kConfigInvalid naming the key.
+Status parse_mirror_options(const nlohmann::json& doc, MirrorOptions& out);
+// Applies HOST=URL specs (--registry). Errors: kConfigInvalid.
+Status apply_registry_flags(const std::vector<std::string>& specs, MirrorOptions& out);
+// Checks values and cross-references. Errors: kConfigInvalid.
+Status validate_mirror_options(const MirrorOptions& o);
+
+}  // namespace layerswarm::mirror
