@@ -1,8 +1,11 @@
 #include "agent/config.h"
 
+#include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "common/json_config.h"
+#include "common/url.h"
 
 namespace layerswarm::agent {
 
@@ -32,6 +35,10 @@ Status validate(const AgentConfig& c) {
   if (!c.tls.listen.empty() && (c.tls.cert.empty() || c.tls.key.empty())) {
     return bad("tls.listen needs tls.cert and tls.key");
   }
+  if (!c.supernode.empty()) {
+    if (auto u = Url::parse(c.supernode); !u) return bad("supernode: " + u.error().what());
+    if (c.token_file.empty()) return bad("supernode needs token_file (the cluster token)");
+  }
   return mirror::validate_mirror_options(c.mirror);
 }
 
@@ -42,7 +49,8 @@ Result<AgentConfig> parse_config(const json& doc) {
   if (auto s =
           check_keys(doc,
                      {"listen", "data_dir", "upstream", "registries", "allow_unlisted_registries",
-                      "tls", "cache", "upstream_client", "log", "drain_timeout"},
+                      "tls", "cache", "upstream_client", "log", "drain_timeout", "supernode",
+                      "token_file", "supernode_ca_file", "direct_fallback"},
                      "config");
       !s) {
     return s.error();
@@ -50,6 +58,10 @@ Result<AgentConfig> parse_config(const json& doc) {
   Status s = read_string(doc, "listen", "config", c.listen);
   if (s) s = read_string(doc, "data_dir", "config", c.data_dir);
   if (s) s = read_duration(doc, "drain_timeout", "config", c.drain_timeout);
+  if (s) s = read_string(doc, "supernode", "config", c.supernode);
+  if (s) s = read_string(doc, "token_file", "config", c.token_file);
+  if (s) s = read_string(doc, "supernode_ca_file", "config", c.supernode_ca_file);
+  if (s) s = read_bool(doc, "direct_fallback", "config", c.direct_fallback);
   if (s && doc.contains("tls")) s = parse_tls(doc["tls"], c.tls);
   if (s && doc.contains("log")) s = parse_log(doc["log"], c.log);
   if (s) s = mirror::parse_mirror_options(doc, c.mirror);
@@ -73,9 +85,27 @@ Result<AgentConfig> load_config(const std::string& file, const Overrides& o) {
   if (!o.data_dir.empty()) c.data_dir = o.data_dir;
   if (!o.upstream.empty()) c.mirror.upstream = o.upstream;
   if (!o.log_level.empty()) c.log.level = o.log_level;
+  if (!o.supernode.empty()) c.supernode = o.supernode;
+  if (!o.token_file.empty()) c.token_file = o.token_file;
   if (auto s = mirror::apply_registry_flags(o.registries, c.mirror); !s) return s.error();
   if (auto s = validate(c); !s) return s.error();
   return c;
+}
+
+Result<std::string> read_token_file(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) return Error(Errc::kConfigInvalid, "cannot read token file " + file);
+  std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto first = token.find_first_not_of(" \t\r\n");
+  const auto last = token.find_last_not_of(" \t\r\n");
+  if (first == std::string::npos) {
+    return Error(Errc::kConfigInvalid, "token file " + file + " is empty");
+  }
+  token = token.substr(first, last - first + 1);
+  if (token.find_first_of(" \t\r\n") != std::string::npos) {
+    return Error(Errc::kConfigInvalid, "token file " + file + ": the token has whitespace inside");
+  }
+  return token;
 }
 
 }  // namespace layerswarm::agent

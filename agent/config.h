@@ -35,7 +35,17 @@ struct AgentConfig {
   } log;
 
   Millis drain_timeout = std::chrono::seconds(10);
+
+  // The site's supernode: asked first for manifests and blobs. Empty: none.
+  std::string supernode;
+  std::string token_file;         // the cluster token (needed with a supernode)
+  std::string supernode_ca_file;  // PEM CA for an https supernode
+  // When the supernode cannot answer, ask the registry directly (false: fail instead).
+  bool direct_fallback = true;
 };
+
+// Reads a cluster token file (whitespace trimmed). Errors: kConfigInvalid.
+Result<std::string> read_token_file(const std::string& file);
 
 // Parses a whole configuration document. Errors: kConfigInvalid naming the key.
 Result<AgentConfig> parse_config(const nlohmann::json& doc);
@@ -47,6 +57,8 @@ struct Overrides {
   std::string upstream;
   std::vector<std::string> registries;  // HOST=URL
   std::string log_level;
+  std::string supernode;
+  std::string token_file;
 };
 
 // Loads `file` (or the defaults when empty), applies `overrides`, and checks the result.

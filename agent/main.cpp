@@ -62,6 +62,9 @@ int main(int argc, char** argv) {
                  "HOST=URL: where registry HOST is reached, e.g. docker.io=http://127.0.0.1:5000 "
                  "(repeatable)");
   app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error|off (default info)");
+  app.add_option("--supernode", o.supernode,
+                 "URL of the site's supernode, asked first for manifests and blobs");
+  app.add_option("--token-file", o.token_file, "File holding the cluster token (with --supernode)");
   app.set_version_flag("--version", "layerswarm-agent " LAYERSWARM_VERSION);
   try {
     app.parse(argc, argv);
@@ -88,9 +91,10 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<agent::Agent> agent = std::move(*created);
   for (std::size_t i = 0; i < agent->endpoints().size(); ++i) {
-    LOG_INFO("layerswarm-agent {} listening on {}://{} (data {}, default upstream {})",
+    LOG_INFO("layerswarm-agent {} listening on {}://{} (data {}, default upstream {}{}{})",
              LAYERSWARM_VERSION, i == 0 ? "http" : "https", agent->endpoints()[i], config->data_dir,
-             config->mirror.upstream);
+             config->mirror.upstream, config->supernode.empty() ? "" : ", supernode ",
+             config->supernode);
   }
   boost::asio::signal_set signals(ioc, SIGTERM, SIGINT);
   OnSignal on_signal{&signals, &ioc, agent.get(), config->drain_timeout.count()};

@@ -73,6 +73,7 @@ Task<Result<std::unique_ptr<ClientResponse>>> RegistryClient::fetch(UpstreamCall
   std::string base = url.target.substr(0, url.target.find('?'));
   while (!base.empty() && base.back() == '/') base.pop_back();
   url.target = base + "/v2/" + call.repository + "/" + call.path;
+  if (!entry_.ns.empty()) url.add_query("ns", entry_.ns);
   std::string scope = "repository:" + call.repository + ":pull";
   std::string method = call.method;
   bool challenged = false;  // a 401 to a request without credentials was answered
@@ -151,6 +152,7 @@ Task<Result<std::unique_ptr<ClientResponse>>> RegistryClient::fetch(UpstreamCall
 }
 
 Task<Result<std::string>> RegistryClient::authorization(std::string scope, SteadyTime deadline) {
+  if (!entry_.bearer_token.empty()) co_return "Bearer " + entry_.bearer_token;
   if (!challenge_) co_return std::string();
   if (challenge_->scheme == "basic") {
     if (!entry_.has_credentials()) co_return std::string();

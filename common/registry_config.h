@@ -21,6 +21,10 @@ struct RegistryEntry {
   std::string password;  // never logged
   std::string ca_file;
   bool insecure_skip_verify = false;
+  // Set when `url` is a supernode mirroring this registry: every request names the registry
+  // with ?ns=, and carries the cluster token as a bearer token (no challenge flow).
+  std::string ns;
+  std::string bearer_token;  // never logged
 
   bool has_credentials() const { return !username.empty(); }
 };

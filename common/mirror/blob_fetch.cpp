@@ -26,11 +26,11 @@ Status pwrite_all(int fd, const char* data, std::size_t size, std::uint64_t offs
 
 }  // namespace
 
-BlobFetcher::BlobFetcher(asio::any_io_executor executor, Store& store, BlobSource& source,
+BlobFetcher::BlobFetcher(asio::any_io_executor executor, Store& store, SourceChain& sources,
                          asio::thread_pool& pool, Counters& counters, FetchOptions options)
     : executor_(std::move(executor)),
       store_(store),
-      source_(source),
+      sources_(sources),
       pool_(pool),
       counters_(counters),
       options_(options) {}
@@ -80,21 +80,42 @@ Task<void> BlobFetcher::run(std::shared_ptr<BlobFetch> fetch, BlobLocator blob) 
 }
 
 Task<Status> BlobFetcher::download(BlobFetch& fetch, BlobLocator blob) {
-  auto stream = co_await source_.open(blob, deadline_after(options_.open_timeout));
-  if (!stream) co_return stream.error();
+  auto opened = co_await sources_.open_from(0, blob, 0, deadline_after(options_.open_timeout));
+  if (!opened) co_return opened.error();
+  std::size_t index = opened->index;
+  std::unique_ptr<BlobStream> stream = std::move(opened->stream);
   auto temp = store_.create_temp(blob.digest);
   if (!temp) co_return temp.error();
   fetch.temp_ = std::move(*temp);
-  fetch.size_ = (*stream)->size();
-  fetch.source_ = std::string((*stream)->source());
+  fetch.size_ = stream->size();
+  fetch.source_ = std::string(stream->source());
   fetch.state_ = BlobFetch::State::kStreaming;
   fetch.progress_.notify_all();
 
   Hasher hasher(blob.digest.algorithm());
   std::vector<char> buffer(options_.buffer_size);
+  int switches = 0;
   while (true) {
-    auto n = co_await (*stream)->read_some(buffer.data(), buffer.size());
-    if (!n) co_return n.error();
+    auto n = co_await stream->read_some(buffer.data(), buffer.size());
+    if (!n) {
+      // The source broke mid-transfer: the next one continues from the byte reached.
+      if (index + 1 >= sources_.size() || switches >= 3 || !is_handover_error(n.error())) {
+        co_return n.error();
+      }
+      LOG_WARN("blob {}: {} failed at byte {} ({}); resuming from the next source",
+               blob.digest.str(), stream->source(), fetch.written_, n.error().what());
+      auto next = co_await sources_.open_from(index + 1, blob, fetch.written_,
+                                              deadline_after(options_.open_timeout));
+      if (!next) co_return next.error();
+      if (fetch.size_ && next->stream->size() && *next->stream->size() != *fetch.size_) {
+        co_return Error(Errc::kBadUpstreamResponse, "sources disagree on the blob's size");
+      }
+      index = next->index;
+      stream = std::move(next->stream);
+      fetch.source_ = std::string(stream->source());
+      ++switches;
+      continue;
+    }
     if (*n == 0) break;
     if (fetch.size_ && fetch.written_ + *n > *fetch.size_) {
       co_return Error(Errc::kBadUpstreamResponse, "source sent more bytes than it announced");

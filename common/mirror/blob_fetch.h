@@ -1,6 +1,8 @@
 // In-flight blob downloads, one per digest however many clients ask (single flight).
 //
-// A fetch pulls the blob from a BlobSource into a temporary file, hashing as it goes; readers
+// A fetch pulls the blob from the first source of a SourceChain that can serve it into a
+// temporary file, hashing as it goes; when that source breaks mid-transfer, the next one
+// continues from the byte reached (the hash runs on, over one seamless byte sequence). Readers
 // (client responses, any byte range) follow the file as it grows. A reader may send bytes
 // before the digest is checked but never the last byte of its response: that waits for
 // kVerified. On a digest mismatch the fetch turns kFailed, every reader aborts its connection,
@@ -17,8 +19,8 @@
 #include <string>
 
 #include "common/async.h"
-#include "common/mirror/blob_source.h"
 #include "common/mirror/counters.h"
+#include "common/mirror/source_chain.h"
 #include "common/store.h"
 
 namespace layerswarm::mirror {
@@ -60,7 +62,7 @@ struct FetchOptions {
 
 class BlobFetcher {
  public:
-  BlobFetcher(asio::any_io_executor executor, Store& store, BlobSource& source,
+  BlobFetcher(asio::any_io_executor executor, Store& store, SourceChain& sources,
               asio::thread_pool& pool, Counters& counters, FetchOptions options);
 
   // The running fetch of `blob.digest`, or a new one. Never null.
@@ -76,7 +78,7 @@ class BlobFetcher {
 
   asio::any_io_executor executor_;
   Store& store_;
-  BlobSource& source_;
+  SourceChain& sources_;
   asio::thread_pool& pool_;
   Counters& counters_;
   FetchOptions options_;

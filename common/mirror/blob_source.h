@@ -1,6 +1,6 @@
-// Where blob bytes come from: the seam between the cache and its sources. Today the only
-// source is the upstream registry (UpstreamBlobSource); the swarm (supernode and peers) will
-// be another implementation behind the same interface.
+// Where blob bytes come from: the seam between the cache and its sources. The upstream
+// registry (UpstreamBlobSource), the supernode over HTTP (the same class pointed at the
+// supernode), and the swarm are implementations; a SourceChain tries them in order.
 #pragma once
 
 #include <cstdint>
@@ -21,14 +21,14 @@ struct BlobLocator {
   Digest digest;
 };
 
-// The bytes of one whole blob, in order, as a source delivers them. Unverified: the reader
-// hashes them.
+// The bytes of one blob from some offset on, in order, as a source delivers them. Unverified:
+// the reader hashes them.
 class BlobStream {
  public:
   virtual ~BlobStream() = default;
-  // The size the source announced, if it did.
+  // The whole blob's size as the source announced it, if it did.
   virtual std::optional<std::uint64_t> size() const = 0;
-  // For logs: "upstream", later "peer", "supernode".
+  // For logs: "upstream", "supernode", later "swarm".
   virtual std::string_view source() const = 0;
   // Reads up to `n` bytes; 0 at the end. Errors: the source's transport errors, kTimeout.
   virtual Task<Result<std::size_t>> read_some(char* buf, std::size_t n) = 0;
@@ -37,10 +37,12 @@ class BlobStream {
 class BlobSource {
  public:
   virtual ~BlobSource() = default;
-  // Starts delivering the blob; returns once its size is known (or the source answered).
-  // Nothing past `deadline` is waited for. Errors: kBlobUnknown, kDenied,
+  virtual std::string_view name() const = 0;
+  // Starts delivering the blob from byte `offset` (0: all of it); returns once the source
+  // answered. Nothing past `deadline` is waited for. Errors: kBlobUnknown, kDenied,
   // kUpstreamUnavailable, kTooManyRequests, kTimeout, kBadUpstreamResponse.
-  virtual Task<Result<std::unique_ptr<BlobStream>>> open(BlobLocator blob, SteadyTime deadline) = 0;
+  virtual Task<Result<std::unique_ptr<BlobStream>>> open(BlobLocator blob, std::uint64_t offset,
+                                                         SteadyTime deadline) = 0;
   // The blob's size without fetching it. Errors: as open().
   virtual Task<Result<std::uint64_t>> stat(BlobLocator blob, SteadyTime deadline) = 0;
 };

@@ -94,7 +94,7 @@ Task<Result<ManifestAnswer>> ManifestService::resolve_tag(UpstreamTarget target,
     co_return answer;
   }
   UpstreamCall head_call = manifest_call("HEAD", repository, tag, deadline);
-  auto head = co_await target.client->fetch(std::move(head_call));
+  auto head = co_await fetch_with_fallback(target, std::move(head_call));
   if (!head) co_return head.error();
   const int status = (*head)->status;
   if (status != 200 && status != 405)
@@ -124,7 +124,7 @@ Task<Result<ManifestAnswer>> ManifestService::fetch(UpstreamTarget target, std::
                                                     std::optional<Digest> expected,
                                                     SteadyTime deadline) {
   UpstreamCall call = manifest_call("GET", repository, reference, deadline);
-  auto resp = co_await target.client->fetch(std::move(call));
+  auto resp = co_await fetch_with_fallback(target, std::move(call));
   if (!resp) co_return resp.error();
   ClientResponse& r = **resp;
   if (r.status != 200) co_return upstream_status_error(r.status, Errc::kManifestUnknown);

@@ -114,7 +114,7 @@ Task<void> Mirror::serve_tags(const Route& route, UpstreamTarget target, Respons
     }
   }
   call.path += query.target.substr(1);
-  auto resp = co_await target.client->fetch(std::move(call));
+  auto resp = co_await fetch_with_fallback(target, std::move(call));
   if (!resp) {
     co_await send_error(out, resp.error(), log);
     co_return;

@@ -1,5 +1,9 @@
-// BlobSource over the upstream registries: GET/HEAD /v2/<repo>/blobs/<digest>.
+// BlobSource over registries: GET/HEAD /v2/<repo>/blobs/<digest>, from an offset with a Range
+// request. Pointed at the upstream registries, or (with Upstreams in supernode mode) at the
+// supernode.
 #pragma once
+
+#include <string>
 
 #include "common/mirror/blob_source.h"
 #include "common/mirror/upstreams.h"
@@ -8,13 +12,21 @@ namespace layerswarm::mirror {
 
 class UpstreamBlobSource final : public BlobSource {
  public:
-  explicit UpstreamBlobSource(Upstreams& upstreams) : upstreams_(upstreams) {}
+  // `name` is what logs call the source ("upstream", "supernode").
+  UpstreamBlobSource(Upstreams& upstreams, std::string name)
+      : upstreams_(upstreams), name_(std::move(name)) {}
 
-  Task<Result<std::unique_ptr<BlobStream>>> open(BlobLocator blob, SteadyTime deadline) override;
+  std::string_view name() const override { return name_; }
+  Task<Result<std::unique_ptr<BlobStream>>> open(BlobLocator blob, std::uint64_t offset,
+                                                 SteadyTime deadline) override;
   Task<Result<std::uint64_t>> stat(BlobLocator blob, SteadyTime deadline) override;
 
  private:
   Upstreams& upstreams_;
+  std::string name_;
 };
+
+// "bytes a-b/total" -> {a, total}. nullopt when malformed or the total is unknown ("*").
+std::optional<std::pair<std::uint64_t, std::uint64_t>> parse_content_range(std::string_view v);
 
 }  // namespace layerswarm::mirror

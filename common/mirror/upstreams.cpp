@@ -1,16 +1,19 @@
 #include "common/mirror/upstreams.h"
 
+#include "common/log.h"
+#include "common/mirror/source_chain.h"
 #include "common/reference.h"
 #include "layerswarm_version.h"
 
 namespace layerswarm::mirror {
 
 Upstreams::Upstreams(asio::any_io_executor executor, const MirrorOptions& config,
-                     const Clock& clock)
+                     const Clock& clock, std::optional<Via> via)
     : executor_(std::move(executor)),
       registries_(config.registries),
       allow_unlisted_(config.allow_unlisted_registries),
-      clock_(clock) {
+      clock_(clock),
+      via_(std::move(via)) {
   client_options_.connect_timeout = config.upstream_client.connect_timeout;
   client_options_.read_timeout = config.upstream_client.read_timeout;
   client_options_.user_agent = "layerswarm/" LAYERSWARM_VERSION;
@@ -42,14 +45,28 @@ Result<UpstreamTarget> Upstreams::resolve(std::string_view requested) {
   if (!allow_unlisted_ && !listed) {
     return Error(Errc::kDenied, "registry " + name + " is not configured on this mirror");
   }
-  return UpstreamTarget{name, client_for(registries_.lookup(name), listed)};
+  UpstreamTarget target{name, client_for(registries_.lookup(name), listed), nullptr};
+  if (fallback_) {
+    if (auto direct = fallback_->resolve(name)) target.fallback = direct->client;
+  }
+  return target;
 }
 
 std::shared_ptr<RegistryClient> Upstreams::client_for(const RegistryEntry& entry, bool listed) {
   auto it = clients_.find(entry.name);
   if (it == clients_.end()) {
     if (!listed && unlisted_ >= kMaxUnlisted) evict_unlisted();
-    Slot slot{std::make_shared<RegistryClient>(executor_, entry, client_options_, retry_, clock_),
+    RegistryEntry reached = entry;
+    if (via_) {  // the supernode stands in for the registry
+      reached.url = via_->url;
+      reached.ns = entry.name;
+      reached.bearer_token = via_->token;
+      reached.username.clear();
+      reached.password.clear();
+      reached.ca_file = via_->ca_file;
+      reached.insecure_skip_verify = via_->insecure_skip_verify;
+    }
+    Slot slot{std::make_shared<RegistryClient>(executor_, reached, client_options_, retry_, clock_),
               0, listed};
     it = clients_.emplace(entry.name, std::move(slot)).first;
     if (!listed) ++unlisted_;
@@ -69,6 +86,32 @@ void Upstreams::evict_unlisted() {
   if (oldest == clients_.end()) return;
   clients_.erase(oldest);
   --unlisted_;
+}
+
+namespace {
+
+// Statuses that mean "this source cannot answer now": the next source should try.
+bool is_handover_status(int status) {
+  return status == 401 || status == 403 || status == 429 || status >= 500;
+}
+
+}  // namespace
+
+Task<Result<std::unique_ptr<ClientResponse>>> fetch_with_fallback(UpstreamTarget target,
+                                                                  UpstreamCall call) {
+  if (!target.fallback) co_return co_await target.client->fetch(std::move(call));
+  UpstreamCall first = call;
+  const auto now = std::chrono::steady_clock::now();
+  if (call.deadline > now) first.deadline = now + (call.deadline - now) / 2;
+  auto resp = co_await target.client->fetch(std::move(first));
+  const bool handover =
+      resp ? is_handover_status((*resp)->status) : is_handover_error(resp.error());
+  if (!handover) co_return resp;
+  LOG_WARN("{} {}/{}: {} failed ({}); asking the registry directly", call.method, target.registry,
+           call.repository, target.client->entry().url.origin(),
+           resp ? "status " + std::to_string((*resp)->status) : resp.error().what());
+  resp = Result<std::unique_ptr<ClientResponse>>(Error(Errc::kInternal));  // closes the first
+  co_return co_await target.fallback->fetch(std::move(call));
 }
 
 }  // namespace layerswarm::mirror

@@ -22,11 +22,33 @@ struct UpstreamTarget {
   std::string registry;  // canonical name: the namespace of tags in the cache
   // Shared: a request keeps its client alive even if the client is evicted meanwhile.
   std::shared_ptr<RegistryClient> client;
+  // Tried when `client` (a supernode) cannot answer: the registry itself. May be null.
+  std::shared_ptr<RegistryClient> fallback;
 };
+
+// A supernode that mirrors every registry: requests go to `url` with ?ns=<registry> and the
+// cluster token as a bearer token.
+struct Via {
+  Url url;
+  std::string token;
+  std::string ca_file;
+  bool insecure_skip_verify = false;
+};
+
+// Sends `call` to target.client; when that fails in a way the next source should try (no
+// answer, 5xx, 429, 401/403: see is_handover_error) and a fallback exists, sends it there.
+// With a fallback, the first attempt gets at most half of the time left.
+Task<Result<std::unique_ptr<ClientResponse>>> fetch_with_fallback(UpstreamTarget target,
+                                                                  UpstreamCall call);
 
 class Upstreams {
  public:
-  Upstreams(asio::any_io_executor executor, const MirrorOptions& options, const Clock& clock);
+  // With `via`, every registry is reached through that supernode.
+  Upstreams(asio::any_io_executor executor, const MirrorOptions& options, const Clock& clock,
+            std::optional<Via> via = std::nullopt);
+
+  // Targets resolved here get `fallback`'s client for the same registry as their fallback.
+  void set_fallback(Upstreams* fallback) { fallback_ = fallback; }
   ~Upstreams();
 
   // `requested` as the request named it, "" for the default upstream.
@@ -58,6 +80,8 @@ class Upstreams {
   RetryPolicy retry_;
   const Clock& clock_;
   std::string default_name_;
+  std::optional<Via> via_;
+  Upstreams* fallback_ = nullptr;
   std::map<std::string, Slot> clients_;
   std::uint64_t uses_ = 0;
   std::size_t unlisted_ = 0;

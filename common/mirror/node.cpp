@@ -1,0 +1,167 @@
+#include "common/mirror/node.h"
+
+#include <boost/asio/io_context.hpp>
+
+#include "common/duration.h"
+#include "common/log.h"
+#include "common/mirror/blob_fetch.h"
+#include "common/mirror/blob_service.h"
+#include "common/mirror/manifest_service.h"
+#include "common/mirror/mirror.h"
+#include "common/mirror/source_chain.h"
+#include "common/mirror/upstream_source.h"
+#include "common/store.h"
+
+namespace layerswarm::mirror {
+
+namespace {
+
+// Passes requests to the front handler when one is set, else to the OCI API.
+class Dispatch final : public HttpHandler {
+ public:
+  explicit Dispatch(HttpHandler& mirror) : mirror_(mirror) {}
+  void set_front(HttpHandler* front) { front_ = front; }
+  Task<void> handle(HttpRequest request, ResponseWriter& out) override {
+    HttpHandler& h = front_ ? *front_ : mirror_;
+    co_await h.handle(std::move(request), out);
+  }
+
+ private:
+  HttpHandler& mirror_;
+  HttpHandler* front_ = nullptr;
+};
+
+std::vector<BlobSource*> sources_in_order(BlobSource* via, BlobSource* direct, bool use_direct) {
+  std::vector<BlobSource*> out;
+  if (via) out.push_back(via);
+  if (!via || use_direct) out.push_back(direct);
+  return out;
+}
+
+}  // namespace
+
+// Members are declared in dependency order: destroyed in reverse, the pool is joined before
+// the store closes.
+struct MirrorNode::Impl {
+  Impl(const NodeOptions& opts, asio::io_context& io, const Clock& clk, std::unique_ptr<Store> st)
+      : options(opts),
+        ioc(io),
+        clock(clk),
+        store(std::move(st)),
+        pool(2),
+        direct(io.get_executor(), opts.mirror, clk),
+        via(opts.via ? std::make_unique<Upstreams>(io.get_executor(), opts.mirror, clk, opts.via)
+                     : nullptr),
+        direct_source(direct, "upstream"),
+        via_source(via ? std::make_unique<UpstreamBlobSource>(*via, "supernode") : nullptr),
+        chain(sources_in_order(via_source.get(), &direct_source, opts.direct_fallback)),
+        fetcher(io.get_executor(), *store, chain, pool, counters,
+                FetchOptions{opts.mirror.upstream_client.response_timeout}),
+        manifests(*store, clk, counters,
+                  ManifestPolicy{opts.mirror.cache.tag_ttl, opts.mirror.cache.max_stale,
+                                 opts.mirror.upstream_client.response_timeout}),
+        blobs(
+            *store, fetcher, chain, counters,
+            BlobServiceOptions{opts.mirror.upstream_client.response_timeout,
+                               opts.mirror.upstream_client.read_timeout + std::chrono::seconds(5)}),
+        api(via ? *via : direct, manifests, blobs, counters,
+            opts.mirror.upstream_client.response_timeout),
+        dispatch(api),
+        server(io, dispatch),
+        sweep_timer(io) {
+    if (via && opts.direct_fallback) via->set_fallback(&direct);
+  }
+
+  Task<void> sweep_loop();
+
+  NodeOptions options;
+  asio::io_context& ioc;
+  const Clock& clock;
+  Counters counters;
+  std::unique_ptr<Store> store;
+  asio::thread_pool pool;
+  Upstreams direct;
+  std::unique_ptr<Upstreams> via;
+  UpstreamBlobSource direct_source;
+  std::unique_ptr<UpstreamBlobSource> via_source;
+  SourceChain chain;
+  BlobFetcher fetcher;
+  ManifestService manifests;
+  BlobService blobs;
+  Mirror api;
+  Dispatch dispatch;
+  HttpServer server;
+  asio::steady_timer sweep_timer;
+  std::vector<std::string> endpoints;
+  bool stopping = false;
+};
+
+Task<void> MirrorNode::Impl::sweep_loop() {
+  const auto& cache = options.mirror.cache;
+  while (!stopping) {
+    const auto now = clock.now();
+    const auto objects_before = now - cache.ttl;
+    const auto tags_before = now - std::max(cache.ttl, cache.max_stale);
+    Store* st = store.get();
+    auto job = [st, objects_before, tags_before] {
+      return st->sweep(objects_before, tags_before, 100'000);
+    };
+    auto stats = co_await offload(pool, std::move(job));
+    if (!stats) {
+      LOG_ERROR("cache sweep failed: {}", stats.error().what());
+    } else if (stats->blobs + stats->manifests + stats->tags > 0) {
+      LOG_INFO("cache sweep removed {} blobs, {} manifests ({} bytes) and {} tags unused for {}",
+               stats->blobs, stats->manifests, stats->bytes, stats->tags,
+               format_duration(cache.ttl));
+    }
+    sweep_timer.expires_after(cache.sweep_interval);
+    boost::system::error_code ec;
+    co_await sweep_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+}
+
+MirrorNode::MirrorNode(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+MirrorNode::~MirrorNode() = default;
+
+Result<std::unique_ptr<MirrorNode>> MirrorNode::create(const NodeOptions& options,
+                                                       asio::io_context& ioc, const Clock& clock) {
+  StoreOptions store_options{options.data_dir};
+  // Last-access writes are coarse, but fine enough to honour a short TTL.
+  store_options.access_granularity =
+      std::min<std::chrono::milliseconds>(std::chrono::minutes(10), options.mirror.cache.ttl / 10);
+  auto store = Store::open(store_options, clock);
+  if (!store) return store.error();
+  auto impl = std::make_unique<Impl>(options, ioc, clock, std::move(*store));
+  auto plain = impl->server.listen(options.listen, std::nullopt);
+  if (!plain) return plain.error();
+  impl->endpoints.push_back(*plain);
+  if (!options.tls_listen.empty()) {
+    auto tls = impl->server.listen(options.tls_listen, options.tls);
+    if (!tls) return tls.error();
+    impl->endpoints.push_back(*tls);
+  }
+  return std::unique_ptr<MirrorNode>(new MirrorNode(std::move(impl)));
+}
+
+void MirrorNode::set_front(HttpHandler* front) { impl_->dispatch.set_front(front); }
+HttpHandler& MirrorNode::mirror() { return impl_->api; }
+const std::vector<std::string>& MirrorNode::endpoints() const { return impl_->endpoints; }
+const Counters& MirrorNode::counters() const { return impl_->counters; }
+Store& MirrorNode::store() { return *impl_->store; }
+asio::thread_pool& MirrorNode::pool() { return impl_->pool; }
+
+void MirrorNode::start() {
+  impl_->server.start();
+  asio::co_spawn(impl_->ioc, impl_->sweep_loop(), asio::detached);
+}
+
+void MirrorNode::cut_shutdown() { impl_->server.cut_drain(); }
+
+Task<void> MirrorNode::shutdown() {
+  impl_->stopping = true;
+  impl_->sweep_timer.cancel();
+  impl_->server.stop_accepting();
+  co_await impl_->server.drain(deadline_after(impl_->options.drain_timeout));
+}
+
+}  // namespace layerswarm::mirror

@@ -1,0 +1,80 @@
+// A mirror node: what the agent and the supernode both run. Owns the store, the blob-work
+// thread pool, the upstream registries (and, for an agent with a supernode, the supernode as
+// first source), the single-flight fetcher, the manifest and blob services, the OCI API handler,
+// the HTTP listeners and the TTL sweep; shuts down by draining.
+//
+// Threading: create, start and shut down on the thread that runs `ioc` (one thread).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/async.h"
+#include "common/clock.h"
+#include "common/http_server.h"
+#include "common/mirror/counters.h"
+#include "common/mirror/options.h"
+#include "common/mirror/upstreams.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace layerswarm {
+class Store;
+}
+
+namespace layerswarm::mirror {
+
+class BlobFetcher;
+class ManifestService;
+
+struct NodeOptions {
+  std::string data_dir;
+  MirrorOptions mirror;
+  std::string listen;
+  std::string tls_listen;  // empty: none
+  TlsFiles tls;
+  std::chrono::milliseconds drain_timeout{10'000};
+  // An agent's supernode: manifests and blobs are asked from it first.
+  std::optional<Via> via;
+  // With `via`: ask the registry itself when the supernode cannot answer.
+  bool direct_fallback = true;
+};
+
+class MirrorNode {
+ public:
+  // Opens the store and binds the listeners. Errors: kConfigInvalid, kStorage, socket errors.
+  static Result<std::unique_ptr<MirrorNode>> create(const NodeOptions& options,
+                                                    asio::io_context& ioc, const Clock& clock);
+  ~MirrorNode();
+
+  // Requests go to `front` instead of the OCI API handler (which `front` may pass them on to).
+  // Call before start(); `front` must outlive the node.
+  void set_front(HttpHandler* front);
+  // The OCI Distribution API handler.
+  HttpHandler& mirror();
+
+  // The bound listener addresses, plain first.
+  const std::vector<std::string>& endpoints() const;
+  void start();
+  // Stops accepting, lets requests in progress finish (drain_timeout), closes the rest.
+  Task<void> shutdown();
+  // Ends a shutdown() in progress now.
+  void cut_shutdown();
+
+  const Counters& counters() const;
+  Store& store();
+  asio::thread_pool& pool();
+
+  struct Impl;
+
+ private:
+  explicit MirrorNode(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace layerswarm::mirror
