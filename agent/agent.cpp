@@ -1,5 +1,6 @@
 #include "agent/agent.h"
 
+#include "common/json_config.h"
 #include "common/mirror/node.h"
 
 namespace layerswarm::agent {
@@ -22,7 +23,7 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentConfig& config, asio::io
   options.drain_timeout = config.drain_timeout;
   options.direct_fallback = config.direct_fallback;
   if (!config.supernode.empty()) {
-    auto token = read_token_file(config.token_file);
+    auto token = read_secret_file(config.token_file);
     if (!token) return token.error();
     options.via =
         mirror::Via{*Url::parse(config.supernode), *token, config.supernode_ca_file, false};

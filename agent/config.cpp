@@ -1,7 +1,5 @@
 #include "agent/config.h"
 
-#include <fstream>
-#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "common/json_config.h"
@@ -90,22 +88,6 @@ Result<AgentConfig> load_config(const std::string& file, const Overrides& o) {
   if (auto s = mirror::apply_registry_flags(o.registries, c.mirror); !s) return s.error();
   if (auto s = validate(c); !s) return s.error();
   return c;
-}
-
-Result<std::string> read_token_file(const std::string& file) {
-  std::ifstream in(file);
-  if (!in) return Error(Errc::kConfigInvalid, "cannot read token file " + file);
-  std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const auto first = token.find_first_not_of(" \t\r\n");
-  const auto last = token.find_last_not_of(" \t\r\n");
-  if (first == std::string::npos) {
-    return Error(Errc::kConfigInvalid, "token file " + file + " is empty");
-  }
-  token = token.substr(first, last - first + 1);
-  if (token.find_first_of(" \t\r\n") != std::string::npos) {
-    return Error(Errc::kConfigInvalid, "token file " + file + ": the token has whitespace inside");
-  }
-  return token;
 }
 
 }  // namespace layerswarm::agent

@@ -44,9 +44,6 @@ struct AgentConfig {
   bool direct_fallback = true;
 };
 
-// Reads a cluster token file (whitespace trimmed). Errors: kConfigInvalid.
-Result<std::string> read_token_file(const std::string& file);
-
 // Parses a whole configuration document. Errors: kConfigInvalid naming the key.
 Result<AgentConfig> parse_config(const nlohmann::json& doc);
 

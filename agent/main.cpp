@@ -1,50 +1,15 @@
 // layerswarm-agent: parses flags, loads the configuration, wires the agent and runs it until
 // SIGTERM or SIGINT, then drains. Exit codes: 0 after a clean stop, 1 when the agent cannot
 // start (storage, address in use), 2 for a bad configuration or command line.
-#include <csignal>
 #include <cstdio>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
 
 #include "agent/agent.h"
 #include "common/log.h"
+#include "common/service.h"
 #include "layerswarm_version.h"
-
-namespace {
-
-layerswarm::Task<void> drain_and_stop(layerswarm::agent::Agent* agent,
-                                      boost::asio::io_context* ioc) {
-  co_await agent->shutdown();
-  ioc->stop();
-}
-
-// The first SIGTERM/SIGINT drains; a second one cuts the drain short. Either way the drain
-// coroutine is what stops the io_context, so no coroutine is left waiting on objects that are
-// destroyed before it.
-struct OnSignal {
-  boost::asio::signal_set* signals;
-  boost::asio::io_context* ioc;
-  layerswarm::agent::Agent* agent;
-  long drain_ms;
-  bool draining = false;
-
-  void operator()(const boost::system::error_code& ec, int signal) {
-    if (ec) return;
-    if (draining) {
-      LOG_WARN("signal {} again: stopping now", signal);
-      agent->cut_shutdown();
-      return;
-    }
-    LOG_INFO("signal {}: draining (at most {} ms; signal again to stop now)", signal, drain_ms);
-    draining = true;
-    boost::asio::co_spawn(*ioc, drain_and_stop(agent, ioc), boost::asio::detached);
-    signals->async_wait(*this);
-  }
-};
-
-}  // namespace
 
 int main(int argc, char** argv) {
   using namespace layerswarm;
@@ -81,7 +46,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "layerswarm-agent: %s\n", s.error().what().c_str());
     return 2;
   }
-  std::signal(SIGPIPE, SIG_IGN);  // sendfile(2) to a closed socket must not kill us
   boost::asio::io_context ioc(1);
   SystemClock clock;
   auto created = agent::Agent::create(*config, ioc, clock);
@@ -96,11 +60,11 @@ int main(int argc, char** argv) {
              config->mirror.upstream, config->supernode.empty() ? "" : ", supernode ",
              config->supernode);
   }
-  boost::asio::signal_set signals(ioc, SIGTERM, SIGINT);
-  OnSignal on_signal{&signals, &ioc, agent.get(), config->drain_timeout.count()};
-  signals.async_wait(on_signal);
   agent->start();
-  ioc.run();
+  agent::Agent* a = agent.get();
+  run_until_signalled(
+      ioc, [a] { return a->shutdown(); }, [a] { a->cut_shutdown(); },
+      config->drain_timeout.count());
   LOG_INFO("stopped; {}", agent->counters().summary());
   return 0;
 }

@@ -1,6 +1,7 @@
 #include "common/json_config.h"
 
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -74,6 +75,22 @@ Result<json> load_json_file(const std::string& file) {
   json j = json::parse(ss.str(), nullptr, false);
   if (j.is_discarded()) return Error(Errc::kConfigInvalid, file + ": not valid JSON");
   return j;
+}
+
+Result<std::string> read_secret_file(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) return Error(Errc::kConfigInvalid, "cannot read secret file " + file);
+  std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto first = token.find_first_not_of(" \t\r\n");
+  const auto last = token.find_last_not_of(" \t\r\n");
+  if (first == std::string::npos) {
+    return Error(Errc::kConfigInvalid, "secret file " + file + " is empty");
+  }
+  token = token.substr(first, last - first + 1);
+  if (token.find_first_of(" \t\r\n") != std::string::npos) {
+    return Error(Errc::kConfigInvalid, "secret file " + file + ": whitespace inside the secret");
+  }
+  return token;
 }
 
 }  // namespace layerswarm

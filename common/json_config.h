@@ -28,6 +28,10 @@ Status read_uint(const nlohmann::json& obj, const char* key, const std::string& 
 Status read_duration(const nlohmann::json& obj, const char* key, const std::string& path,
                      std::chrono::milliseconds& out);
 
+// Reads a secret (the cluster token) from a file, surrounding whitespace trimmed.
+// Errors: kConfigInvalid (unreadable, empty, whitespace inside).
+Result<std::string> read_secret_file(const std::string& file);
+
 // Reads and parses a JSON file. Errors: kConfigInvalid naming the file and the parse error.
 Result<nlohmann::json> load_json_file(const std::string& file);
 

@@ -114,6 +114,7 @@ Task<Status> BlobFetcher::download(BlobFetch& fetch, BlobLocator blob) {
       stream = std::move(next->stream);
       fetch.source_ = std::string(stream->source());
       ++switches;
+      ++counters_.source_switches;
       continue;
     }
     if (*n == 0) break;
@@ -123,7 +124,8 @@ Task<Status> BlobFetcher::download(BlobFetch& fetch, BlobLocator blob) {
     hasher.update(buffer.data(), *n);
     if (auto s = pwrite_all(fetch.fd(), buffer.data(), *n, fetch.written_); !s) co_return s;
     fetch.written_ += *n;
-    counters_.bytes_from_upstream += *n;
+    (stream->source() == "supernode" ? counters_.bytes_from_supernode
+                                     : counters_.bytes_from_upstream) += *n;
     fetch.progress_.notify_all();
   }
   if (fetch.size_ && fetch.written_ != *fetch.size_) {

@@ -70,8 +70,10 @@ Task<void> BlobService::serve(BlobLocator blob, const HttpRequest& request, Resp
   }
   const bool joined = fetcher_.find(blob.digest) != nullptr;
   auto fetch = fetcher_.join(blob);
-  log.source = joined ? "inflight" : "upstream";
-  co_await serve_fetch(std::move(fetch), blob.digest, request, out, log);
+  co_await serve_fetch(fetch, blob.digest, request, out, log);
+  // Where the bytes came from (a fetch may have switched sources midway): "inflight" for a
+  // request that joined another's download.
+  log.source = joined ? "inflight" : fetch->source();
 }
 
 Task<void> BlobService::serve_file(const Digest& digest, OpenBlob blob, const HttpRequest& request,

@@ -13,7 +13,9 @@ std::string Counters::summary() const {
       field("tag_revalidations", tag_revalidations) + field("stale_served", stale_served) +
       field("digest_mismatches", digest_mismatches) +
       field("aborted_responses", aborted_responses) + field("bytes_from_cache", bytes_from_cache) +
-      field("bytes_from_upstream", bytes_from_upstream);
+      field("bytes_from_upstream", bytes_from_upstream) +
+      field("bytes_from_supernode", bytes_from_supernode) +
+      field("source_switches", source_switches);
   s.pop_back();
   return s;
 }

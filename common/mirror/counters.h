@@ -18,7 +18,9 @@ struct Counters {
   std::atomic<std::uint64_t> digest_mismatches{0};
   std::atomic<std::uint64_t> aborted_responses{0};
   std::atomic<std::uint64_t> bytes_from_cache{0};
-  std::atomic<std::uint64_t> bytes_from_upstream{0};
+  std::atomic<std::uint64_t> bytes_from_upstream{0};  // the registry itself
+  std::atomic<std::uint64_t> bytes_from_supernode{0};
+  std::atomic<std::uint64_t> source_switches{0};  // a download that moved to the next source
 
   std::string summary() const;
 };

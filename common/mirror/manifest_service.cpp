@@ -94,16 +94,17 @@ Task<Result<ManifestAnswer>> ManifestService::resolve_tag(UpstreamTarget target,
     co_return answer;
   }
   UpstreamCall head_call = manifest_call("HEAD", repository, tag, deadline);
-  auto head = co_await fetch_with_fallback(target, std::move(head_call));
-  if (!head) co_return head.error();
-  const int status = (*head)->status;
+  auto fetched_head = co_await fetch_with_fallback(target, std::move(head_call));
+  if (!fetched_head) co_return fetched_head.error();
+  auto head = std::move(fetched_head->response);
+  const int status = head->status;
   if (status != 200 && status != 405)
     co_return upstream_status_error(status, Errc::kManifestUnknown);
   std::optional<Digest> digest;
-  if (auto text = (*head)->headers.get("Docker-Content-Digest"); text && status == 200) {
+  if (auto text = head->headers.get("Docker-Content-Digest"); text && status == 200) {
     if (auto parsed = Digest::parse(*text)) digest = std::move(*parsed);
   }
-  head->reset();  // a HEAD has no body: the connection goes back to the pool
+  head.reset();  // a HEAD has no body: the connection goes back to the pool
 
   Result<ManifestAnswer> answer = Error(Errc::kInternal);
   if (digest) {
@@ -124,9 +125,9 @@ Task<Result<ManifestAnswer>> ManifestService::fetch(UpstreamTarget target, std::
                                                     std::optional<Digest> expected,
                                                     SteadyTime deadline) {
   UpstreamCall call = manifest_call("GET", repository, reference, deadline);
-  auto resp = co_await fetch_with_fallback(target, std::move(call));
-  if (!resp) co_return resp.error();
-  ClientResponse& r = **resp;
+  auto fetched = co_await fetch_with_fallback(target, std::move(call));
+  if (!fetched) co_return fetched.error();
+  ClientResponse& r = *fetched->response;
   if (r.status != 200) co_return upstream_status_error(r.status, Errc::kManifestUnknown);
   ++counters_.upstream_manifest_fetches;
   auto body = co_await r.read_all(kManifestLimit);
@@ -156,7 +157,7 @@ Task<Result<ManifestAnswer>> ManifestService::fetch(UpstreamTarget target, std::
     LOG_WARN("manifest {} verified but not cached: {}", got.str(), s.error().what());
   }
   co_return ManifestAnswer{got, StoredManifest{std::move(*media_type), std::move(*body)},
-                           "upstream"};
+                           fetched->source};
 }
 
 void ManifestService::remember_tag(const UpstreamTarget& target, const std::string& repository,

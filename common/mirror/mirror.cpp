@@ -80,7 +80,6 @@ Task<void> Mirror::serve_manifest(const Route& route, UpstreamTarget target, Res
     answer = co_await manifests_.by_tag(target, repository, route.tag);
   }
   if (!answer) {
-    log.source = "upstream";
     co_await send_error(out, answer.error(), log);
     co_return;
   }
@@ -114,11 +113,13 @@ Task<void> Mirror::serve_tags(const Route& route, UpstreamTarget target, Respons
     }
   }
   call.path += query.target.substr(1);
-  auto resp = co_await fetch_with_fallback(target, std::move(call));
-  if (!resp) {
-    co_await send_error(out, resp.error(), log);
+  auto fetched = co_await fetch_with_fallback(target, std::move(call));
+  if (!fetched) {
+    co_await send_error(out, fetched.error(), log);
     co_return;
   }
+  log.source = fetched->source;
+  auto* resp = &fetched->response;
   if ((*resp)->status != 200) {
     Error error = upstream_status_error((*resp)->status, Errc::kNameUnknown);
     co_await send_error(out, std::move(error), log);

@@ -97,21 +97,30 @@ bool is_handover_status(int status) {
 
 }  // namespace
 
-Task<Result<std::unique_ptr<ClientResponse>>> fetch_with_fallback(UpstreamTarget target,
-                                                                  UpstreamCall call) {
-  if (!target.fallback) co_return co_await target.client->fetch(std::move(call));
+std::string source_name(const RegistryClient& client) {
+  return client.entry().ns.empty() ? "upstream" : "supernode";
+}
+
+Task<Result<Fetched>> fetch_with_fallback(UpstreamTarget target, UpstreamCall call) {
+  if (!target.fallback) {
+    auto only = co_await target.client->fetch(std::move(call));
+    if (!only) co_return only.error();
+    co_return Fetched{std::move(*only), source_name(*target.client)};
+  }
   UpstreamCall first = call;
   const auto now = std::chrono::steady_clock::now();
   if (call.deadline > now) first.deadline = now + (call.deadline - now) / 2;
   auto resp = co_await target.client->fetch(std::move(first));
   const bool handover =
       resp ? is_handover_status((*resp)->status) : is_handover_error(resp.error());
-  if (!handover) co_return resp;
+  if (!handover) co_return Fetched{std::move(*resp), source_name(*target.client)};
   LOG_WARN("{} {}/{}: {} failed ({}); asking the registry directly", call.method, target.registry,
            call.repository, target.client->entry().url.origin(),
            resp ? "status " + std::to_string((*resp)->status) : resp.error().what());
   resp = Result<std::unique_ptr<ClientResponse>>(Error(Errc::kInternal));  // closes the first
-  co_return co_await target.fallback->fetch(std::move(call));
+  auto direct = co_await target.fallback->fetch(std::move(call));
+  if (!direct) co_return direct.error();
+  co_return Fetched{std::move(*direct), source_name(*target.fallback)};
 }
 
 }  // namespace layerswarm::mirror

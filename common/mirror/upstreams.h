@@ -38,8 +38,14 @@ struct Via {
 // Sends `call` to target.client; when that fails in a way the next source should try (no
 // answer, 5xx, 429, 401/403: see is_handover_error) and a fallback exists, sends it there.
 // With a fallback, the first attempt gets at most half of the time left.
-Task<Result<std::unique_ptr<ClientResponse>>> fetch_with_fallback(UpstreamTarget target,
-                                                                  UpstreamCall call);
+struct Fetched {
+  std::unique_ptr<ClientResponse> response;
+  std::string source;  // "supernode" or "upstream": who answered
+};
+Task<Result<Fetched>> fetch_with_fallback(UpstreamTarget target, UpstreamCall call);
+
+// "supernode" for a client that reaches registries through a supernode, else "upstream".
+std::string source_name(const RegistryClient& client);
 
 class Upstreams {
  public:

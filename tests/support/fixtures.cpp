@@ -13,6 +13,7 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 std::string agent_binary() { return LS_AGENT_BIN; }
+std::string supernode_binary() { return LS_SUPERNODE_BIN; }
 std::string source_dir() { return LS_SOURCE_DIR; }
 
 namespace {
@@ -135,10 +136,10 @@ std::pair<std::string, std::string> make_certificate(const TempDir& dir, const s
 }
 
 Agent::Agent(const TempDir& dir, std::vector<std::string> args, const std::string& config_json,
-             const std::string& name) {
+             const std::string& name, const std::string& binary) {
   data_dir_ = dir.file(name + "-data");
   log_file_ = dir.file(name + ".log");
-  argv_ = {agent_binary(), "--listen", "127.0.0.1:0", "--data-dir", data_dir_};
+  argv_ = {binary, "--listen", "127.0.0.1:0", "--data-dir", data_dir_};
   if (!config_json.empty()) {
     write_file(dir.file(name + ".json"), config_json);
     argv_.push_back("--config");

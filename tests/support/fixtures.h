@@ -20,6 +20,7 @@ namespace layerswarm::test {
 
 // Paths baked in by CMake.
 std::string agent_binary();
+std::string supernode_binary();
 std::string source_dir();
 
 class TokenServer {
@@ -98,11 +99,12 @@ class UpstreamFront {
 // Makes a self-signed certificate for 127.0.0.1 (it is its own CA). Returns {cert, key}.
 std::pair<std::string, std::string> make_certificate(const TempDir& dir, const std::string& name);
 
-// The layerswarm-agent binary with `--listen 127.0.0.1:0 --data-dir <dir>/<name>`.
+// The layerswarm-agent binary (or `binary`: the supernode) with
+// `--listen 127.0.0.1:0 --data-dir <dir>/<name>-data`.
 class Agent {
  public:
   Agent(const TempDir& dir, std::vector<std::string> args, const std::string& config_json = "",
-        const std::string& name = "agent");
+        const std::string& name = "agent", const std::string& binary = agent_binary());
   ~Agent();
   const std::string& address() const { return address_; }
   // The TLS listener's address, when tls.listen is configured.

@@ -1,0 +1,20 @@
+// Running a service binary until it is told to stop: the first SIGTERM/SIGINT drains, a second
+// cuts the drain short. The drain is what stops the io_context, so no coroutine is left
+// waiting on an object destroyed before it. Also ignores SIGPIPE (sendfile to a closed socket).
+#pragma once
+
+#include <functional>
+
+#include "common/async.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace layerswarm {
+
+// Runs `ioc` until a signal arrives and `drain()` has completed. `drain_ms` is only logged.
+void run_until_signalled(asio::io_context& ioc, std::function<Task<void>()> drain,
+                         std::function<void()> cut, long drain_ms);
+
+}  // namespace layerswarm

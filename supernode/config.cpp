@@ -1,0 +1,80 @@
+#include "supernode/config.h"
+
+#include <nlohmann/json.hpp>
+
+#include "common/json_config.h"
+
+namespace layerswarm::supernode {
+
+using nlohmann::json;
+
+namespace {
+
+Status parse_section(const json& j, const char* path, std::initializer_list<std::string_view> keys,
+                     std::initializer_list<std::pair<const char*, std::string*>> fields) {
+  if (auto s = check_keys(j, keys, path); !s) return s;
+  for (const auto& [key, out] : fields) {
+    if (auto s = read_string(j, key, path, *out); !s) return s;
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<SupernodeConfig> parse_config(const json& doc) {
+  SupernodeConfig c;
+  if (auto s = check_keys(
+          doc,
+          {"listen", "data_dir", "token_file", "upstream", "registries",
+           "allow_unlisted_registries", "tls", "cache", "upstream_client", "log", "drain_timeout"},
+          "config");
+      !s) {
+    return s.error();
+  }
+  Status s = read_string(doc, "listen", "config", c.listen);
+  if (s) s = read_string(doc, "data_dir", "config", c.data_dir);
+  if (s) s = read_string(doc, "token_file", "config", c.token_file);
+  if (s) s = read_duration(doc, "drain_timeout", "config", c.drain_timeout);
+  if (s && doc.contains("tls")) {
+    s = parse_section(doc["tls"], "tls", {"listen", "cert", "key"},
+                      {{"listen", &c.tls.listen}, {"cert", &c.tls.cert}, {"key", &c.tls.key}});
+  }
+  if (s && doc.contains("log")) {
+    s = parse_section(doc["log"], "log", {"level", "file"},
+                      {{"level", &c.log.level}, {"file", &c.log.file}});
+  }
+  if (s) s = mirror::parse_mirror_options(doc, c.mirror);
+  if (!s) return s.error();
+  return c;
+}
+
+Result<SupernodeConfig> load_config(const std::string& file, const Overrides& o) {
+  json doc = json::object();
+  if (!file.empty()) {
+    auto loaded = load_json_file(file);
+    if (!loaded) return loaded.error();
+    doc = std::move(*loaded);
+  }
+  auto parsed = parse_config(doc);
+  if (!parsed) {
+    return Error(Errc::kConfigInvalid, (file.empty() ? "" : file + ": ") + parsed.error().what());
+  }
+  SupernodeConfig c = std::move(*parsed);
+  if (!o.listen.empty()) c.listen = o.listen;
+  if (!o.data_dir.empty()) c.data_dir = o.data_dir;
+  if (!o.upstream.empty()) c.mirror.upstream = o.upstream;
+  if (!o.token_file.empty()) c.token_file = o.token_file;
+  if (!o.log_level.empty()) c.log.level = o.log_level;
+  if (auto s = mirror::apply_registry_flags(o.registries, c.mirror); !s) return s.error();
+  auto bad = [](const std::string& m) { return Error(Errc::kConfigInvalid, m); };
+  if (c.listen.empty()) return bad("listen must not be empty");
+  if (c.data_dir.empty()) return bad("data_dir must not be empty");
+  if (c.token_file.empty()) return bad("token_file is required: agents prove membership with it");
+  if (!c.tls.listen.empty() && (c.tls.cert.empty() || c.tls.key.empty())) {
+    return bad("tls.listen needs tls.cert and tls.key");
+  }
+  if (auto s = mirror::validate_mirror_options(c.mirror); !s) return s.error();
+  return c;
+}
+
+}  // namespace layerswarm::supernode

@@ -1,0 +1,53 @@
+// The supernode's configuration: one JSON file (unknown keys are errors), every key with a
+// default (docs/configuration.md), flags on top. The keys shared with the agent (upstream,
+// registries, cache, upstream_client) are MirrorOptions.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "common/mirror/options.h"
+#include "common/result.h"
+
+namespace layerswarm::supernode {
+
+using Millis = std::chrono::milliseconds;
+
+struct SupernodeConfig {
+  std::string listen = "0.0.0.0:65100";
+  std::string data_dir = "/var/lib/layerswarm/supernode";
+  std::string token_file;  // the cluster token: required
+  mirror::MirrorOptions mirror;
+
+  struct Tls {
+    std::string listen;  // empty: no TLS listener
+    std::string cert;
+    std::string key;
+  } tls;
+
+  struct Log {
+    std::string level = "info";
+    std::string file;
+  } log;
+
+  Millis drain_timeout = std::chrono::seconds(10);
+};
+
+Result<SupernodeConfig> parse_config(const nlohmann::json& doc);
+
+struct Overrides {
+  std::string listen;
+  std::string data_dir;
+  std::string upstream;
+  std::string token_file;
+  std::vector<std::string> registries;  // HOST=URL
+  std::string log_level;
+};
+
+// Loads `file` (or the defaults), applies `overrides`, checks. Errors: kConfigInvalid.
+Result<SupernodeConfig> load_config(const std::string& file, const Overrides& overrides);
+
+}  // namespace layerswarm::supernode

@@ -1,0 +1,66 @@
+// layerswarm-supernode: parses flags, loads the configuration, wires the supernode and runs it
+// until SIGTERM or SIGINT, then drains. Exit codes: 0 after a clean stop, 1 when it cannot
+// start (storage, address in use, token file), 2 for a bad configuration or command line.
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "common/log.h"
+#include "common/service.h"
+#include "layerswarm_version.h"
+#include "supernode/supernode.h"
+
+int main(int argc, char** argv) {
+  using namespace layerswarm;
+  CLI::App app{"layerswarm-supernode: a site's shared registry mirror, tracker and first seed"};
+  std::string config_file;
+  supernode::Overrides o;
+  app.add_option("--config", config_file, "JSON configuration file (docs/configuration.md)");
+  app.add_option("--listen", o.listen, "Address to serve on (default 0.0.0.0:65100)");
+  app.add_option("--data-dir", o.data_dir,
+                 "Cache directory (default /var/lib/layerswarm/supernode)");
+  app.add_option("--upstream", o.upstream,
+                 "Registry URL (or registries entry) for requests that name none "
+                 "(default https://registry-1.docker.io)");
+  app.add_option("--token-file", o.token_file, "File holding the cluster token (required)");
+  app.add_option("--registry", o.registries,
+                 "HOST=URL: where registry HOST is reached (repeatable)");
+  app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error|off (default info)");
+  app.set_version_flag("--version", "layerswarm-supernode " LAYERSWARM_VERSION);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+
+  auto config = supernode::load_config(config_file, o);
+  if (!config) {
+    std::fprintf(stderr, "layerswarm-supernode: %s\n", config.error().what().c_str());
+    return 2;
+  }
+  if (auto s = init_logging(config->log.level, config->log.file); !s) {
+    std::fprintf(stderr, "layerswarm-supernode: %s\n", s.error().what().c_str());
+    return 2;
+  }
+  boost::asio::io_context ioc(1);
+  SystemClock clock;
+  auto created = supernode::Supernode::create(*config, ioc, clock);
+  if (!created) {
+    LOG_ERROR("cannot start: {}", created.error().what());
+    return 1;
+  }
+  std::unique_ptr<supernode::Supernode> node = std::move(*created);
+  for (std::size_t i = 0; i < node->endpoints().size(); ++i) {
+    LOG_INFO("layerswarm-supernode {} listening on {}://{} (data {}, default upstream {})",
+             LAYERSWARM_VERSION, i == 0 ? "http" : "https", node->endpoints()[i], config->data_dir,
+             config->mirror.upstream);
+  }
+  node->start();
+  supernode::Supernode* n = node.get();
+  run_until_signalled(
+      ioc, [n] { return n->shutdown(); }, [n] { n->cut_shutdown(); },
+      config->drain_timeout.count());
+  LOG_INFO("stopped; {}", node->counters().summary());
+  return 0;
+}

@@ -1,0 +1,91 @@
+#include "supernode/supernode.h"
+
+#include <openssl/crypto.h>
+
+#include "common/json_config.h"
+#include "common/log.h"
+#include "common/mirror/node.h"
+#include "common/mirror/responses.h"
+
+namespace layerswarm::supernode {
+
+bool carries_token(std::string_view authorization, std::string_view token) {
+  constexpr std::string_view kBearer = "Bearer ";
+  if (token.empty() || authorization.size() != kBearer.size() + token.size()) return false;
+  if (authorization.substr(0, kBearer.size()) != kBearer) return false;
+  return CRYPTO_memcmp(authorization.data() + kBearer.size(), token.data(), token.size()) == 0;
+}
+
+namespace {
+
+// Admits cluster members only, then passes requests to the OCI API.
+class Front final : public HttpHandler {
+ public:
+  Front(HttpHandler& api, std::string token) : api_(api), token_(std::move(token)) {}
+
+  Task<void> handle(HttpRequest request, ResponseWriter& out) override {
+    if (!carries_token(request.headers.get("Authorization").value_or(""), token_)) {
+      RequestLog log;
+      log.method = request.method;
+      log.remote = request.remote;
+      log.object = request.target.substr(0, request.target.find('?'));
+      Error refused(Errc::kUnauthorized, "this supernode serves cluster members only");
+      co_await refuse(out, std::move(refused), log);
+      log_request(log);
+      co_return;
+    }
+    co_await api_.handle(std::move(request), out);
+  }
+
+ private:
+  Task<void> refuse(ResponseWriter& out, Error error, RequestLog& log) {
+    const std::string body = oci_error_body(make_error_code(Errc::kUnauthorized), error.message);
+    ResponseHead head;
+    head.status = 401;
+    head.headers.add("Content-Type", "application/json");
+    head.headers.add("WWW-Authenticate", "Bearer realm=\"layerswarm-cluster\"");
+    log.error = error.message;
+    co_await mirror::send_body(out, std::move(head), body, log);
+  }
+
+  HttpHandler& api_;
+  std::string token_;
+};
+
+}  // namespace
+
+struct Supernode::Impl {
+  std::unique_ptr<mirror::MirrorNode> node;
+  std::unique_ptr<Front> front;
+};
+
+Supernode::Supernode(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Supernode::~Supernode() = default;
+
+Result<std::unique_ptr<Supernode>> Supernode::create(const SupernodeConfig& config,
+                                                     asio::io_context& ioc, const Clock& clock) {
+  auto token = read_secret_file(config.token_file);
+  if (!token) return token.error();
+  mirror::NodeOptions options;
+  options.data_dir = config.data_dir;
+  options.mirror = config.mirror;
+  options.listen = config.listen;
+  options.tls_listen = config.tls.listen;
+  options.tls = TlsFiles{config.tls.cert, config.tls.key};
+  options.drain_timeout = config.drain_timeout;
+  auto node = mirror::MirrorNode::create(options, ioc, clock);
+  if (!node) return node.error();
+  auto impl = std::make_unique<Impl>();
+  impl->node = std::move(*node);
+  impl->front = std::make_unique<Front>(impl->node->mirror(), *token);
+  impl->node->set_front(impl->front.get());
+  return std::unique_ptr<Supernode>(new Supernode(std::move(impl)));
+}
+
+const std::vector<std::string>& Supernode::endpoints() const { return impl_->node->endpoints(); }
+const mirror::Counters& Supernode::counters() const { return impl_->node->counters(); }
+void Supernode::start() { impl_->node->start(); }
+void Supernode::cut_shutdown() { impl_->node->cut_shutdown(); }
+Task<void> Supernode::shutdown() { co_await impl_->node->shutdown(); }
+
+}  // namespace layerswarm::supernode

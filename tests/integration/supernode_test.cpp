@@ -1,0 +1,201 @@
+// Agents behind a supernode: one upstream copy per site, cluster-token admission, and pulls that
+// survive the supernode (unreachable, or killed mid-transfer).
+#include <signal.h>
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <thread>
+
+#include "tests/support/fixtures.h"
+#include "tests/support/slow_proxy.h"
+
+using namespace layerswarm::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* kToken = "cluster-token-for-tests";
+
+std::string token_file(const TempDir& dir, const std::string& token = kToken) {
+  const std::string path = dir.file("token-" + std::to_string(std::hash<std::string>{}(token)));
+  write_file(path, token + "\n");
+  return path;
+}
+
+// A supernode in front of `upstream_url`.
+std::unique_ptr<Agent> start_supernode(const TempDir& dir, const std::string& upstream_url,
+                                       const std::string& config = "") {
+  return std::make_unique<Agent>(
+      dir, std::vector<std::string>{"--upstream", upstream_url, "--token-file", token_file(dir)},
+      config, "supernode", supernode_binary());
+}
+
+std::unique_ptr<Agent> start_agent(const TempDir& dir, const std::string& upstream_url,
+                                   const std::string& supernode, const std::string& name,
+                                   const std::string& token_path, const std::string& config = "") {
+  return std::make_unique<Agent>(
+      dir,
+      std::vector<std::string>{"--upstream", upstream_url, "--supernode", "http://" + supernode,
+                               "--token-file", token_path},
+      config, name);
+}
+
+}  // namespace
+
+TEST_CASE("agents behind a supernode: the upstream serves each blob once",
+          "[integration][supernode]") {
+  TempDir dir;
+  Registry upstream(dir);
+  const Image image = make_image(dir, "img", {"--layer", "2M", "--layer", "1M", "--layer", "300K"});
+  push_image(dir, image, upstream, "site/app:v1");
+  auto supernode = start_supernode(dir, upstream.url());
+  std::vector<std::unique_ptr<Agent>> agents;
+  for (int i = 0; i < 3; ++i) {
+    agents.push_back(start_agent(dir, upstream.url(), supernode->address(),
+                                 "agent" + std::to_string(i), token_file(dir)));
+  }
+  REQUIRE(pull_to_dir(dir, upstream.address(), "site/app:v1", "direct") == 0);
+  std::vector<int> rcs(agents.size(), -1);
+  std::vector<std::thread> pulls;
+  for (std::size_t i = 0; i < agents.size(); ++i) {
+    pulls.emplace_back([&, i] {
+      rcs[i] = pull_to_dir(dir, agents[i]->address(), "site/app:v1", "pulled" + std::to_string(i));
+    });
+  }
+  for (auto& t : pulls) t.join();
+  for (std::size_t i = 0; i < agents.size(); ++i) {
+    INFO("agent " << i);
+    CHECK(rcs[i] == 0);
+    CHECK(same_tree(dir.file("direct"), dir.file("pulled" + std::to_string(i))));
+    CHECK(eventually(
+              [&] {
+                return agents[i]->log_lines({"/blobs/", "source=supernode"});
+              },
+              1) >= 1);
+  }
+  // Every blob crossed the upstream once, fetched by the supernode; no agent went direct.
+  for (const auto& digest : image.blob_digests()) {
+    INFO(digest);
+    CHECK(upstream.agent_requests("GET", "/v2/site/app/blobs/" + digest) <= 1);
+  }
+  CHECK(eventually([&] { return upstream.agent_requests("GET", "/v2/site/app/blobs/"); }, 4) == 4);
+}
+
+TEST_CASE("the supernode admits cluster members only", "[integration][supernode]") {
+  TempDir dir;
+  Registry upstream(dir);
+  const Image image = make_image(dir, "img", {"--layer", "100K"});
+  push_image(dir, image, upstream, "site/app:v1");
+  auto supernode = start_supernode(dir, upstream.url());
+  const auto anonymous = http_get(supernode->address(), "/v2/site/app/manifests/v1");
+  CHECK(anonymous.status == 401);
+  CHECK(anonymous.body.find("UNAUTHORIZED") == std::string::npos);  // the OCI code is DENIED
+  CHECK(anonymous.header("www-authenticate").find("Bearer") == 0);
+  const auto member = http_get(supernode->address(), "/v2/site/app/manifests/v1",
+                               {{"Authorization", std::string("Bearer ") + kToken}});
+  CHECK(member.status == 200);
+
+  // An agent with the wrong token: refused by the supernode, served by the registry directly.
+  auto stranger = start_agent(dir, upstream.url(), supernode->address(), "stranger",
+                              token_file(dir, "not-the-token"));
+  REQUIRE(pull_to_dir(dir, stranger->address(), "site/app:v1", "stranger-pull") == 0);
+  CHECK(eventually([&] { return stranger->log_lines({"asking the registry directly"}); }, 1) >= 1);
+  // The same agent told not to go direct fails instead.
+  auto strict = start_agent(dir, upstream.url(), supernode->address(), "strict",
+                            token_file(dir, "not-the-token"), R"({"direct_fallback": false})");
+  CHECK(http_get(strict->address(), "/v2/site/app/manifests/v1").status == 403);
+}
+
+TEST_CASE("an unreachable supernode: agents pull from the registry directly",
+          "[integration][supernode]") {
+  TempDir dir;
+  Registry upstream(dir);
+  const Image image = make_image(dir, "img", {"--layer", "200K"});
+  push_image(dir, image, upstream, "site/app:v1");
+  auto agent = start_agent(dir, upstream.url(), "127.0.0.1:9", "agent", token_file(dir));
+  REQUIRE(pull_to_dir(dir, agent->address(), "site/app:v1", "pulled") == 0);
+  REQUIRE(pull_to_dir(dir, upstream.address(), "site/app:v1", "direct") == 0);
+  CHECK(same_tree(dir.file("direct"), dir.file("pulled")));
+}
+
+TEST_CASE("the supernode dies mid-transfer: the download resumes from the registry",
+          "[integration][supernode]") {
+  TempDir dir;
+  Registry upstream(dir);
+  const std::string bytes = random_bytes(6 << 20, 21);
+  const std::string digest = push_blob(upstream, "site/blob", bytes);
+  SlowProxy slow(upstream.address(), 1 << 20);  // the supernode's upstream link: 1 MiB/s
+  // Agent and supernode name the registry alike ("site.test") and reach it their own ways:
+  // the supernode through the slow link, the agent (when it falls back) directly.
+  auto supernode =
+      std::make_unique<Agent>(dir,
+                              std::vector<std::string>{"--upstream", "site.test", "--registry",
+                                                       "site.test=http://" + slow.address(),
+                                                       "--token-file", token_file(dir)},
+                              "", "supernode", supernode_binary());
+  auto agent = std::make_unique<Agent>(
+      dir,
+      std::vector<std::string>{"--upstream", "site.test", "--registry",
+                               "site.test=" + upstream.url(), "--supernode",
+                               "http://" + supernode->address(), "--token-file", token_file(dir)},
+      "", "agent");
+  HttpResult result;
+  std::thread client([&] { result = http_get(agent->address(), "/v2/site/blob/blobs/" + digest); });
+  // Wait until the agent holds part of the blob, then kill the supernode.
+  const std::string tmp = agent->data_dir() + "/tmp";
+  REQUIRE(wait_until(
+      [&] {
+        std::error_code ec;
+        for (const auto& f : std::filesystem::directory_iterator(tmp, ec)) {
+          if (std::filesystem::file_size(f.path(), ec) > (1u << 20)) return true;
+        }
+        return false;
+      },
+      30s));
+  supernode->process().kill();
+  client.join();
+  CHECK(result.status == 200);
+  CHECK(result.complete);
+  CHECK(result.body == bytes);
+  CHECK(eventually(
+            [&] {
+              return agent->log_lines({digest, "resuming from the next source"});
+            },
+            1) == 1);
+  // The agent asked the registry for the rest only: a Range request, answered 206.
+  CHECK(eventually(
+            [&] {
+              return count_lines(upstream.log(),
+                                 {"\"GET /v2/site/blob/blobs/" + digest + " HTTP/1.1\" 206"});
+            },
+            1) == 1);
+  CHECK(agent->stop() == 0);
+  CHECK(agent->log_lines({"source_switches=1"}) == 1);
+}
+
+TEST_CASE("many agents revalidating a tag: the supernode asks the upstream once",
+          "[integration][supernode]") {
+  TempDir dir;
+  Registry upstream(dir);
+  const Image image = make_image(dir, "img", {"--layer", "10K"});
+  push_image(dir, image, upstream, "site/app:v1");
+  auto supernode = start_supernode(dir, upstream.url(), R"({"cache": {"tag_ttl": "60s"}})");
+  std::vector<std::unique_ptr<Agent>> agents;
+  for (int i = 0; i < 3; ++i) {  // agents revalidate on every request
+    agents.push_back(start_agent(dir, upstream.url(), supernode->address(),
+                                 "agent" + std::to_string(i), token_file(dir),
+                                 R"({"cache": {"tag_ttl": "0s"}})"));
+  }
+  for (int round = 0; round < 3; ++round) {
+    for (auto& a : agents) {
+      const auto r = http_get(a->address(), "/v2/site/app/manifests/v1");
+      CHECK(r.status == 200);
+      CHECK(r.header("docker-content-digest") == image.digest());
+    }
+  }
+  // Nine agent requests, one upstream GET by tag, no HEAD: the supernode answered from its
+  // cache within its tag TTL.
+  CHECK(eventually([&] { return upstream.agent_requests("GET", "/v2/site/app/manifests/v1"); },
+                   1) == 1);
+  CHECK(upstream.agent_requests("HEAD", "/v2/site/app/manifests/v1") == 0);
+}
