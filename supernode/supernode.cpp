@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/mirror/node.h"
 #include "common/mirror/responses.h"
+#include "supernode/tracker.h"
 
 namespace layerswarm::supernode {
 
@@ -18,12 +19,19 @@ bool carries_token(std::string_view authorization, std::string_view token) {
 
 namespace {
 
-// Admits cluster members only, then passes requests to the OCI API.
+// Routes the tracker's announces, admits cluster members only, then passes requests to the
+// OCI API.
 class Front final : public HttpHandler {
  public:
-  Front(HttpHandler& api, std::string token) : api_(api), token_(std::move(token)) {}
+  Front(HttpHandler& api, std::string token)
+      : api_(api), token_(token), tracker_(std::move(token), TrackerOptions{}) {}
 
   Task<void> handle(HttpRequest request, ResponseWriter& out) override {
+    const auto q = request.target.find('?');
+    if (request.target.substr(0, q) == "/announce" && request.method == "GET") {
+      co_await announce(std::move(request), out);
+      co_return;
+    }
     if (!carries_token(request.headers.get("Authorization").value_or(""), token_)) {
       RequestLog log;
       log.method = request.method;
@@ -48,8 +56,24 @@ class Front final : public HttpHandler {
     co_await mirror::send_body(out, std::move(head), body, log);
   }
 
+  // The token is checked by the tracker: it travels in the query (libtorrent sends no headers).
+  Task<void> announce(HttpRequest request, ResponseWriter& out) {
+    const auto q = request.target.find('?');
+    const std::string_view query = q == std::string::npos
+                                       ? std::string_view()
+                                       : std::string_view(request.target).substr(q + 1);
+    const std::string_view remote =
+        std::string_view(request.remote).substr(0, request.remote.rfind(':'));
+    const std::string body = tracker_.announce(query, remote, std::chrono::steady_clock::now());
+    ResponseHead head;
+    head.headers.add("Content-Type", "text/plain");
+    RequestLog log;  // announces are frequent: not logged per request
+    co_await mirror::send_body(out, std::move(head), body, log);
+  }
+
   HttpHandler& api_;
   std::string token_;
+  Tracker tracker_;
 };
 
 }  // namespace
