@@ -1,0 +1,308 @@
+#include "common/p2p/disk_io.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <libtorrent/add_torrent_params.hpp>
+#include <libtorrent/aux_/vector.hpp>
+#include <libtorrent/disk_buffer_holder.hpp>
+#include <libtorrent/disk_interface.hpp>
+#include <libtorrent/file_storage.hpp>
+#include <libtorrent/hasher.hpp>
+#include <libtorrent/io_context.hpp>
+#include <libtorrent/performance_counters.hpp>
+#include <libtorrent/storage_defs.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "common/p2p/disk_io_lt.h"
+
+namespace layerswarm::p2p {
+namespace {
+
+constexpr int kBlock = lt::default_block_size;  // 16 KiB
+
+// Duplicated descriptors waiting for their storage: handle -> fd.
+std::mutex g_mu;
+std::map<std::uint64_t, int> g_fds;
+std::atomic<std::uint64_t> g_next{1};
+
+struct Parsed {
+  std::uint64_t offset = 0;
+  std::uint64_t handle = 0;
+};
+
+std::optional<Parsed> parse(const std::string& path) {
+  // libtorrent makes save paths absolute ("/cwd/lsfd:..."): the marker is the last component.
+  constexpr std::string_view kPrefix = "lsfd:";
+  std::string_view s(path);
+  const auto at = s.rfind(kPrefix);
+  if (at == std::string_view::npos || (at > 0 && s[at - 1] != '/')) return std::nullopt;
+  s.remove_prefix(at + kPrefix.size());
+  const auto colon = s.find(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  Parsed p;
+  const auto a = std::from_chars(s.data(), s.data() + colon, p.offset);
+  const auto b = std::from_chars(s.data() + colon + 1, s.data() + s.size(), p.handle);
+  if (a.ec != std::errc() || b.ec != std::errc()) return std::nullopt;
+  return p;
+}
+
+int take_fd(std::uint64_t handle) {
+  std::lock_guard lock(g_mu);
+  auto it = g_fds.find(handle);
+  if (it == g_fds.end()) return -1;
+  const int fd = it->second;
+  g_fds.erase(it);
+  return fd;
+}
+
+// One torrent's bytes: [base, base + length) of an open file.
+struct Range {
+  int fd = -1;
+  std::uint64_t base = 0;
+  std::int64_t length = 0;
+  int piece_length = 0;
+
+  ~Range() {
+    if (fd >= 0) ::close(fd);
+  }
+  int piece_size(lt::piece_index_t piece) const {
+    const std::int64_t start = std::int64_t(static_cast<int>(piece)) * piece_length;
+    return static_cast<int>(std::min<std::int64_t>(piece_length, length - start));
+  }
+  std::int64_t position(lt::piece_index_t piece, int offset) const {
+    return std::int64_t(base) + std::int64_t(static_cast<int>(piece)) * piece_length + offset;
+  }
+};
+
+lt::storage_error io_error(lt::operation_t op) {
+  lt::storage_error e;
+  e.ec = lt::error_code(errno ? errno : EIO, lt::system_category());
+  e.operation = op;
+  return e;
+}
+
+// Reads exactly `size` bytes or fails.
+bool read_exact(int fd, char* buf, std::size_t size, std::int64_t pos) {
+  while (size > 0) {
+    const ssize_t n = ::pread(fd, buf, size, pos);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n == 0) errno = EIO;
+      return false;
+    }
+    buf += n;
+    size -= static_cast<std::size_t>(n);
+    pos += n;
+  }
+  return true;
+}
+
+class RangeDiskIo final : public lt::disk_interface, public lt::buffer_allocator_interface {
+ public:
+  explicit RangeDiskIo(lt::io_context& ios) : ios_(ios) {}
+
+  lt::storage_holder new_torrent(lt::storage_params const& p,
+                                 std::shared_ptr<void> const&) override {
+    auto range = std::make_unique<Range>();
+    if (auto parsed = parse(p.path)) {
+      range->fd = take_fd(parsed->handle);
+      range->base = parsed->offset;
+    }
+    range->length = p.files.total_size();
+    range->piece_length = p.files.piece_length();
+    lt::storage_index_t idx;
+    if (free_.empty()) {
+      idx = ranges_.end_index();
+      ranges_.emplace_back(std::move(range));
+    } else {
+      idx = free_.back();
+      free_.pop_back();
+      ranges_[idx] = std::move(range);
+    }
+    return lt::storage_holder(idx, *this);
+  }
+
+  void remove_torrent(lt::storage_index_t idx) override {
+    ranges_[idx].reset();
+    free_.push_back(idx);
+  }
+
+  void async_read(lt::storage_index_t storage, lt::peer_request const& r,
+                  std::function<void(lt::disk_buffer_holder, lt::storage_error const&)> handler,
+                  lt::disk_job_flags_t) override {
+    const Range& range = *ranges_[storage];
+    char* buf = new char[static_cast<std::size_t>(r.length)];
+    lt::storage_error error;
+    if (!read_exact(range.fd, buf, static_cast<std::size_t>(r.length),
+                    range.position(r.piece, r.start))) {
+      error = io_error(lt::operation_t::file_read);
+    }
+    lt::disk_buffer_holder holder(*this, buf, r.length);
+    boost::asio::post(ios_, [h = std::move(handler), b = std::move(holder), error]() mutable {
+      h(std::move(b), error);
+    });
+  }
+
+  bool async_write(lt::storage_index_t storage, lt::peer_request const& r, char const* buf,
+                   std::shared_ptr<lt::disk_observer>,
+                   std::function<void(lt::storage_error const&)> handler,
+                   lt::disk_job_flags_t) override {
+    const Range& range = *ranges_[storage];
+    lt::storage_error error;
+    std::size_t left = static_cast<std::size_t>(r.length);
+    std::int64_t pos = range.position(r.piece, r.start);
+    while (left > 0) {
+      const ssize_t n = ::pwrite(range.fd, buf, left, pos);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        error = io_error(lt::operation_t::file_write);
+        break;
+      }
+      buf += n;
+      left -= static_cast<std::size_t>(n);
+      pos += n;
+    }
+    boost::asio::post(ios_, [h = std::move(handler), error] { h(error); });
+    return false;  // never congested: the write is done
+  }
+
+  void async_hash(
+      lt::storage_index_t storage, lt::piece_index_t piece, lt::span<lt::sha256_hash> block_hashes,
+      lt::disk_job_flags_t flags,
+      std::function<void(lt::piece_index_t, lt::sha1_hash const&, lt::storage_error const&)>
+          handler) override {
+    const Range& range = *ranges_[storage];
+    const bool v1 = bool(flags & lt::disk_interface::v1_hash);
+    const int size = range.piece_size(piece);
+    lt::hasher sha1;
+    lt::storage_error error;
+    char buf[kBlock];
+    for (int offset = 0, i = 0; offset < size; offset += kBlock, ++i) {
+      const int len = std::min(kBlock, size - offset);
+      if (!read_exact(range.fd, buf, static_cast<std::size_t>(len),
+                      range.position(piece, offset))) {
+        error = io_error(lt::operation_t::file_read);
+        break;
+      }
+      if (v1) sha1.update(buf, len);
+      if (i < int(block_hashes.size())) block_hashes[i] = lt::hasher256(buf, len).final();
+    }
+    const lt::sha1_hash h1 = v1 ? sha1.final() : lt::sha1_hash();
+    boost::asio::post(ios_, [h = std::move(handler), piece, h1, error] { h(piece, h1, error); });
+  }
+
+  void async_hash2(
+      lt::storage_index_t storage, lt::piece_index_t piece, int offset, lt::disk_job_flags_t,
+      std::function<void(lt::piece_index_t, lt::sha256_hash const&, lt::storage_error const&)>
+          handler) override {
+    const Range& range = *ranges_[storage];
+    const int len = std::min(kBlock, range.piece_size(piece) - offset);
+    char buf[kBlock];
+    lt::storage_error error;
+    lt::sha256_hash hash;
+    if (len <= 0 ||
+        !read_exact(range.fd, buf, static_cast<std::size_t>(len), range.position(piece, offset))) {
+      error = io_error(lt::operation_t::file_read);
+    } else {
+      hash = lt::hasher256(buf, len).final();
+    }
+    boost::asio::post(ios_,
+                      [h = std::move(handler), piece, hash, error] { h(piece, hash, error); });
+  }
+
+  // Our files are the cache's: libtorrent never moves, renames or deletes them.
+  void async_move_storage(
+      lt::storage_index_t, std::string p, lt::move_flags_t,
+      std::function<void(lt::status_t, std::string const&, lt::storage_error const&)> handler)
+      override {
+    boost::asio::post(
+        ios_, [h = std::move(handler), p] { h(lt::status_t::no_error, p, lt::storage_error()); });
+  }
+  void async_release_files(lt::storage_index_t, std::function<void()> handler) override {
+    if (handler) boost::asio::post(ios_, std::move(handler));
+  }
+  void async_check_files(
+      lt::storage_index_t, lt::add_torrent_params const*,
+      lt::aux::vector<std::string, lt::file_index_t>,
+      std::function<void(lt::status_t, lt::storage_error const&)> handler) override {
+    // A download starts empty; a seed is added in seed mode (checked lazily on upload).
+    boost::asio::post(ios_,
+                      [h = std::move(handler)] { h(lt::status_t::no_error, lt::storage_error()); });
+  }
+  void async_stop_torrent(lt::storage_index_t, std::function<void()> handler) override {
+    if (handler) boost::asio::post(ios_, std::move(handler));
+  }
+  void async_rename_file(
+      lt::storage_index_t, lt::file_index_t index, std::string name,
+      std::function<void(std::string const&, lt::file_index_t, lt::storage_error const&)> handler)
+      override {
+    boost::asio::post(ios_, [h = std::move(handler), index, n = std::move(name)] {
+      h(n, index, lt::storage_error());
+    });
+  }
+  void async_delete_files(lt::storage_index_t, lt::remove_flags_t,
+                          std::function<void(lt::storage_error const&)> handler) override {
+    boost::asio::post(ios_, [h = std::move(handler)] { h(lt::storage_error()); });
+  }
+  void async_set_file_priority(
+      lt::storage_index_t, lt::aux::vector<lt::download_priority_t, lt::file_index_t> prio,
+      std::function<void(lt::storage_error const&,
+                         lt::aux::vector<lt::download_priority_t, lt::file_index_t>)>
+          handler) override {
+    boost::asio::post(ios_, [h = std::move(handler), p = std::move(prio)]() mutable {
+      h(lt::storage_error(), std::move(p));
+    });
+  }
+  void async_clear_piece(lt::storage_index_t, lt::piece_index_t index,
+                         std::function<void(lt::piece_index_t)> handler) override {
+    boost::asio::post(ios_, [h = std::move(handler), index] { h(index); });
+  }
+
+  void update_stats_counters(lt::counters&) const override {}
+  std::vector<lt::open_file_state> get_status(lt::storage_index_t) const override { return {}; }
+  void abort(bool) override {}
+  void submit_jobs() override {}
+  void settings_updated() override {}
+
+  void free_disk_buffer(char* b) override { delete[] b; }
+
+ private:
+  lt::io_context& ios_;
+  lt::aux::vector<std::unique_ptr<Range>, lt::storage_index_t> ranges_;
+  std::vector<lt::storage_index_t> free_;
+};
+
+}  // namespace
+
+Result<std::string> register_fd(int fd, std::uint64_t offset) {
+  const int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (dup < 0) return Error(Errc::kStorage, "cannot duplicate a blob file descriptor");
+  const std::uint64_t handle = g_next++;
+  {
+    std::lock_guard lock(g_mu);
+    g_fds[handle] = dup;
+  }
+  return "lsfd:" + std::to_string(offset) + ":" + std::to_string(handle);
+}
+
+void release_fd(const std::string& save_path) {
+  if (auto parsed = parse(save_path)) {
+    const int fd = take_fd(parsed->handle);
+    if (fd >= 0) ::close(fd);
+  }
+}
+
+std::unique_ptr<lt::disk_interface> range_disk_io_constructor(lt::io_context& ios,
+                                                              lt::settings_interface const&,
+                                                              lt::counters&) {
+  return std::make_unique<RangeDiskIo>(ios);
+}
+
+}  // namespace layerswarm::p2p

@@ -1,0 +1,26 @@
+// libtorrent storage for layerswarm's chunk torrents: each torrent is one file of `length`
+// bytes that lives at `offset` inside a blob file (the download's temporary file, or the
+// cached blob). A blob therefore stays one file, served with sendfile and seeded in place.
+//
+// A torrent names its range through its save_path: "lsfd:<offset>:<handle>", where <handle>
+// is a file descriptor registered with register_fd() (a dup the storage takes over). The
+// registration happens on our side before the torrent is added, so no fd number is ever
+// reused under libtorrent's feet.
+//
+// Only this module's .cpp files include libtorrent (STYLE.md 2).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "common/result.h"
+
+namespace layerswarm::p2p {
+
+// Registers a duplicate of `fd` and returns the save_path that maps a torrent onto bytes from
+// `offset` on. The duplicate is closed when a storage took it over and was removed, or by
+// release_fd() when the torrent was never added. Errors: kStorage (dup failed).
+Result<std::string> register_fd(int fd, std::uint64_t offset);
+void release_fd(const std::string& save_path);
+
+}  // namespace layerswarm::p2p

@@ -1,0 +1,240 @@
+#include "common/p2p/swarm.h"
+
+#include <libtorrent/add_torrent_params.hpp>
+#include <libtorrent/alert_types.hpp>
+#include <libtorrent/create_torrent.hpp>
+#include <libtorrent/session.hpp>
+#include <libtorrent/session_params.hpp>
+#include <libtorrent/settings_pack.hpp>
+#include <libtorrent/torrent_handle.hpp>
+#include <libtorrent/torrent_info.hpp>
+
+#include <boost/asio/ip/address.hpp>
+#include <unordered_map>
+
+#include "common/log.h"
+#include "common/p2p/disk_io.h"
+#include "common/p2p/disk_io_lt.h"
+
+namespace layerswarm::p2p {
+namespace {
+
+lt::settings_pack base_settings(const SwarmOptions& o) {
+  lt::settings_pack s;
+  s.set_str(lt::settings_pack::listen_interfaces, o.listen);
+  s.set_bool(lt::settings_pack::enable_outgoing_utp, false);  // uTP caps loopback at ~15 MB/s
+  s.set_bool(lt::settings_pack::enable_incoming_utp, false);
+  s.set_bool(lt::settings_pack::enable_dht, false);  // a closed swarm: the tracker only
+  s.set_bool(lt::settings_pack::enable_lsd, false);
+  s.set_bool(lt::settings_pack::enable_upnp, false);
+  s.set_bool(lt::settings_pack::enable_natpmp, false);
+  s.set_int(lt::settings_pack::tick_interval, 100);  // first piece ~0.13 s instead of ~0.5 s
+  s.set_int(lt::settings_pack::out_enc_policy, lt::settings_pack::pe_disabled);  // no RC4
+  s.set_int(lt::settings_pack::in_enc_policy, lt::settings_pack::pe_disabled);
+  s.set_bool(lt::settings_pack::allow_multiple_connections_per_ip, true);
+  s.set_int(lt::settings_pack::upload_rate_limit, o.upload_rate_limit);
+  s.set_int(lt::settings_pack::download_rate_limit, o.download_rate_limit);
+  s.set_bool(lt::settings_pack::smooth_connects, false);
+  s.set_int(lt::settings_pack::connection_speed, 200);
+  s.set_int(lt::settings_pack::min_reconnect_time, 1);
+  s.set_int(lt::settings_pack::peer_connect_timeout, 3);
+  s.set_str(lt::settings_pack::peer_fingerprint, "-LS0100-");
+  s.set_str(lt::settings_pack::user_agent, "layerswarm/0.1.0");
+  s.set_int(lt::settings_pack::alert_mask, lt::alert_category::error | lt::alert_category::status |
+                                               lt::alert_category::piece_progress |
+                                               lt::alert_category::peer);
+  s.set_int(lt::settings_pack::alert_queue_size, 100'000);
+  return s;
+}
+
+}  // namespace
+
+struct Swarm::Impl {
+  struct Entry {
+    TorrentId id;
+    TorrentObserver* observer;
+  };
+
+  asio::any_io_executor executor;
+  std::unique_ptr<lt::session> session;
+  std::unordered_map<TorrentId, lt::torrent_handle> by_id;
+  std::unordered_map<lt::torrent_handle, Entry> by_handle;
+  TorrentId next_id = 1;
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+
+  void drain();
+  void on_alert(lt::alert* a);
+};
+
+void Swarm::Impl::drain() {
+  std::vector<lt::alert*> alerts;
+  session->pop_alerts(&alerts);
+  for (lt::alert* a : alerts) on_alert(a);
+}
+
+void Swarm::Impl::on_alert(lt::alert* a) {
+  if (auto* p = lt::alert_cast<lt::piece_finished_alert>(a)) {
+    auto it = by_handle.find(p->handle);
+    if (it != by_handle.end() && it->second.observer) {
+      it->second.observer->on_piece(static_cast<int>(p->piece_index));
+    }
+  } else if (auto* e = lt::alert_cast<lt::torrent_error_alert>(a)) {
+    LOG_WARN("swarm: torrent error: {}", e->message());
+    auto it = by_handle.find(e->handle);
+    if (it != by_handle.end() && it->second.observer) it->second.observer->on_failed(e->message());
+  } else if (auto* h = lt::alert_cast<lt::hash_failed_alert>(a)) {
+    LOG_WARN("swarm: piece {} failed its hash check; its senders are suspects",
+             static_cast<int>(h->piece_index));
+  } else if (auto* b = lt::alert_cast<lt::peer_ban_alert>(a)) {
+    LOG_WARN("swarm: banned peer {}", b->message());
+  } else if (auto* l = lt::alert_cast<lt::listen_failed_alert>(a)) {
+    LOG_ERROR("swarm: {}", l->message());
+  } else if (auto* t = lt::alert_cast<lt::tracker_error_alert>(a)) {
+    LOG_DEBUG("swarm: {}", t->message());
+  }
+}
+
+Swarm::Swarm(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Swarm::~Swarm() {
+  *impl_->alive = false;
+  impl_->session->set_alert_notify([] {});
+  impl_->session.reset();  // aborts the session and waits for its thread
+}
+
+Result<std::unique_ptr<Swarm>> Swarm::start(asio::any_io_executor executor, SwarmOptions options) {
+  auto impl = std::make_unique<Impl>();
+  impl->executor = executor;
+  lt::session_params params(base_settings(options));
+  params.disk_io_constructor = range_disk_io_constructor;
+  try {
+    impl->session = std::make_unique<lt::session>(std::move(params));
+  } catch (const std::exception& e) {
+    return Error(Errc::kInternal, std::string("cannot start the BitTorrent session: ") + e.what());
+  }
+  // The listen sockets open asynchronously: wait (at most 5 s) for the outcome, so port() is
+  // right and a bad address fails start().
+  for (int i = 0; i < 50; ++i) {
+    impl->session->wait_for_alert(lt::milliseconds(100));
+    std::vector<lt::alert*> alerts;
+    impl->session->pop_alerts(&alerts);
+    for (lt::alert* a : alerts) {
+      if (auto* failed = lt::alert_cast<lt::listen_failed_alert>(a)) {
+        return Error(Errc::kConfigInvalid, "swarm: " + failed->message());
+      }
+    }
+    if (impl->session->listen_port() != 0) break;
+  }
+  if (impl->session->listen_port() == 0) {
+    return Error(Errc::kConfigInvalid, "swarm: cannot listen on " + options.listen);
+  }
+  Impl* raw = impl.get();
+  std::weak_ptr<bool> alive = impl->alive;
+  // libtorrent's thread only posts; alerts are handled on our executor.
+  impl->session->set_alert_notify([raw, alive, executor] {
+    asio::post(executor, [raw, alive] {
+      if (auto a = alive.lock(); a && *a) raw->drain();
+    });
+  });
+  return std::unique_ptr<Swarm>(new Swarm(std::move(impl)));
+}
+
+std::uint16_t Swarm::port() const { return impl_->session->listen_port(); }
+
+std::size_t Swarm::torrents() const { return impl_->by_id.size(); }
+
+Result<std::string> Swarm::make_metainfo(int fd, std::uint64_t offset, std::uint64_t length,
+                                         int piece_length) {
+  lt::file_storage fs;
+  fs.add_file("chunk", static_cast<std::int64_t>(length));
+  lt::create_torrent ct(fs, piece_length, lt::create_torrent::v2_only);
+  ct.set_priv(true);
+  auto path = register_fd(fd, offset);
+  if (!path) return path.error();
+  lt::error_code ec;
+  lt::settings_pack settings;
+  lt::set_piece_hashes(
+      ct, *path, settings, range_disk_io_constructor, [](lt::piece_index_t) {}, ec);
+  release_fd(*path);  // if the hashing never opened it
+  if (ec) return Error(Errc::kStorage, "hashing a chunk: " + ec.message());
+  const std::vector<char> buf = ct.generate_buf();
+  return std::string(buf.begin(), buf.end());
+}
+
+Result<ChunkInfo> Swarm::inspect(const std::string& metainfo) {
+  lt::error_code ec;
+  auto ti = std::make_shared<lt::torrent_info>(
+      lt::span<char const>(metainfo.data(), static_cast<std::ptrdiff_t>(metainfo.size())), ec,
+      lt::from_span);
+  if (ec) return Error(Errc::kBadUpstreamResponse, "bad metainfo: " + ec.message());
+  if (!ti->info_hashes().has_v2() || ti->num_files() != 1) {
+    return Error(Errc::kBadUpstreamResponse, "metainfo is not a v2 single-file torrent");
+  }
+  ChunkInfo info;
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (unsigned char c : ti->info_hashes().v2) {
+    info.info_hash.push_back(kHex[c >> 4]);
+    info.info_hash.push_back(kHex[c & 0xf]);
+  }
+  info.pieces = ti->num_pieces();
+  info.piece_length = ti->piece_length();
+  info.length = static_cast<std::uint64_t>(ti->total_size());
+  return info;
+}
+
+Result<TorrentId> Swarm::add(Add params, TorrentObserver* observer) {
+  lt::error_code ec;
+  auto ti = std::make_shared<lt::torrent_info>(
+      lt::span<char const>(params.metainfo.data(),
+                           static_cast<std::ptrdiff_t>(params.metainfo.size())),
+      ec, lt::from_span);
+  if (ec) return Error(Errc::kBadUpstreamResponse, "bad metainfo: " + ec.message());
+  auto path = register_fd(params.fd, params.offset);
+  if (!path) return path.error();
+  lt::add_torrent_params atp;
+  atp.ti = std::move(ti);
+  atp.save_path = *path;
+  atp.flags &= ~lt::torrent_flags::auto_managed;  // every chunk stays active
+  atp.flags &= ~lt::torrent_flags::paused;
+  if (params.seed) atp.flags |= lt::torrent_flags::seed_mode;
+  atp.trackers = params.trackers;
+  lt::torrent_handle handle = impl_->session->add_torrent(std::move(atp), ec);
+  if (ec) {
+    release_fd(*path);
+    return Error(Errc::kInternal, "adding a torrent: " + ec.message());
+  }
+  for (const auto& [host, port] : params.peers) {
+    boost::system::error_code bad;
+    const auto addr = boost::asio::ip::make_address(host, bad);
+    if (!bad) handle.connect_peer(lt::tcp::endpoint(addr, port));
+  }
+  const TorrentId id = impl_->next_id++;
+  impl_->by_id[id] = handle;
+  impl_->by_handle[handle] = Impl::Entry{id, observer};
+  return id;
+}
+
+void Swarm::remove(TorrentId id) {
+  auto it = impl_->by_id.find(id);
+  if (it == impl_->by_id.end()) return;
+  impl_->by_handle.erase(it->second);
+  impl_->session->remove_torrent(it->second);
+  impl_->by_id.erase(it);
+}
+
+void Swarm::detach(TorrentId id) {
+  auto it = impl_->by_id.find(id);
+  if (it == impl_->by_id.end()) return;
+  impl_->by_handle[it->second].observer = nullptr;
+}
+
+void Swarm::prioritize(TorrentId id, int first, int count) {
+  auto it = impl_->by_id.find(id);
+  if (it == impl_->by_id.end()) return;
+  const int pieces = it->second.torrent_file() ? it->second.torrent_file()->num_pieces() : 0;
+  for (int i = 0; i < count && first + i < pieces; ++i) {
+    it->second.set_piece_deadline(lt::piece_index_t(first + i), 100 * (i + 1));
+  }
+}
+
+}  // namespace layerswarm::p2p

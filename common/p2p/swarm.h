@@ -1,0 +1,83 @@
+// A BitTorrent session for layerswarm's chunk torrents (libtorrent, on its own thread): v2
+// private single-file torrents whose bytes live at an offset inside a blob file (disk_io.h).
+// Settings as measured in LIBS.md: uTP, DHT, LSD, UPnP, NAT-PMP and RC4 off, 100 ms ticks.
+// Alerts are handled on the executor given at start; per-torrent events reach an observer there.
+//
+// Threading: every method, and every observer call, on the executor's thread (the io_context
+// thread), except the static make_metainfo/inspect (blocking; any thread).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/async.h"
+#include "common/result.h"
+
+namespace layerswarm::p2p {
+
+struct SwarmOptions {
+  std::string listen = "0.0.0.0:6881";  // "ip:port"; port 0 picks one
+  int upload_rate_limit = 0;            // bytes per second, 0: unlimited
+  int download_rate_limit = 0;
+};
+
+struct ChunkInfo {
+  std::string info_hash;  // hex of the v2 (SHA-256) info-hash
+  int pieces = 0;
+  int piece_length = 0;
+  std::uint64_t length = 0;
+};
+
+class TorrentObserver {
+ public:
+  virtual ~TorrentObserver() = default;
+  virtual void on_piece(int piece) = 0;         // verified and written
+  virtual void on_failed(std::string why) = 0;  // the torrent stopped (storage, metadata)
+};
+
+using TorrentId = std::uint64_t;
+
+class Swarm {
+ public:
+  // Errors: kConfigInvalid (listen address), kInternal.
+  static Result<std::unique_ptr<Swarm>> start(asio::any_io_executor executor, SwarmOptions options);
+  ~Swarm();
+
+  std::uint16_t port() const;
+
+  // The metainfo (bencoded .torrent) of [offset, offset + length) of `fd`: one file, pieces of
+  // `piece_length` bytes, v2 only, private. Reads and hashes the bytes. Errors: kStorage.
+  static Result<std::string> make_metainfo(int fd, std::uint64_t offset, std::uint64_t length,
+                                           int piece_length);
+  // What a metainfo describes. Errors: kBadUpstreamResponse.
+  static Result<ChunkInfo> inspect(const std::string& metainfo);
+
+  struct Add {
+    std::string metainfo;
+    int fd = -1;               // the blob file (duplicated: the caller may close it after)
+    std::uint64_t offset = 0;  // where the torrent's bytes start in it
+    bool seed = false;         // the bytes are there and verified
+    std::vector<std::string> trackers;
+    std::vector<std::pair<std::string, std::uint16_t>> peers;  // connected to at once
+  };
+  // Errors: kBadUpstreamResponse (metainfo), kStorage, kInternal.
+  Result<TorrentId> add(Add params, TorrentObserver* observer);
+  // Stops and forgets a torrent.
+  void remove(TorrentId id);
+  // The torrent goes on (seeding) without an observer.
+  void detach(TorrentId id);
+  // Streaming: pieces [first, first + count) are wanted soon (deadlines), in order.
+  void prioritize(TorrentId id, int first, int count);
+  std::size_t torrents() const;
+
+  struct Impl;
+
+ private:
+  explicit Swarm(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace layerswarm::p2p

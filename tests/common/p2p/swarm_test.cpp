@@ -1,0 +1,82 @@
+#include <fcntl.h>
+#include <unistd.h>
+#include <catch2/catch.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <set>
+
+#include "common/p2p/swarm.h"
+#include "tests/support/fixtures.h"
+
+using namespace layerswarm;
+using namespace layerswarm::p2p;
+using namespace std::chrono_literals;
+using layerswarm::test::random_bytes;
+using layerswarm::test::read_file;
+using layerswarm::test::TempDir;
+using layerswarm::test::write_file;
+
+namespace {
+
+class Pieces final : public TorrentObserver {
+ public:
+  void on_piece(int piece) override { done.insert(piece); }
+  void on_failed(std::string why) override { failed = std::move(why); }
+  std::set<int> done;
+  std::string failed;
+};
+
+struct Fd {
+  explicit Fd(const std::string& path) : fd(::open(path.c_str(), O_RDWR | O_CLOEXEC)) {}
+  ~Fd() { ::close(fd); }
+  int fd;
+};
+
+}  // namespace
+
+TEST_CASE("chunk torrents move a byte range between blob files", "[unit][p2p]") {
+  TempDir dir;
+  const std::string blob = random_bytes(5 << 20, 31);
+  write_file(dir.file("seed.bin"), blob);
+  write_file(dir.file("leech.bin"), std::string(5 << 20, '\0'));
+  Fd seed_file(dir.file("seed.bin"));
+  Fd leech_file(dir.file("leech.bin"));
+
+  // Bytes [1 MiB, 4 MiB) of the blob as one torrent of 256 KiB pieces.
+  auto metainfo = Swarm::make_metainfo(seed_file.fd, 1 << 20, 3 << 20, 256 << 10);
+  REQUIRE(metainfo);
+  auto info = Swarm::inspect(*metainfo);
+  REQUIRE(info);
+  CHECK(info->pieces == 12);
+  CHECK(info->piece_length == 256 << 10);
+  CHECK(info->length == 3u << 20);
+  CHECK(info->info_hash.size() == 64);
+  // The same bytes make the same torrent; other bytes another one.
+  CHECK(*Swarm::make_metainfo(seed_file.fd, 1 << 20, 3 << 20, 256 << 10) == *metainfo);
+  CHECK(Swarm::inspect(*Swarm::make_metainfo(seed_file.fd, 0, 3 << 20, 256 << 10))->info_hash !=
+        info->info_hash);
+  CHECK_FALSE(Swarm::inspect("not a torrent"));
+
+  asio::io_context ioc;
+  auto work = asio::make_work_guard(ioc);  // run_for waits for alerts instead of spinning
+  auto seeder = Swarm::start(ioc.get_executor(), SwarmOptions{"127.0.0.1:0"});
+  auto leecher = Swarm::start(ioc.get_executor(), SwarmOptions{"127.0.0.1:0"});
+  REQUIRE(seeder);
+  REQUIRE(leecher);
+  REQUIRE((*seeder)->add(Swarm::Add{*metainfo, seed_file.fd, 1 << 20, true, {}, {}}, nullptr));
+  Pieces pieces;
+  // The leecher's copy goes to offset 2 MiB of its file.
+  REQUIRE((*leecher)->add(
+      Swarm::Add{*metainfo, leech_file.fd, 2 << 20, false, {}, {{"127.0.0.1", (*seeder)->port()}}},
+      &pieces));
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (pieces.done.size() < 12 && pieces.failed.empty() &&
+         std::chrono::steady_clock::now() < deadline) {
+    ioc.run_for(50ms);
+  }
+  CHECK(pieces.failed.empty());
+  REQUIRE(pieces.done.size() == 12);
+  const std::string got = read_file(dir.file("leech.bin"));
+  CHECK(got.substr(2 << 20, 3 << 20) == blob.substr(1 << 20, 3 << 20));
+  CHECK(got.substr(0, 2 << 20) == std::string(2 << 20, '\0'));  // nothing outside its range
+}
