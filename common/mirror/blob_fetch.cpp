@@ -80,13 +80,14 @@ Task<void> BlobFetcher::run(std::shared_ptr<BlobFetch> fetch, BlobLocator blob) 
 }
 
 Task<Status> BlobFetcher::download(BlobFetch& fetch, BlobLocator blob) {
-  auto opened = co_await sources_.open_from(0, blob, 0, deadline_after(options_.open_timeout));
-  if (!opened) co_return opened.error();
-  std::size_t index = opened->index;
-  std::unique_ptr<BlobStream> stream = std::move(opened->stream);
   auto temp = store_.create_temp(blob.digest);
   if (!temp) co_return temp.error();
   fetch.temp_ = std::move(*temp);
+  auto opened =
+      co_await sources_.open_from(0, blob, 0, deadline_after(options_.open_timeout), fetch.fd());
+  if (!opened) co_return opened.error();
+  std::size_t index = opened->index;
+  std::unique_ptr<BlobStream> stream = std::move(opened->stream);
   fetch.size_ = stream->size();
   fetch.source_ = std::string(stream->source());
   fetch.state_ = BlobFetch::State::kStreaming;
@@ -105,7 +106,7 @@ Task<Status> BlobFetcher::download(BlobFetch& fetch, BlobLocator blob) {
       LOG_WARN("blob {}: {} failed at byte {} ({}); resuming from the next source",
                blob.digest.str(), stream->source(), fetch.written_, n.error().what());
       auto next = co_await sources_.open_from(index + 1, blob, fetch.written_,
-                                              deadline_after(options_.open_timeout));
+                                              deadline_after(options_.open_timeout), fetch.fd());
       if (!next) co_return next.error();
       if (fetch.size_ && next->stream->size() && *next->stream->size() != *fetch.size_) {
         co_return Error(Errc::kBadUpstreamResponse, "sources disagree on the blob's size");
@@ -122,10 +123,14 @@ Task<Status> BlobFetcher::download(BlobFetch& fetch, BlobLocator blob) {
       co_return Error(Errc::kBadUpstreamResponse, "source sent more bytes than it announced");
     }
     hasher.update(buffer.data(), *n);
-    if (auto s = pwrite_all(fetch.fd(), buffer.data(), *n, fetch.written_); !s) co_return s;
+    if (!stream->in_place()) {
+      if (auto s = pwrite_all(fetch.fd(), buffer.data(), *n, fetch.written_); !s) co_return s;
+    }
     fetch.written_ += *n;
-    (stream->source() == "supernode" ? counters_.bytes_from_supernode
-                                     : counters_.bytes_from_upstream) += *n;
+    const std::string_view from = stream->source();
+    (from == "supernode" ? counters_.bytes_from_supernode
+     : from == "swarm"   ? counters_.bytes_from_swarm
+                         : counters_.bytes_from_upstream) += *n;
     fetch.progress_.notify_all();
   }
   if (fetch.size_ && fetch.written_ != *fetch.size_) {

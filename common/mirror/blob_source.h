@@ -32,6 +32,9 @@ class BlobStream {
   virtual std::string_view source() const = 0;
   // Reads up to `n` bytes; 0 at the end. Errors: the source's transport errors, kTimeout.
   virtual Task<Result<std::size_t>> read_some(char* buf, std::size_t n) = 0;
+  // True when the source writes the bytes into the download's file itself (the swarm): what
+  // read_some returns is already there, for hashing only.
+  virtual bool in_place() const { return false; }
 };
 
 class BlobSource {
@@ -39,10 +42,12 @@ class BlobSource {
   virtual ~BlobSource() = default;
   virtual std::string_view name() const = 0;
   // Starts delivering the blob from byte `offset` (0: all of it); returns once the source
-  // answered. Nothing past `deadline` is waited for. Errors: kBlobUnknown, kDenied,
-  // kUpstreamUnavailable, kTooManyRequests, kTimeout, kBadUpstreamResponse.
+  // answered. Nothing past `deadline` is waited for. `file` is the download's file (an
+  // in-place source writes into it; it stays open while the stream lives).
+  // Errors: kBlobUnknown, kDenied, kUpstreamUnavailable, kTooManyRequests, kTimeout,
+  // kBadUpstreamResponse.
   virtual Task<Result<std::unique_ptr<BlobStream>>> open(BlobLocator blob, std::uint64_t offset,
-                                                         SteadyTime deadline) = 0;
+                                                         SteadyTime deadline, int file) = 0;
   // The blob's size without fetching it. Errors: as open().
   virtual Task<Result<std::uint64_t>> stat(BlobLocator blob, SteadyTime deadline) = 0;
 };

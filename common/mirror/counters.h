@@ -20,7 +20,8 @@ struct Counters {
   std::atomic<std::uint64_t> bytes_from_cache{0};
   std::atomic<std::uint64_t> bytes_from_upstream{0};  // the registry itself
   std::atomic<std::uint64_t> bytes_from_supernode{0};
-  std::atomic<std::uint64_t> source_switches{0};  // a download that moved to the next source
+  std::atomic<std::uint64_t> bytes_from_swarm{0};  // peers and the supernode over BitTorrent
+  std::atomic<std::uint64_t> source_switches{0};   // a download that moved to the next source
 
   std::string summary() const;
 };

@@ -10,8 +10,8 @@ bool is_handover_error(const Error& error) {
 }
 
 Task<Result<SourceChain::Opened>> SourceChain::open_from(std::size_t first, BlobLocator blob,
-                                                         std::uint64_t offset,
-                                                         SteadyTime deadline) {
+                                                         std::uint64_t offset, SteadyTime deadline,
+                                                         int file) {
   Error last(Errc::kUpstreamUnavailable, "no source for the blob");
   for (std::size_t i = first; i < sources_.size(); ++i) {
     // A source with another after it gets half the time left: a hanging one must not use up
@@ -19,7 +19,7 @@ Task<Result<SourceChain::Opened>> SourceChain::open_from(std::size_t first, Blob
     SteadyTime until = deadline;
     const auto now = std::chrono::steady_clock::now();
     if (i + 1 < sources_.size() && deadline > now) until = now + (deadline - now) / 2;
-    auto stream = co_await sources_[i]->open(blob, offset, until);
+    auto stream = co_await sources_[i]->open(blob, offset, until, file);
     if (stream) co_return Opened{std::move(*stream), i};
     last = stream.error();
     if (!is_handover_error(last)) break;
@@ -32,8 +32,8 @@ Task<Result<SourceChain::Opened>> SourceChain::open_from(std::size_t first, Blob
 }
 
 Task<Result<std::unique_ptr<BlobStream>>> SourceChain::open(BlobLocator blob, std::uint64_t offset,
-                                                            SteadyTime deadline) {
-  auto opened = co_await open_from(0, std::move(blob), offset, deadline);
+                                                            SteadyTime deadline, int file) {
+  auto opened = co_await open_from(0, std::move(blob), offset, deadline, file);
   if (!opened) co_return opened.error();
   co_return std::move(opened->stream);
 }

@@ -31,10 +31,10 @@ class SourceChain final : public BlobSource {
 
   // Tries sources from `first` on. Errors: the last source's error, or the first final one.
   Task<Result<Opened>> open_from(std::size_t first, BlobLocator blob, std::uint64_t offset,
-                                 SteadyTime deadline);
+                                 SteadyTime deadline, int file);
 
   Task<Result<std::unique_ptr<BlobStream>>> open(BlobLocator blob, std::uint64_t offset,
-                                                 SteadyTime deadline) override;
+                                                 SteadyTime deadline, int file) override;
   Task<Result<std::uint64_t>> stat(BlobLocator blob, SteadyTime deadline) override;
 
  private:

@@ -65,7 +65,7 @@ std::optional<std::pair<std::uint64_t, std::uint64_t>> parse_content_range(std::
 
 Task<Result<std::unique_ptr<BlobStream>>> UpstreamBlobSource::open(BlobLocator blob,
                                                                    std::uint64_t offset,
-                                                                   SteadyTime deadline) {
+                                                                   SteadyTime deadline, int) {
   auto target = upstreams_.resolve(blob.registry);
   if (!target) co_return target.error();
   UpstreamCall call = blob_call("GET", blob, deadline);

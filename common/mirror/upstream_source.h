@@ -18,7 +18,7 @@ class UpstreamBlobSource final : public BlobSource {
 
   std::string_view name() const override { return name_; }
   Task<Result<std::unique_ptr<BlobStream>>> open(BlobLocator blob, std::uint64_t offset,
-                                                 SteadyTime deadline) override;
+                                                 SteadyTime deadline, int file) override;
   Task<Result<std::uint64_t>> stat(BlobLocator blob, SteadyTime deadline) override;
 
  private:
