@@ -112,4 +112,16 @@ void Url::add_query(std::string_view key, std::string_view value) {
   target += percent_encode(value);
 }
 
+Result<std::string> with_port(std::string_view address, int port) {
+  const auto colon = address.rfind(':');
+  const auto bracket = address.rfind(']');
+  if (colon == std::string_view::npos || (bracket != std::string_view::npos && colon < bracket)) {
+    return Error(Errc::kConfigInvalid, "address needs a port: '" + std::string(address) + "'");
+  }
+  if (port < 0 || port > 65535) {
+    return Error(Errc::kConfigInvalid, "bad port " + std::to_string(port));
+  }
+  return std::string(address.substr(0, colon + 1)) + std::to_string(port);
+}
+
 }  // namespace layerswarm

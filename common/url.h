@@ -35,4 +35,8 @@ struct Url {
 
 std::string percent_encode(std::string_view s);
 
+// "host:port" (or "[v6]:port") with its port replaced. Errors: kConfigInvalid (no port, or
+// `port` outside 0..65535).
+Result<std::string> with_port(std::string_view address, int port);
+
 }  // namespace layerswarm

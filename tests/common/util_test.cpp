@@ -63,6 +63,14 @@ TEST_CASE("query encoding", "[unit][url]") {
   CHECK(u.target == "/token?service=registry.docker.io&scope=repository%3Alibrary%2Fnginx%3Apull");
 }
 
+TEST_CASE("a listen address with another port", "[unit][url]") {
+  CHECK(*with_port("0.0.0.0:6881", 7000) == "0.0.0.0:7000");
+  CHECK(*with_port("[::1]:6881", 0) == "[::1]:0");
+  CHECK_FALSE(with_port("[::1]", 7000));
+  CHECK_FALSE(with_port("0.0.0.0", 7000));
+  CHECK_FALSE(with_port("0.0.0.0:1", 65536));
+}
+
 TEST_CASE("base64", "[unit][encoding]") {
   CHECK(base64_encode("user:pass") == "dXNlcjpwYXNz");
   CHECK(base64_encode("") == "");
