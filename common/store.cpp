@@ -45,6 +45,7 @@ namespace {
 //   a:<16 hex ms>:<digest>       access order (TTL sweep, later LRU)
 //   m:<digest>                   manifest bytes
 //   t:<registry>|<repo>|<tag>    tag: {d: digest, t: media type, s: size, v: validated ms}
+//   x:<digest>                   a blob's extra record (the agent's chunk metainfo)
 struct ObjectRecord {
   char kind = 'b';
   std::uint64_t size = 0;
@@ -55,6 +56,7 @@ struct ObjectRecord {
 
 std::string object_key(const Digest& d) { return "o:" + d.str(); }
 std::string manifest_key(const Digest& d) { return "m:" + d.str(); }
+std::string extra_key(const Digest& d) { return "x:" + d.str(); }
 std::string tag_key(std::string_view reg, std::string_view repo, std::string_view tag) {
   return "t:" + std::string(reg) + "|" + std::string(repo) + "|" + std::string(tag);
 }
@@ -133,6 +135,7 @@ struct Store::Impl {
     batch.Delete(object_key(d));
     batch.Delete(access_key(r.accessed, d.str()));
     if (r.kind == 'm') batch.Delete(manifest_key(d));
+    if (r.kind == 'b') batch.Delete(extra_key(d));
     db->Write(write_options, &batch);
   }
 };
@@ -238,6 +241,25 @@ Status Store::commit_blob(TempFile& temp, const Digest& digest, std::uint64_t si
   auto s = impl_->put_object(batch, digest, ObjectRecord{'b', size, "", now, now});
   if (!s.ok()) return storage_error("index " + digest.str(), s);
   return {};
+}
+
+Status Store::put_extra(const Digest& digest, std::string_view record) {
+  std::lock_guard lock(impl_->mu);
+  auto rec = impl_->get_object(digest);
+  if (!rec || rec->kind != 'b') return Error(Errc::kBlobUnknown);
+  auto s = impl_->db->Put(impl_->write_options, extra_key(digest), rocksdb::Slice(record));
+  if (!s.ok()) return storage_error("extra " + digest.str(), s);
+  return {};
+}
+
+std::vector<std::pair<Digest, std::string>> Store::extras() {
+  std::vector<std::pair<Digest, std::string>> out;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("x:"); it->Valid() && it->key().starts_with("x:"); it->Next()) {
+    const std::string key = it->key().ToString();
+    if (auto d = Digest::parse(key.substr(2))) out.emplace_back(*d, it->value().ToString());
+  }
+  return out;
 }
 
 Result<StoredManifest> Store::get_manifest(const Digest& digest) {

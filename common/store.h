@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/digest.h"
@@ -97,6 +98,11 @@ class Store {
   Result<OpenBlob> open_blob(const Digest& digest);
   // Size of a cached blob without opening it. nullopt when absent.
   std::optional<std::uint64_t> blob_size(const Digest& digest);
+  // A small record kept with a cached blob and removed with it (the agent keeps the blob's
+  // chunk metainfo there, to seed it again after a restart). Errors: kBlobUnknown, kStorage.
+  Status put_extra(const Digest& digest, std::string_view record);
+  // Every blob's extra record.
+  std::vector<std::pair<Digest, std::string>> extras();
   // A new temporary file for a download of `digest`. Errors: kStorage.
   Result<TempFile> create_temp(const Digest& digest);
   // Makes a verified download durable and visible: fsync, rename into the tree, index it.

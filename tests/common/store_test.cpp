@@ -168,3 +168,28 @@ TEST_CASE("a restart keeps the cache and clears interrupted downloads", "[unit][
   CHECK(store->get_tag("r", "n", "t"));
   CHECK(std::filesystem::is_empty(dir.path() + "/store/tmp"));
 }
+
+TEST_CASE("a blob's extra record lives and dies with the blob", "[unit][store]") {
+  TempDir dir;
+  FakeClock clock;
+  auto store = open_store(dir, clock);
+  const Digest absent = Digest::sha256_of("absent");
+  CHECK_FALSE(store->put_extra(absent, "x"));
+  const Digest old_blob = put_blob(*store, "old");
+  const std::string binary("chunk\0metainfo", 14);
+  REQUIRE(store->put_extra(old_blob, binary));
+  clock.advance(std::chrono::hours(24));
+  const Digest kept = put_blob(*store, "kept");
+  REQUIRE(store->put_extra(kept, "k"));
+  auto extras = store->extras();
+  REQUIRE(extras.size() == 2);
+  CHECK(((extras[0].first == old_blob && extras[0].second == binary) ||
+         (extras[1].first == old_blob && extras[1].second == binary)));
+
+  const TimePoint cutoff = clock.now() - std::chrono::hours(1);
+  REQUIRE(store->sweep(cutoff, cutoff, 1000));
+  extras = store->extras();
+  REQUIRE(extras.size() == 1);
+  CHECK(extras[0].first == kept);
+  CHECK(extras[0].second == "k");
+}
