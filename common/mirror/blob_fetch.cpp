@@ -143,6 +143,7 @@ Task<Status> BlobFetcher::download(BlobFetch& fetch, BlobLocator blob) {
                     "digest mismatch: " + fetch.source_ + " sent bytes hashing to " + got.str());
   }
   fetch.size_ = fetch.written_;
+  stream->verified();
   co_return Status{};
 }
 

@@ -35,6 +35,9 @@ class BlobStream {
   // True when the source writes the bytes into the download's file itself (the swarm): what
   // read_some returns is already there, for hashing only.
   virtual bool in_place() const { return false; }
+  // The fetcher checked the whole blob's digest against what this stream delivered (the
+  // swarm then keeps seeding it).
+  virtual void verified() {}
 };
 
 class BlobSource {

@@ -27,9 +27,14 @@ namespace {
 
 constexpr int kBlock = lt::default_block_size;  // 16 KiB
 
-// Duplicated descriptors waiting for their storage: handle -> fd.
+struct Pending {
+  int fd = -1;
+  std::shared_ptr<WriteGate> gate;
+};
+
+// Duplicated descriptors waiting for their storage, by handle.
 std::mutex g_mu;
-std::map<std::uint64_t, int> g_fds;
+std::map<std::uint64_t, Pending> g_fds;
 std::atomic<std::uint64_t> g_next{1};
 
 struct Parsed {
@@ -53,18 +58,19 @@ std::optional<Parsed> parse(const std::string& path) {
   return p;
 }
 
-int take_fd(std::uint64_t handle) {
+Pending take_fd(std::uint64_t handle) {
   std::lock_guard lock(g_mu);
   auto it = g_fds.find(handle);
-  if (it == g_fds.end()) return -1;
-  const int fd = it->second;
+  if (it == g_fds.end()) return {};
+  Pending p = std::move(it->second);
   g_fds.erase(it);
-  return fd;
+  return p;
 }
 
 // One torrent's bytes: [base, base + length) of an open file.
 struct Range {
   int fd = -1;
+  std::shared_ptr<WriteGate> gate;
   std::uint64_t base = 0;
   std::int64_t length = 0;
   int piece_length = 0;
@@ -112,7 +118,9 @@ class RangeDiskIo final : public lt::disk_interface, public lt::buffer_allocator
                                  std::shared_ptr<void> const&) override {
     auto range = std::make_unique<Range>();
     if (auto parsed = parse(p.path)) {
-      range->fd = take_fd(parsed->handle);
+      Pending pending = take_fd(parsed->handle);
+      range->fd = pending.fd;
+      range->gate = std::move(pending.gate);
       range->base = parsed->offset;
     }
     range->length = p.files.total_size();
@@ -156,18 +164,24 @@ class RangeDiskIo final : public lt::disk_interface, public lt::buffer_allocator
                    lt::disk_job_flags_t) override {
     const Range& range = *ranges_[storage];
     lt::storage_error error;
-    std::size_t left = static_cast<std::size_t>(r.length);
-    std::int64_t pos = range.position(r.piece, r.start);
-    while (left > 0) {
-      const ssize_t n = ::pwrite(range.fd, buf, left, pos);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        error = io_error(lt::operation_t::file_write);
-        break;
+    auto write = [&] {
+      std::size_t left = static_cast<std::size_t>(r.length);
+      std::int64_t pos = range.position(r.piece, r.start);
+      while (left > 0) {
+        const ssize_t n = ::pwrite(range.fd, buf, left, pos);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+          error = io_error(lt::operation_t::file_write);
+          break;
+        }
+        buf += n;
+        left -= static_cast<std::size_t>(n);
+        pos += n;
       }
-      buf += n;
-      left -= static_cast<std::size_t>(n);
-      pos += n;
+    };
+    if (range.fd < 0 || !range.gate || !range.gate->run(write)) {
+      error.ec = lt::error_code(EBADF, lt::system_category());
+      error.operation = lt::operation_t::file_write;
     }
     boost::asio::post(ios_, [h = std::move(handler), error] { h(error); });
     return false;  // never congested: the write is done
@@ -281,21 +295,28 @@ class RangeDiskIo final : public lt::disk_interface, public lt::buffer_allocator
 
 }  // namespace
 
-Result<std::string> register_fd(int fd, std::uint64_t offset) {
+void WriteGate::revoke() {
+  std::lock_guard lock(mu_);
+  revoked_ = true;
+}
+
+Result<Registered> register_fd(int fd, std::uint64_t offset) {
   const int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (dup < 0) return Error(Errc::kStorage, "cannot duplicate a blob file descriptor");
   const std::uint64_t handle = g_next++;
+  auto gate = std::make_shared<WriteGate>();
   {
     std::lock_guard lock(g_mu);
-    g_fds[handle] = dup;
+    g_fds[handle] = Pending{dup, gate};
   }
-  return "lsfd:" + std::to_string(offset) + ":" + std::to_string(handle);
+  return Registered{"lsfd:" + std::to_string(offset) + ":" + std::to_string(handle),
+                    std::move(gate)};
 }
 
 void release_fd(const std::string& save_path) {
   if (auto parsed = parse(save_path)) {
-    const int fd = take_fd(parsed->handle);
-    if (fd >= 0) ::close(fd);
+    const Pending p = take_fd(parsed->handle);
+    if (p.fd >= 0) ::close(p.fd);
   }
 }
 

@@ -53,6 +53,7 @@ struct Swarm::Impl {
   struct Entry {
     TorrentId id;
     TorrentObserver* observer;
+    std::shared_ptr<WriteGate> gate;
   };
 
   asio::any_io_executor executor;
@@ -154,8 +155,8 @@ Result<std::string> Swarm::make_metainfo(int fd, std::uint64_t offset, std::uint
   lt::error_code ec;
   lt::settings_pack settings;
   lt::set_piece_hashes(
-      ct, *path, settings, range_disk_io_constructor, [](lt::piece_index_t) {}, ec);
-  release_fd(*path);  // if the hashing never opened it
+      ct, path->save_path, settings, range_disk_io_constructor, [](lt::piece_index_t) {}, ec);
+  release_fd(path->save_path);  // if the hashing never opened it
   if (ec) return Error(Errc::kStorage, "hashing a chunk: " + ec.message());
   const std::vector<char> buf = ct.generate_buf();
   return std::string(buf.begin(), buf.end());
@@ -193,14 +194,14 @@ Result<TorrentId> Swarm::add(Add params, TorrentObserver* observer) {
   if (!path) return path.error();
   lt::add_torrent_params atp;
   atp.ti = std::move(ti);
-  atp.save_path = *path;
+  atp.save_path = path->save_path;
   atp.flags &= ~lt::torrent_flags::auto_managed;  // every chunk stays active
   atp.flags &= ~lt::torrent_flags::paused;
   if (params.seed) atp.flags |= lt::torrent_flags::seed_mode;
   atp.trackers = params.trackers;
   lt::torrent_handle handle = impl_->session->add_torrent(std::move(atp), ec);
   if (ec) {
-    release_fd(*path);
+    release_fd(path->save_path);
     return Error(Errc::kInternal, "adding a torrent: " + ec.message());
   }
   for (const auto& [host, port] : params.peers) {
@@ -210,14 +211,18 @@ Result<TorrentId> Swarm::add(Add params, TorrentObserver* observer) {
   }
   const TorrentId id = impl_->next_id++;
   impl_->by_id[id] = handle;
-  impl_->by_handle[handle] = Impl::Entry{id, observer};
+  impl_->by_handle[handle] = Impl::Entry{id, observer, std::move(path->gate)};
   return id;
 }
 
 void Swarm::remove(TorrentId id) {
   auto it = impl_->by_id.find(id);
   if (it == impl_->by_id.end()) return;
-  impl_->by_handle.erase(it->second);
+  auto entry = impl_->by_handle.find(it->second);
+  if (entry != impl_->by_handle.end()) {
+    if (entry->second.gate) entry->second.gate->revoke();
+    impl_->by_handle.erase(entry);
+  }
   impl_->session->remove_torrent(it->second);
   impl_->by_id.erase(it);
 }

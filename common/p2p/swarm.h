@@ -65,7 +65,7 @@ class Swarm {
   };
   // Errors: kBadUpstreamResponse (metainfo), kStorage, kInternal.
   Result<TorrentId> add(Add params, TorrentObserver* observer);
-  // Stops and forgets a torrent.
+  // Stops and forgets a torrent. Nothing is written through it once this returns.
   void remove(TorrentId id);
   // The torrent goes on (seeding) without an observer.
   void detach(TorrentId id);
