@@ -10,6 +10,7 @@
 #include "common/mirror/mirror.h"
 #include "common/mirror/source_chain.h"
 #include "common/mirror/upstream_source.h"
+#include "common/reference.h"
 #include "common/store.h"
 
 namespace layerswarm::mirror {
@@ -31,8 +32,10 @@ class Dispatch final : public HttpHandler {
   HttpHandler* front_ = nullptr;
 };
 
-std::vector<BlobSource*> sources_in_order(BlobSource* via, BlobSource* direct, bool use_direct) {
+std::vector<BlobSource*> sources_in_order(BlobSource* first, BlobSource* via, BlobSource* direct,
+                                          bool use_direct) {
   std::vector<BlobSource*> out;
+  if (first) out.push_back(first);
   if (via) out.push_back(via);
   if (!via || use_direct) out.push_back(direct);
   return out;
@@ -43,7 +46,8 @@ std::vector<BlobSource*> sources_in_order(BlobSource* via, BlobSource* direct, b
 // Members are declared in dependency order: destroyed in reverse, the pool is joined before
 // the store closes.
 struct MirrorNode::Impl {
-  Impl(const NodeOptions& opts, asio::io_context& io, const Clock& clk, std::unique_ptr<Store> st)
+  Impl(const NodeOptions& opts, asio::io_context& io, const Clock& clk, std::unique_ptr<Store> st,
+       BlobSource* first)
       : options(opts),
         ioc(io),
         clock(clk),
@@ -54,7 +58,7 @@ struct MirrorNode::Impl {
                      : nullptr),
         direct_source(direct, "upstream"),
         via_source(via ? std::make_unique<UpstreamBlobSource>(*via, "supernode") : nullptr),
-        chain(sources_in_order(via_source.get(), &direct_source, opts.direct_fallback)),
+        chain(sources_in_order(first, via_source.get(), &direct_source, opts.direct_fallback)),
         fetcher(io.get_executor(), *store, chain, pool, counters,
                 FetchOptions{opts.mirror.upstream_client.response_timeout}),
         manifests(*store, clk, counters,
@@ -124,14 +128,15 @@ MirrorNode::MirrorNode(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 MirrorNode::~MirrorNode() = default;
 
 Result<std::unique_ptr<MirrorNode>> MirrorNode::create(const NodeOptions& options,
-                                                       asio::io_context& ioc, const Clock& clock) {
+                                                       asio::io_context& ioc, const Clock& clock,
+                                                       BlobSource* first) {
   StoreOptions store_options{options.data_dir};
   // Last-access writes are coarse, but fine enough to honour a short TTL.
   store_options.access_granularity =
       std::min<std::chrono::milliseconds>(std::chrono::minutes(10), options.mirror.cache.ttl / 10);
   auto store = Store::open(store_options, clock);
   if (!store) return store.error();
-  auto impl = std::make_unique<Impl>(options, ioc, clock, std::move(*store));
+  auto impl = std::make_unique<Impl>(options, ioc, clock, std::move(*store), first);
   auto plain = impl->server.listen(options.listen, std::nullopt);
   if (!plain) return plain.error();
   impl->endpoints.push_back(*plain);
@@ -149,6 +154,14 @@ const std::vector<std::string>& MirrorNode::endpoints() const { return impl_->en
 const Counters& MirrorNode::counters() const { return impl_->counters; }
 Store& MirrorNode::store() { return *impl_->store; }
 asio::thread_pool& MirrorNode::pool() { return impl_->pool; }
+BlobFetcher& MirrorNode::fetcher() { return impl_->fetcher; }
+
+Result<BlobLocator> MirrorNode::locate(std::string_view registry, std::string_view name,
+                                       const Digest& digest) {
+  auto target = impl_->direct.resolve(registry);
+  if (!target) return target.error();
+  return BlobLocator{target->registry, canonical_name(target->registry, name), digest};
+}
 
 void MirrorNode::start() {
   impl_->server.start();

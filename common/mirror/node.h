@@ -15,6 +15,7 @@
 #include "common/async.h"
 #include "common/clock.h"
 #include "common/http_server.h"
+#include "common/mirror/blob_source.h"
 #include "common/mirror/counters.h"
 #include "common/mirror/options.h"
 #include "common/mirror/upstreams.h"
@@ -48,8 +49,10 @@ struct NodeOptions {
 class MirrorNode {
  public:
   // Opens the store and binds the listeners. Errors: kConfigInvalid, kStorage, socket errors.
+  // `first`: a source asked before the others (the agent's swarm); it must outlive the node.
   static Result<std::unique_ptr<MirrorNode>> create(const NodeOptions& options,
-                                                    asio::io_context& ioc, const Clock& clock);
+                                                    asio::io_context& ioc, const Clock& clock,
+                                                    BlobSource* first = nullptr);
   ~MirrorNode();
 
   // Requests go to `front` instead of the OCI API handler (which `front` may pass them on to).
@@ -69,6 +72,11 @@ class MirrorNode {
   const Counters& counters() const;
   Store& store();
   asio::thread_pool& pool();
+  BlobFetcher& fetcher();
+  // The canonical blob a request names: `registry` as requested ("" for the default),
+  // `name` as requested. Errors: those of Upstreams::resolve.
+  Result<BlobLocator> locate(std::string_view registry, std::string_view name,
+                             const Digest& digest);
 
   struct Impl;
 
