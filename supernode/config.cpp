@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/json_config.h"
+#include "common/url.h"
 
 namespace layerswarm::supernode {
 
@@ -23,11 +24,11 @@ Status parse_section(const json& j, const char* path, std::initializer_list<std:
 
 Result<SupernodeConfig> parse_config(const json& doc) {
   SupernodeConfig c;
-  if (auto s = check_keys(
-          doc,
-          {"listen", "data_dir", "token_file", "upstream", "registries",
-           "allow_unlisted_registries", "tls", "cache", "upstream_client", "log", "drain_timeout"},
-          "config");
+  if (auto s = check_keys(doc,
+                          {"listen", "data_dir", "token_file", "upstream", "registries",
+                           "allow_unlisted_registries", "tls", "cache", "upstream_client", "log",
+                           "drain_timeout", "p2p_listen", "swarm"},
+                          "config");
       !s) {
     return s.error();
   }
@@ -35,6 +36,14 @@ Result<SupernodeConfig> parse_config(const json& doc) {
   if (s) s = read_string(doc, "data_dir", "config", c.data_dir);
   if (s) s = read_string(doc, "token_file", "config", c.token_file);
   if (s) s = read_duration(doc, "drain_timeout", "config", c.drain_timeout);
+  if (s) s = read_string(doc, "p2p_listen", "config", c.p2p_listen);
+  if (s && doc.contains("swarm")) {
+    const json& w = doc["swarm"];
+    s = check_keys(w, {"chunk_size", "piece_size", "upload_rate_limit"}, "swarm");
+    if (s) s = read_uint(w, "chunk_size", "swarm", c.swarm.chunk_size);
+    if (s) s = read_uint(w, "piece_size", "swarm", c.swarm.piece_size);
+    if (s) s = read_uint(w, "upload_rate_limit", "swarm", c.swarm.upload_rate_limit);
+  }
   if (s && doc.contains("tls")) {
     s = parse_section(doc["tls"], "tls", {"listen", "cert", "key"},
                       {{"listen", &c.tls.listen}, {"cert", &c.tls.cert}, {"key", &c.tls.key}});
@@ -65,6 +74,12 @@ Result<SupernodeConfig> load_config(const std::string& file, const Overrides& o)
   if (!o.upstream.empty()) c.mirror.upstream = o.upstream;
   if (!o.token_file.empty()) c.token_file = o.token_file;
   if (!o.log_level.empty()) c.log.level = o.log_level;
+  if (!o.p2p_listen.empty()) c.p2p_listen = o.p2p_listen;
+  if (o.p2p_port >= 0) {
+    auto listen = with_port(c.p2p_listen, o.p2p_port);
+    if (!listen) return listen.error();
+    c.p2p_listen = *listen;
+  }
   if (auto s = mirror::apply_registry_flags(o.registries, c.mirror); !s) return s.error();
   auto bad = [](const std::string& m) { return Error(Errc::kConfigInvalid, m); };
   if (c.listen.empty()) return bad("listen must not be empty");
@@ -73,6 +88,14 @@ Result<SupernodeConfig> load_config(const std::string& file, const Overrides& o)
   if (!c.tls.listen.empty() && (c.tls.cert.empty() || c.tls.key.empty())) {
     return bad("tls.listen needs tls.cert and tls.key");
   }
+  const auto p = c.swarm.piece_size;
+  if (p < (16 << 10) || p > (16 << 20) || (p & (p - 1)) != 0) {
+    return bad("swarm.piece_size must be a power of two from 16 KiB to 16 MiB");
+  }
+  if (c.swarm.chunk_size < p || c.swarm.chunk_size % p != 0) {
+    return bad("swarm.chunk_size must be a multiple of swarm.piece_size");
+  }
+  if (c.swarm.upload_rate_limit > (1ull << 31)) return bad("swarm.upload_rate_limit too large");
   if (auto s = mirror::validate_mirror_options(c.mirror); !s) return s.error();
   return c;
 }

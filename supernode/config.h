@@ -34,6 +34,14 @@ struct SupernodeConfig {
   } log;
 
   Millis drain_timeout = std::chrono::seconds(10);
+
+  // BitTorrent: the supernode seeds every chunk it publishes.
+  std::string p2p_listen = "0.0.0.0:6881";
+  struct Swarm {
+    std::uint64_t chunk_size = 8 << 20;   // bytes per chunk torrent
+    std::uint64_t piece_size = 1 << 20;   // power of two, 16 KiB..16 MiB
+    std::uint64_t upload_rate_limit = 0;  // bytes per second, 0: unlimited
+  } swarm;
 };
 
 Result<SupernodeConfig> parse_config(const nlohmann::json& doc);
@@ -45,6 +53,8 @@ struct Overrides {
   std::string token_file;
   std::vector<std::string> registries;  // HOST=URL
   std::string log_level;
+  std::string p2p_listen;  // "ip:port"
+  int p2p_port = -1;       // replaces p2p_listen's port
 };
 
 // Loads `file` (or the defaults), applies `overrides`, checks. Errors: kConfigInvalid.

@@ -26,6 +26,10 @@ int main(int argc, char** argv) {
   app.add_option("--token-file", o.token_file, "File holding the cluster token (required)");
   app.add_option("--registry", o.registries,
                  "HOST=URL: where registry HOST is reached (repeatable)");
+  app.add_option("--p2p-listen", o.p2p_listen,
+                 "BitTorrent address, ADDR:PORT (default 0.0.0.0:6881; port 0 picks one)");
+  app.add_option("--p2p-port", o.p2p_port, "BitTorrent port (replaces --p2p-listen's port)")
+      ->check(CLI::Range(0, 65535));
   app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error|off (default info)");
   app.set_version_flag("--version", "layerswarm-supernode " LAYERSWARM_VERSION);
   try {

@@ -6,6 +6,8 @@
 #include "common/log.h"
 #include "common/mirror/node.h"
 #include "common/mirror/responses.h"
+#include "common/p2p/swarm.h"
+#include "supernode/publisher.h"
 #include "supernode/tracker.h"
 
 namespace layerswarm::supernode {
@@ -23,8 +25,11 @@ namespace {
 // OCI API.
 class Front final : public HttpHandler {
  public:
-  Front(HttpHandler& api, std::string token)
-      : api_(api), token_(token), tracker_(std::move(token), TrackerOptions{}) {}
+  Front(HttpHandler& api, Publisher& publisher, std::string token)
+      : api_(api),
+        publisher_(publisher),
+        token_(token),
+        tracker_(std::move(token), TrackerOptions{}) {}
 
   Task<void> handle(HttpRequest request, ResponseWriter& out) override {
     const auto q = request.target.find('?');
@@ -39,6 +44,18 @@ class Front final : public HttpHandler {
       log.object = request.target.substr(0, request.target.find('?'));
       Error refused(Errc::kUnauthorized, "this supernode serves cluster members only");
       co_await refuse(out, std::move(refused), log);
+      log_request(log);
+      co_return;
+    }
+    if (Publisher::handles(request.target)) {
+      const auto start = std::chrono::steady_clock::now();
+      RequestLog log;
+      log.method = request.method;
+      log.remote = request.remote;
+      co_await publisher_.serve(std::move(request), out, log);
+      log.millis =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+              .count();
       log_request(log);
       co_return;
     }
@@ -72,14 +89,18 @@ class Front final : public HttpHandler {
   }
 
   HttpHandler& api_;
+  Publisher& publisher_;
   std::string token_;
   Tracker tracker_;
 };
 
 }  // namespace
 
+// Declared in dependency order: the front and publisher go before the swarm and the node.
 struct Supernode::Impl {
   std::unique_ptr<mirror::MirrorNode> node;
+  std::unique_ptr<p2p::Swarm> swarm;
+  std::unique_ptr<Publisher> publisher;
   std::unique_ptr<Front> front;
 };
 
@@ -101,7 +122,16 @@ Result<std::unique_ptr<Supernode>> Supernode::create(const SupernodeConfig& conf
   if (!node) return node.error();
   auto impl = std::make_unique<Impl>();
   impl->node = std::move(*node);
-  impl->front = std::make_unique<Front>(impl->node->mirror(), *token);
+  p2p::SwarmOptions swarm_options;
+  swarm_options.listen = config.p2p_listen;
+  swarm_options.upload_rate_limit = static_cast<int>(config.swarm.upload_rate_limit);
+  auto swarm = p2p::Swarm::start(ioc.get_executor(), swarm_options);
+  if (!swarm) return swarm.error();
+  impl->swarm = std::move(*swarm);
+  impl->publisher = std::make_unique<Publisher>(
+      *impl->node, *impl->swarm,
+      PublisherOptions{config.swarm.chunk_size, static_cast<int>(config.swarm.piece_size)});
+  impl->front = std::make_unique<Front>(impl->node->mirror(), *impl->publisher, *token);
   impl->node->set_front(impl->front.get());
   return std::unique_ptr<Supernode>(new Supernode(std::move(impl)));
 }

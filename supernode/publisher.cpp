@@ -1,0 +1,225 @@
+#include "supernode/publisher.h"
+
+#include <charconv>
+#include <optional>
+#include <vector>
+
+#include "common/mirror/blob_fetch.h"
+#include "common/mirror/node.h"
+#include "common/mirror/responses.h"
+#include "common/p2p/swarm.h"
+#include "common/reference.h"
+#include "common/store.h"
+
+namespace layerswarm::supernode {
+
+using mirror::BlobFetch;
+
+struct Publisher::Blob {
+  bool sized = false;
+  std::uint64_t size = 0;
+  std::vector<std::string> metainfo;  // per chunk, "" until made
+  std::vector<p2p::TorrentId> torrents;
+  std::optional<Error> failed;
+  Notifier changed;
+  std::shared_ptr<BlobFetch> fetch;  // while downloading: keeps the file open
+  UniqueFd file;                     // a cached blob
+
+  std::uint64_t available() const {
+    if (fetch) return fetch->available();
+    return sized ? size : 0;
+  }
+};
+
+namespace {
+
+constexpr std::string_view kPrefix = "/swarm/v1/";
+
+struct ChunkRequest {
+  Route route;
+  std::optional<std::size_t> chunk;  // none: the blob's layout
+};
+
+// "/swarm/v1/<repo>/blobs/<digest>[/chunks/<k>]?ns=..." -> the blob route and k.
+Result<ChunkRequest> parse_chunk_request(std::string_view target) {
+  const auto q = target.find('?');
+  std::string_view path = target.substr(0, q);
+  const std::string_view query = q == std::string_view::npos ? "" : target.substr(q);
+  if (path.substr(0, kPrefix.size()) != kPrefix) return Error(Errc::kNotFound);
+  ChunkRequest r;
+  auto at = path.rfind("/chunks/");
+  if (at != std::string_view::npos) {
+    const std::string_view k = path.substr(at + 8);
+    std::size_t chunk = 0;
+    const auto [p, ec] = std::from_chars(k.data(), k.data() + k.size(), chunk);
+    if (ec != std::errc() || p != k.data() + k.size() || k.empty()) {
+      return Error(Errc::kNotFound, "bad chunk index");
+    }
+    r.chunk = chunk;
+  } else {
+    at = path.size();
+  }
+  const std::string v2 =
+      "/v2/" + std::string(path.substr(kPrefix.size(), at - kPrefix.size())) + std::string(query);
+  auto route = parse_route("GET", v2);
+  if (!route) return route.error();
+  if (route->kind != Route::Kind::kBlob) return Error(Errc::kNotFound);
+  r.route = std::move(*route);
+  return r;
+}
+
+}  // namespace
+
+Publisher::Publisher(mirror::MirrorNode& node, p2p::Swarm& swarm, PublisherOptions options)
+    : node_(node), swarm_(swarm), options_(options) {}
+
+Publisher::~Publisher() = default;
+
+bool Publisher::handles(std::string_view target) {
+  return target.substr(0, kPrefix.size()) == kPrefix;
+}
+
+Task<void> Publisher::serve(HttpRequest request, ResponseWriter& out, RequestLog& log) {
+  log.source = "swarm";
+  auto parsed = parse_chunk_request(request.target);
+  if (!parsed) {
+    co_await mirror::send_error(out, parsed.error(), log);
+    co_return;
+  }
+  auto locator = node_.locate(parsed->route.registry, parsed->route.name, *parsed->route.digest);
+  if (!locator) {
+    co_await mirror::send_error(out, locator.error(), log);
+    co_return;
+  }
+  log.registry = locator->registry;
+  log.repository = locator->repository;
+  log.object = "blobs/" + locator->digest.str();
+  if (parsed->chunk) log.object += "/chunks/" + std::to_string(*parsed->chunk);
+  auto& slot = blobs_[locator->digest.str()];
+  if (!slot) {
+    slot = std::make_shared<Blob>();
+    auto executor = co_await asio::this_coro::executor;
+    asio::co_spawn(executor, produce(slot, *locator), asio::detached);
+  }
+  std::shared_ptr<Blob> blob = slot;
+  const std::optional<std::size_t> k = parsed->chunk;
+  auto ready = [&] {
+    if (!blob->sized) return false;
+    return !k || (*k < blob->metainfo.size() && !blob->metainfo[*k].empty());
+  };
+  const SteadyTime deadline = deadline_after(options_.wait);
+  for (int i = 0; i < 100'000 && !ready(); ++i) {
+    if (blob->failed) break;
+    if (blob->sized && k && *k >= blob->metainfo.size()) break;
+    const bool woken = co_await blob->changed.wait_until(deadline);
+    if (!woken && std::chrono::steady_clock::now() >= deadline) break;
+  }
+  if (blob->failed) {
+    co_await mirror::send_error(out, *blob->failed, log);
+    co_return;
+  }
+  if (blob->sized && k && *k >= blob->metainfo.size()) {
+    Error none(Errc::kBlobUnknown, "no such chunk");
+    co_await mirror::send_error(out, std::move(none), log);
+    co_return;
+  }
+  ResponseHead head;
+  if (blob->sized) {
+    head.headers.add("X-Layerswarm-Blob-Size", std::to_string(blob->size));
+    head.headers.add("X-Layerswarm-Chunk-Size", std::to_string(options_.chunk_size));
+    head.headers.add("X-Layerswarm-Chunks", std::to_string(blob->metainfo.size()));
+    head.headers.add("X-Layerswarm-Piece-Size", std::to_string(options_.piece_size));
+    head.headers.add("X-Layerswarm-Seed-Port", std::to_string(swarm_.port()));
+  }
+  if (!ready()) {
+    // Not yet: 202 and how far the supernode's own download got, so the agent can tell a
+    // slow upstream from a dead one.
+    head.status = 202;
+    head.headers.add("X-Layerswarm-Available", std::to_string(blob->available()));
+    co_await mirror::send_body(out, std::move(head), "", log);
+    co_return;
+  }
+  if (!k) {
+    co_await mirror::send_body(out, std::move(head), "", log);
+    co_return;
+  }
+  head.headers.add("Content-Type", "application/x-bittorrent");
+  const std::string body = blob->metainfo[*k];
+  co_await mirror::send_body(out, std::move(head), body, log);
+}
+
+Task<void> Publisher::produce(std::shared_ptr<Blob> blob, mirror::BlobLocator locator) {
+  const std::string key = locator.digest.str();
+  Status status;
+  if (auto cached = node_.store().open_blob(locator.digest)) {
+    blob->file = std::move(cached->fd);
+    status = co_await publish_chunks(blob, blob->file.get(), cached->size);
+  } else {
+    blob->fetch = node_.fetcher().join(locator);
+    BlobFetch& fetch = *blob->fetch;
+    const SteadyTime deadline = deadline_after(std::chrono::minutes(2));
+    while ((fetch.state() == BlobFetch::State::kOpening ||
+            (fetch.state() == BlobFetch::State::kStreaming && !fetch.size())) &&
+           std::chrono::steady_clock::now() < deadline) {
+      co_await fetch.progress().wait_until(deadline);
+    }
+    if (fetch.state() == BlobFetch::State::kFailed) {
+      status = fetch.error();
+    } else if (!fetch.size()) {
+      status = Error(Errc::kTimeout, "the upstream did not answer");
+    } else {
+      status = co_await publish_chunks(blob, fetch.fd(), *fetch.size());
+    }
+  }
+  if (!status) {
+    LOG_WARN("swarm: blob {} not published: {}", key, status.error().what());
+    for (auto id : blob->torrents) swarm_.remove(id);
+    blob->failed = status.error();
+    blob->changed.notify_all();
+    blobs_.erase(key);  // a later request tries again
+    co_return;
+  }
+  blob->fetch.reset();  // the torrents hold their own descriptors
+}
+
+// Makes and seeds chunk k as soon as the download holds it; then waits for the digest check.
+Task<Status> Publisher::publish_chunks(std::shared_ptr<Blob> blob, int fd, std::uint64_t size) {
+  const std::uint64_t chunk = options_.chunk_size;
+  const std::size_t count = size == 0 ? 1 : static_cast<std::size_t>((size + chunk - 1) / chunk);
+  blob->size = size;
+  blob->metainfo.assign(count, "");
+  blob->sized = true;
+  blob->changed.notify_all();
+  BlobFetch* fetch = blob->fetch.get();
+  for (std::size_t k = 0; k < count; ++k) {
+    const std::uint64_t begin = k * chunk;
+    const std::uint64_t end = std::min(size, begin + chunk);
+    SteadyTime stall = deadline_after(std::chrono::seconds(60));
+    while (fetch && fetch->state() == BlobFetch::State::kStreaming && fetch->available() < end) {
+      const std::uint64_t before = fetch->available();
+      co_await fetch->progress().wait_until(stall);
+      if (fetch->available() > before) stall = deadline_after(std::chrono::seconds(60));
+      if (std::chrono::steady_clock::now() >= stall) co_return Error(Errc::kTimeout, "stalled");
+    }
+    if (fetch && fetch->state() == BlobFetch::State::kFailed) co_return fetch->error();
+    const int piece = options_.piece_size;
+    auto job = [fd, begin, end, piece] {
+      return p2p::Swarm::make_metainfo(fd, begin, end - begin, piece);
+    };
+    auto metainfo = co_await offload(node_.pool(), std::move(job));
+    if (!metainfo) co_return metainfo.error();
+    auto id = swarm_.add(p2p::Swarm::Add{*metainfo, fd, begin, true, {}, {}}, nullptr);
+    if (!id) co_return id.error();
+    blob->torrents.push_back(*id);
+    blob->metainfo[k] = std::move(*metainfo);
+    blob->changed.notify_all();
+  }
+  // Published bytes that turn out not to match the digest are withdrawn.
+  while (fetch && fetch->state() == BlobFetch::State::kStreaming) {
+    co_await fetch->progress().wait_until(deadline_after(std::chrono::seconds(60)));
+  }
+  if (fetch && fetch->state() == BlobFetch::State::kFailed) co_return fetch->error();
+  co_return Status{};
+}
+
+}  // namespace layerswarm::supernode
