@@ -1,11 +1,20 @@
 #include "agent/agent.h"
 
+#include <cstdlib>
+
+#include "agent/swarm_source.h"
 #include "common/json_config.h"
+#include "common/log.h"
 #include "common/mirror/node.h"
+#include "common/p2p/disk_io.h"
+#include "common/p2p/swarm.h"
 
 namespace layerswarm::agent {
 
+// Declared in dependency order: the node uses the swarm source, which uses the swarm.
 struct Agent::Impl {
+  std::unique_ptr<p2p::Swarm> swarm;
+  std::unique_ptr<SwarmSource> swarm_source;
   std::unique_ptr<mirror::MirrorNode> node;
 };
 
@@ -22,20 +31,45 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentConfig& config, asio::io
   options.tls = TlsFiles{config.tls.cert, config.tls.key};
   options.drain_timeout = config.drain_timeout;
   options.direct_fallback = config.direct_fallback;
+  auto impl = std::make_unique<Impl>();
   if (!config.supernode.empty()) {
     auto token = read_secret_file(config.token_file);
     if (!token) return token.error();
     options.via =
         mirror::Via{*Url::parse(config.supernode), *token, config.supernode_ca_file, false};
+    if (config.swarm.enabled) {
+      p2p::SwarmOptions swarm_options;
+      swarm_options.listen = config.p2p_listen;
+      swarm_options.upload_rate_limit = static_cast<int>(config.swarm.upload_rate_limit);
+      swarm_options.download_rate_limit = static_cast<int>(config.swarm.download_rate_limit);
+      auto swarm = p2p::Swarm::start(ioc.get_executor(), swarm_options);
+      if (!swarm) return swarm.error();
+      impl->swarm = std::move(*swarm);
+      SwarmSourceOptions source;
+      source.supernode = options.via->url;
+      source.token = *token;
+      source.zone = config.zone;
+      source.ca_file = config.supernode_ca_file;
+      source.stall_timeout = config.swarm.stall_timeout;
+      source.min_blob_size = config.swarm.min_blob_size;
+      impl->swarm_source =
+          std::make_unique<SwarmSource>(ioc.get_executor(), *impl->swarm, std::move(source));
+      // A test hook (tests/integration): this agent plays a peer that uploads corrupt pieces.
+      if (const char* bad = std::getenv("LAYERSWARM_TESTING_CORRUPT_UPLOADS"); bad && *bad == '1') {
+        LOG_WARN("LAYERSWARM_TESTING_CORRUPT_UPLOADS=1: this agent uploads corrupt pieces");
+        p2p::corrupt_uploads_for_testing(true);
+      }
+    }
   }
-  auto node = mirror::MirrorNode::create(options, ioc, clock);
+  auto node = mirror::MirrorNode::create(options, ioc, clock, impl->swarm_source.get());
   if (!node) return node.error();
-  auto impl = std::make_unique<Impl>();
   impl->node = std::move(*node);
+  if (impl->swarm_source) impl->swarm_source->attach(impl->node->store());
   return std::unique_ptr<Agent>(new Agent(std::move(impl)));
 }
 
 const std::vector<std::string>& Agent::endpoints() const { return impl_->node->endpoints(); }
+std::uint16_t Agent::p2p_port() const { return impl_->swarm ? impl_->swarm->port() : 0; }
 const mirror::Counters& Agent::counters() const { return impl_->node->counters(); }
 void Agent::start() { impl_->node->start(); }
 void Agent::cut_shutdown() { impl_->node->cut_shutdown(); }

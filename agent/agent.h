@@ -36,6 +36,8 @@ class Agent {
   // Ends a shutdown() in progress now (a second SIGTERM).
   void cut_shutdown();
   const mirror::Counters& counters() const;
+  // The BitTorrent port, 0 without a swarm.
+  std::uint16_t p2p_port() const;
 
   struct Impl;
 

@@ -26,6 +26,22 @@ Status parse_log(const json& j, AgentConfig::Log& l) {
   return s;
 }
 
+Status parse_swarm(const json& j, AgentConfig::Swarm& w) {
+  if (auto s = check_keys(
+          j,
+          {"enabled", "upload_rate_limit", "download_rate_limit", "stall_timeout", "min_blob_size"},
+          "swarm");
+      !s) {
+    return s;
+  }
+  Status s = read_bool(j, "enabled", "swarm", w.enabled);
+  if (s) s = read_uint(j, "upload_rate_limit", "swarm", w.upload_rate_limit);
+  if (s) s = read_uint(j, "download_rate_limit", "swarm", w.download_rate_limit);
+  if (s) s = read_duration(j, "stall_timeout", "swarm", w.stall_timeout);
+  if (s) s = read_uint(j, "min_blob_size", "swarm", w.min_blob_size);
+  return s;
+}
+
 Status validate(const AgentConfig& c) {
   auto bad = [](const std::string& m) { return Status(Error(Errc::kConfigInvalid, m)); };
   if (c.listen.empty()) return bad("listen must not be empty");
@@ -37,6 +53,13 @@ Status validate(const AgentConfig& c) {
     if (auto u = Url::parse(c.supernode); !u) return bad("supernode: " + u.error().what());
     if (c.token_file.empty()) return bad("supernode needs token_file (the cluster token)");
   }
+  if (c.p2p_listen.empty()) return bad("p2p_listen must not be empty");
+  if (auto p = with_port(c.p2p_listen, 0); !p) return bad("p2p_listen: " + p.error().what());
+  if (c.zone.size() > 64) return bad("zone must be at most 64 characters");
+  if (c.swarm.upload_rate_limit > (1ull << 31) || c.swarm.download_rate_limit > (1ull << 31)) {
+    return bad("swarm rate limits must be below 2 GiB/s");
+  }
+  if (c.swarm.stall_timeout.count() <= 0) return bad("swarm.stall_timeout must be positive");
   return mirror::validate_mirror_options(c.mirror);
 }
 
@@ -44,12 +67,12 @@ Status validate(const AgentConfig& c) {
 
 Result<AgentConfig> parse_config(const json& doc) {
   AgentConfig c;
-  if (auto s =
-          check_keys(doc,
-                     {"listen", "data_dir", "upstream", "registries", "allow_unlisted_registries",
-                      "tls", "cache", "upstream_client", "log", "drain_timeout", "supernode",
-                      "token_file", "supernode_ca_file", "direct_fallback"},
-                     "config");
+  if (auto s = check_keys(
+          doc,
+          {"listen", "data_dir", "upstream", "registries", "allow_unlisted_registries", "tls",
+           "cache", "upstream_client", "log", "drain_timeout", "supernode", "token_file",
+           "supernode_ca_file", "direct_fallback", "p2p_listen", "zone", "swarm"},
+          "config");
       !s) {
     return s.error();
   }
@@ -60,6 +83,9 @@ Result<AgentConfig> parse_config(const json& doc) {
   if (s) s = read_string(doc, "token_file", "config", c.token_file);
   if (s) s = read_string(doc, "supernode_ca_file", "config", c.supernode_ca_file);
   if (s) s = read_bool(doc, "direct_fallback", "config", c.direct_fallback);
+  if (s) s = read_string(doc, "p2p_listen", "config", c.p2p_listen);
+  if (s) s = read_string(doc, "zone", "config", c.zone);
+  if (s && doc.contains("swarm")) s = parse_swarm(doc["swarm"], c.swarm);
   if (s && doc.contains("tls")) s = parse_tls(doc["tls"], c.tls);
   if (s && doc.contains("log")) s = parse_log(doc["log"], c.log);
   if (s) s = mirror::parse_mirror_options(doc, c.mirror);
@@ -85,6 +111,13 @@ Result<AgentConfig> load_config(const std::string& file, const Overrides& o) {
   if (!o.log_level.empty()) c.log.level = o.log_level;
   if (!o.supernode.empty()) c.supernode = o.supernode;
   if (!o.token_file.empty()) c.token_file = o.token_file;
+  if (!o.zone.empty()) c.zone = o.zone;
+  if (!o.p2p_listen.empty()) c.p2p_listen = o.p2p_listen;
+  if (o.p2p_port >= 0) {
+    auto listen = with_port(c.p2p_listen, o.p2p_port);
+    if (!listen) return Error(Errc::kConfigInvalid, "--p2p-port: " + listen.error().what());
+    c.p2p_listen = *listen;
+  }
   if (auto s = mirror::apply_registry_flags(o.registries, c.mirror); !s) return s.error();
   if (auto s = validate(c); !s) return s.error();
   return c;

@@ -42,6 +42,17 @@ struct AgentConfig {
   std::string supernode_ca_file;  // PEM CA for an https supernode
   // When the supernode cannot answer, ask the registry directly (false: fail instead).
   bool direct_fallback = true;
+
+  // The swarm (with a supernode): BitTorrent between the site's nodes.
+  std::string p2p_listen = "0.0.0.0:6881";  // port 0 picks one
+  std::string zone;                         // zone/rack label: peers alike are preferred
+  struct Swarm {
+    bool enabled = true;
+    std::uint64_t upload_rate_limit = 0;  // bytes per second, 0: unlimited
+    std::uint64_t download_rate_limit = 0;
+    Millis stall_timeout = std::chrono::seconds(10);  // then HTTP from the supernode
+    std::uint64_t min_blob_size = 1 << 20;            // smaller blobs: HTTP from the supernode
+  } swarm;
 };
 
 // Parses a whole configuration document. Errors: kConfigInvalid naming the key.
@@ -56,6 +67,9 @@ struct Overrides {
   std::string log_level;
   std::string supernode;
   std::string token_file;
+  std::string zone;
+  std::string p2p_listen;
+  int p2p_port = -1;  // replaces p2p_listen's port
 };
 
 // Loads `file` (or the defaults when empty), applies `overrides`, and checks the result.

@@ -30,6 +30,11 @@ int main(int argc, char** argv) {
   app.add_option("--supernode", o.supernode,
                  "URL of the site's supernode, asked first for manifests and blobs");
   app.add_option("--token-file", o.token_file, "File holding the cluster token (with --supernode)");
+  app.add_option("--zone", o.zone, "Zone/rack label: swarm peers with the same one are preferred");
+  app.add_option("--p2p-listen", o.p2p_listen,
+                 "BitTorrent listen address (default 0.0.0.0:6881; port 0 picks one)");
+  app.add_option("--p2p-port", o.p2p_port, "BitTorrent port (replaces p2p_listen's port)")
+      ->check(CLI::Range(0, 65535));
   app.set_version_flag("--version", "layerswarm-agent " LAYERSWARM_VERSION);
   try {
     app.parse(argc, argv);
@@ -59,6 +64,10 @@ int main(int argc, char** argv) {
              LAYERSWARM_VERSION, i == 0 ? "http" : "https", agent->endpoints()[i], config->data_dir,
              config->mirror.upstream, config->supernode.empty() ? "" : ", supernode ",
              config->supernode);
+  }
+  if (agent->p2p_port() != 0) {
+    LOG_INFO("swarm: BitTorrent on port {}{}{}", agent->p2p_port(),
+             config->zone.empty() ? "" : ", zone ", config->zone);
   }
   agent->start();
   agent::Agent* a = agent.get();

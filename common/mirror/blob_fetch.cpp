@@ -52,8 +52,9 @@ std::shared_ptr<BlobFetch> BlobFetcher::join(const BlobLocator& blob) {
 Task<void> BlobFetcher::run(std::shared_ptr<BlobFetch> fetch, BlobLocator blob) {
   const Digest digest = blob.digest;
   Status status;
+  std::unique_ptr<BlobStream> stream;  // the last source's, kept until the blob is cached
   try {
-    status = co_await download(*fetch, std::move(blob));
+    status = co_await download(*fetch, std::move(blob), stream);
   } catch (const std::exception& e) {
     status = Error(Errc::kInternal, e.what());
   }
@@ -75,11 +76,14 @@ Task<void> BlobFetcher::run(std::shared_ptr<BlobFetch> fetch, BlobLocator blob) 
   const Status committed = co_await offload(pool_, std::move(commit));
   if (!committed) {
     LOG_ERROR("blob {}: verified but not cached: {}", digest.str(), committed.error().what());
+  } else if (stream) {
+    stream->cached();
   }
   finish(*fetch, digest, std::nullopt);
 }
 
-Task<Status> BlobFetcher::download(BlobFetch& fetch, BlobLocator blob) {
+Task<Status> BlobFetcher::download(BlobFetch& fetch, BlobLocator blob,
+                                   std::unique_ptr<BlobStream>& stream) {
   auto temp = store_.create_temp(blob.digest);
   if (!temp) co_return temp.error();
   fetch.temp_ = std::move(*temp);
@@ -87,7 +91,8 @@ Task<Status> BlobFetcher::download(BlobFetch& fetch, BlobLocator blob) {
       co_await sources_.open_from(0, blob, 0, deadline_after(options_.open_timeout), fetch.fd());
   if (!opened) co_return opened.error();
   std::size_t index = opened->index;
-  std::unique_ptr<BlobStream> stream = std::move(opened->stream);
+  counters_.source_fallbacks += opened->fallbacks;
+  stream = std::move(opened->stream);
   fetch.size_ = stream->size();
   fetch.source_ = std::string(stream->source());
   fetch.state_ = BlobFetch::State::kStreaming;
@@ -112,6 +117,7 @@ Task<Status> BlobFetcher::download(BlobFetch& fetch, BlobLocator blob) {
         co_return Error(Errc::kBadUpstreamResponse, "sources disagree on the blob's size");
       }
       index = next->index;
+      counters_.source_fallbacks += next->fallbacks;
       stream = std::move(next->stream);
       fetch.source_ = std::string(stream->source());
       ++switches;
@@ -143,7 +149,6 @@ Task<Status> BlobFetcher::download(BlobFetch& fetch, BlobLocator blob) {
                     "digest mismatch: " + fetch.source_ + " sent bytes hashing to " + got.str());
   }
   fetch.size_ = fetch.written_;
-  stream->verified();
   co_return Status{};
 }
 

@@ -73,7 +73,8 @@ class BlobFetcher {
 
  private:
   Task<void> run(std::shared_ptr<BlobFetch> fetch, BlobLocator blob);
-  Task<Status> download(BlobFetch& fetch, BlobLocator blob);
+  // `stream`: the source stream in use, left set for the caller to tell it the blob is cached.
+  Task<Status> download(BlobFetch& fetch, BlobLocator blob, std::unique_ptr<BlobStream>& stream);
   void finish(BlobFetch& fetch, const Digest& digest, std::optional<Error> error);
 
   asio::any_io_executor executor_;

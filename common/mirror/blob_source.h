@@ -35,9 +35,9 @@ class BlobStream {
   // True when the source writes the bytes into the download's file itself (the swarm): what
   // read_some returns is already there, for hashing only.
   virtual bool in_place() const { return false; }
-  // The fetcher checked the whole blob's digest against what this stream delivered (the
-  // swarm then keeps seeding it).
-  virtual void verified() {}
+  // The blob this stream delivered passed its digest check and is in the cache now (the
+  // swarm keeps seeding it). Not called when the stream was abandoned or the check failed.
+  virtual void cached() {}
 };
 
 class BlobSource {

@@ -15,7 +15,8 @@ std::string Counters::summary() const {
       field("aborted_responses", aborted_responses) + field("bytes_from_cache", bytes_from_cache) +
       field("bytes_from_upstream", bytes_from_upstream) +
       field("bytes_from_supernode", bytes_from_supernode) +
-      field("bytes_from_swarm", bytes_from_swarm) + field("source_switches", source_switches);
+      field("bytes_from_swarm", bytes_from_swarm) + field("source_switches", source_switches) +
+         field("source_fallbacks", source_fallbacks);
   s.pop_back();
   return s;
 }

@@ -22,6 +22,9 @@ struct Counters {
   std::atomic<std::uint64_t> bytes_from_supernode{0};
   std::atomic<std::uint64_t> bytes_from_swarm{0};  // peers and the supernode over BitTorrent
   std::atomic<std::uint64_t> source_switches{0};   // a download that moved to the next source
+  // A source that could not serve a download (unreachable, stalled, refusing), so the next
+  // one was asked; a source declining a blob by policy (the swarm, small blobs) is not one.
+  std::atomic<std::uint64_t> source_fallbacks{0};
 
   std::string summary() const;
 };

@@ -15,12 +15,16 @@ namespace layerswarm::mirror {
 
 // Whether a source's failure lets the next source try (everything but a 404-type answer).
 bool is_handover_error(const Error& error);
+// A source declines a blob it does not serve by policy with kUnsupported: the next source is
+// asked without a warning.
+bool is_decline(const Error& error);
 
 class SourceChain final : public BlobSource {
  public:
   struct Opened {
     std::unique_ptr<BlobStream> stream;
-    std::size_t index = 0;  // which source
+    std::size_t index = 0;      // which source
+    std::size_t fallbacks = 0;  // sources before it that failed (not those that declined)
   };
 
   // Sources in order of preference; they must outlive the chain.

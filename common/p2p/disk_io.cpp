@@ -12,9 +12,11 @@
 #include <libtorrent/performance_counters.hpp>
 #include <libtorrent/storage_defs.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -85,6 +87,12 @@ struct Range {
   std::int64_t position(lt::piece_index_t piece, int offset) const {
     return std::int64_t(base) + std::int64_t(static_cast<int>(piece)) * piece_length + offset;
   }
+  // How many of `length` bytes at (piece, offset) are the chunk's own: libtorrent moves the
+  // last piece's blocks whole, padding included, and the padding (zeros) is not in the file.
+  std::size_t own(lt::piece_index_t piece, int offset, int size) const {
+    const std::int64_t start = std::int64_t(static_cast<int>(piece)) * piece_length + offset;
+    return static_cast<std::size_t>(std::clamp<std::int64_t>(length - start, 0, size));
+  }
 };
 
 lt::storage_error io_error(lt::operation_t op) {
@@ -110,6 +118,8 @@ bool read_exact(int fd, char* buf, std::size_t size, std::int64_t pos) {
   return true;
 }
 
+std::atomic<bool> g_corrupt_uploads{false};
+
 class RangeDiskIo final : public lt::disk_interface, public lt::buffer_allocator_interface {
  public:
   explicit RangeDiskIo(lt::io_context& ios) : ios_(ios) {}
@@ -123,7 +133,9 @@ class RangeDiskIo final : public lt::disk_interface, public lt::buffer_allocator
       range->gate = std::move(pending.gate);
       range->base = parsed->offset;
     }
-    range->length = p.files.total_size();
+    // The chunk file's own length: libtorrent pads a v2 file up to a whole last piece, and
+    // the padding is never read or written.
+    range->length = p.files.num_files() > 0 ? p.files.file_size(lt::file_index_t(0)) : 0;
     range->piece_length = p.files.piece_length();
     lt::storage_index_t idx;
     if (free_.empty()) {
@@ -147,10 +159,13 @@ class RangeDiskIo final : public lt::disk_interface, public lt::buffer_allocator
                   lt::disk_job_flags_t) override {
     const Range& range = *ranges_[storage];
     char* buf = new char[static_cast<std::size_t>(r.length)];
+    const std::size_t own = range.own(r.piece, r.start, r.length);
+    std::memset(buf + own, 0, static_cast<std::size_t>(r.length) - own);
     lt::storage_error error;
-    if (!read_exact(range.fd, buf, static_cast<std::size_t>(r.length),
-                    range.position(r.piece, r.start))) {
+    if (!read_exact(range.fd, buf, own, range.position(r.piece, r.start))) {
       error = io_error(lt::operation_t::file_read);
+    } else if (g_corrupt_uploads.load(std::memory_order_relaxed) && r.length > 0) {
+      buf[0] = static_cast<char>(buf[0] ^ 0x5a);
     }
     lt::disk_buffer_holder holder(*this, buf, r.length);
     boost::asio::post(ios_, [h = std::move(handler), b = std::move(holder), error]() mutable {
@@ -165,7 +180,7 @@ class RangeDiskIo final : public lt::disk_interface, public lt::buffer_allocator
     const Range& range = *ranges_[storage];
     lt::storage_error error;
     auto write = [&] {
-      std::size_t left = static_cast<std::size_t>(r.length);
+      std::size_t left = range.own(r.piece, r.start, r.length);
       std::int64_t pos = range.position(r.piece, r.start);
       while (left > 0) {
         const ssize_t n = ::pwrite(range.fd, buf, left, pos);
@@ -312,6 +327,8 @@ Result<Registered> register_fd(int fd, std::uint64_t offset) {
   return Registered{"lsfd:" + std::to_string(offset) + ":" + std::to_string(handle),
                     std::move(gate)};
 }
+
+void corrupt_uploads_for_testing(bool on) { g_corrupt_uploads = on; }
 
 void release_fd(const std::string& save_path) {
   if (auto parsed = parse(save_path)) {

@@ -51,4 +51,8 @@ struct Registered {
 Result<Registered> register_fd(int fd, std::uint64_t offset);
 void release_fd(const std::string& save_path);
 
+// Testing only (tests/integration, the "bad peer" case): every block this process uploads
+// has its first byte flipped, while its own hash checks still read true bytes. Process-wide.
+void corrupt_uploads_for_testing(bool on);
+
 }  // namespace layerswarm::p2p

@@ -3,6 +3,7 @@
 #include <libtorrent/add_torrent_params.hpp>
 #include <libtorrent/alert_types.hpp>
 #include <libtorrent/create_torrent.hpp>
+#include <libtorrent/ip_filter.hpp>
 #include <libtorrent/session.hpp>
 #include <libtorrent/session_params.hpp>
 #include <libtorrent/settings_pack.hpp>
@@ -129,6 +130,16 @@ Result<std::unique_ptr<Swarm>> Swarm::start(asio::any_io_executor executor, Swar
   if (impl->session->listen_port() == 0) {
     return Error(Errc::kConfigInvalid, "swarm: cannot listen on " + options.listen);
   }
+  // Rate limits apply to every peer: libtorrent exempts local networks by default, and a
+  // site's nodes are all on one.
+  lt::ip_filter classes;
+  const auto global = 1u << static_cast<std::uint32_t>(lt::session::global_peer_class_id);
+  classes.add_rule(boost::asio::ip::make_address("0.0.0.0"),
+                   boost::asio::ip::make_address("255.255.255.255"), global);
+  classes.add_rule(boost::asio::ip::make_address("::"),
+                   boost::asio::ip::make_address("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+                   global);
+  impl->session->set_peer_class_filter(classes);
   Impl* raw = impl.get();
   std::weak_ptr<bool> alive = impl->alive;
   // libtorrent's thread only posts; alerts are handled on our executor.
@@ -168,7 +179,12 @@ Result<ChunkInfo> Swarm::inspect(const std::string& metainfo) {
       lt::span<char const>(metainfo.data(), static_cast<std::ptrdiff_t>(metainfo.size())), ec,
       lt::from_span);
   if (ec) return Error(Errc::kBadUpstreamResponse, "bad metainfo: " + ec.message());
-  if (!ti->info_hashes().has_v2() || ti->num_files() != 1) {
+  // One file (libtorrent adds a pad file after it up to a whole last piece).
+  const lt::file_storage& files = ti->files();
+  const bool single =
+      files.num_files() == 1 || (files.num_files() == 2 && files.pad_file_at(lt::file_index_t(1)) &&
+                                 !files.pad_file_at(lt::file_index_t(0)));
+  if (!ti->info_hashes().has_v2() || !single) {
     return Error(Errc::kBadUpstreamResponse, "metainfo is not a v2 single-file torrent");
   }
   ChunkInfo info;
@@ -179,7 +195,7 @@ Result<ChunkInfo> Swarm::inspect(const std::string& metainfo) {
   }
   info.pieces = ti->num_pieces();
   info.piece_length = ti->piece_length();
-  info.length = static_cast<std::uint64_t>(ti->total_size());
+  info.length = static_cast<std::uint64_t>(files.file_size(lt::file_index_t(0)));
   return info;
 }
 

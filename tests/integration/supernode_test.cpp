@@ -138,7 +138,7 @@ TEST_CASE("the supernode dies mid-transfer: the download resumes from the regist
       std::vector<std::string>{"--upstream", "site.test", "--registry",
                                "site.test=" + upstream.url(), "--supernode",
                                "http://" + supernode->address(), "--token-file", token_file(dir)},
-      "", "agent");
+      R"({"swarm": {"enabled": false}})", "agent");  // the HTTP path; the swarm's own case below
   HttpResult result;
   std::thread client([&] { result = http_get(agent->address(), "/v2/site/blob/blobs/" + digest); });
   // Wait until the agent holds part of the blob, then kill the supernode.
@@ -198,4 +198,73 @@ TEST_CASE("many agents revalidating a tag: the supernode asks the upstream once"
   CHECK(eventually([&] { return upstream.agent_requests("GET", "/v2/site/app/manifests/v1"); },
                    1) == 1);
   CHECK(upstream.agent_requests("HEAD", "/v2/site/app/manifests/v1") == 0);
+}
+
+namespace {
+
+// Small chunks and pieces, so that test blobs span several chunk torrents.
+constexpr const char* kSmallChunks = R"({"swarm": {"chunk_size": 2097152, "piece_size": 262144}})";
+
+// The value of `name=<n>` in the agent's exit summary, -1 when absent.
+long long counter(const Agent& agent, const std::string& name) {
+  const std::string log = agent.log();
+  const auto at = log.rfind(name + "=");
+  if (at == std::string::npos) return -1;
+  return std::stoll(log.substr(at + name.size() + 1));
+}
+
+std::vector<int> pull_all(const TempDir& dir, std::vector<std::unique_ptr<Agent>>& agents,
+                          const std::string& ref, const std::string& prefix) {
+  std::vector<int> rcs(agents.size(), -1);
+  std::vector<std::thread> pulls;
+  for (std::size_t i = 0; i < agents.size(); ++i) {
+    pulls.emplace_back([&, i] {
+      rcs[i] = pull_to_dir(dir, agents[i]->address(), ref, prefix + std::to_string(i));
+    });
+  }
+  for (auto& t : pulls) t.join();
+  return rcs;
+}
+
+}  // namespace
+
+TEST_CASE("three agents pull through the swarm at once", "[integration][supernode][swarm]") {
+  TempDir dir;
+  Registry upstream(dir);
+  const Image image = make_image(
+      dir, "img", {"--layer", "6M", "--layer", "5M", "--layer", "3M", "--layer", "300K"});
+  push_image(dir, image, upstream, "site/app:v1");
+  REQUIRE(pull_to_dir(dir, upstream.address(), "site/app:v1", "direct") == 0);
+  auto supernode = start_supernode(dir, upstream.url(), kSmallChunks);
+  std::vector<std::unique_ptr<Agent>> agents;
+  for (int i = 0; i < 3; ++i) {
+    agents.push_back(start_agent(dir, upstream.url(), supernode->address(),
+                                 "agent" + std::to_string(i), token_file(dir),
+                                 R"({"zone": "rack-)" + std::to_string(i % 2) + R"("})"));
+  }
+  const auto rcs = pull_all(dir, agents, "site/app:v1", "pulled");
+  for (std::size_t i = 0; i < agents.size(); ++i) {
+    INFO("agent " << i << "\n" << agents[i]->log());
+    CHECK(rcs[i] == 0);
+    CHECK(same_tree(dir.file("direct"), dir.file("pulled" + std::to_string(i))));
+    // The three big layers came through the swarm; the small blobs over HTTP.
+    CHECK(eventually([&] { return agents[i]->log_lines({"/blobs/", "source=swarm"}); }, 3) == 3);
+  }
+  // Each blob crossed the upstream once, fetched by the supernode.
+  std::uint64_t big = 0;  // bytes of the blobs the swarm carries (>= 1 MiB)
+  for (const auto& blob : image.summary["blobs"]) {
+    if (blob["mediaType"].get<std::string>().find("manifest") != std::string::npos) continue;
+    const std::string digest = blob["digest"];
+    INFO(digest);
+    CHECK(upstream.agent_requests("GET", "/v2/site/app/blobs/" + digest) == 1);
+    if (blob["size"].get<std::uint64_t>() >= (1u << 20)) big += blob["size"].get<std::uint64_t>();
+  }
+  std::uint64_t swarm_bytes = 0;
+  for (auto& a : agents) {
+    CHECK(a->stop() == 0);
+    CHECK(counter(*a, "bytes_from_upstream") == 0);
+    CHECK(counter(*a, "source_fallbacks") == 0);
+    swarm_bytes += static_cast<std::uint64_t>(counter(*a, "bytes_from_swarm"));
+  }
+  CHECK(swarm_bytes == 3 * big);
 }

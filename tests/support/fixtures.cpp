@@ -139,7 +139,8 @@ Agent::Agent(const TempDir& dir, std::vector<std::string> args, const std::strin
              const std::string& name, const std::string& binary) {
   data_dir_ = dir.file(name + "-data");
   log_file_ = dir.file(name + ".log");
-  argv_ = {binary, "--listen", "127.0.0.1:0", "--data-dir", data_dir_};
+  argv_ = {binary,    "--listen",     "127.0.0.1:0", "--data-dir",
+           data_dir_, "--p2p-listen", "127.0.0.1:0"};
   if (!config_json.empty()) {
     write_file(dir.file(name + ".json"), config_json);
     argv_.push_back("--config");

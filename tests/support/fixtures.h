@@ -100,7 +100,7 @@ class UpstreamFront {
 std::pair<std::string, std::string> make_certificate(const TempDir& dir, const std::string& name);
 
 // The layerswarm-agent binary (or `binary`: the supernode) with
-// `--listen 127.0.0.1:0 --data-dir <dir>/<name>-data`.
+// `--listen 127.0.0.1:0 --data-dir <dir>/<name>-data --p2p-listen 127.0.0.1:0`.
 class Agent {
  public:
   Agent(const TempDir& dir, std::vector<std::string> args, const std::string& config_json = "",
