@@ -138,7 +138,7 @@ struct SwarmSource::Download {
     if (frontier != before) prioritize();
   }
 
-  // Deadlines on the `window` pieces from the frontier on: the reader's next bytes.
+  // Top priority for the `window` pieces from the frontier on: the reader's next bytes.
   void prioritize() {
     if (frontier >= layout.size) return;
     const std::size_t k = static_cast<std::size_t>(frontier / layout.chunk_size);

@@ -16,7 +16,7 @@ std::string Counters::summary() const {
       field("bytes_from_upstream", bytes_from_upstream) +
       field("bytes_from_supernode", bytes_from_supernode) +
       field("bytes_from_swarm", bytes_from_swarm) + field("source_switches", source_switches) +
-         field("source_fallbacks", source_fallbacks);
+      field("source_fallbacks", source_fallbacks);
   s.pop_back();
   return s;
 }

@@ -1,7 +1,8 @@
-// A BitTorrent session for layerswarm's chunk torrents (libtorrent, on its own thread): v2
-// private single-file torrents whose bytes live at an offset inside a blob file (disk_io.h).
-// Settings as measured in LIBS.md: uTP, DHT, LSD, UPnP, NAT-PMP and RC4 off, 100 ms ticks.
-// Alerts are handled on the executor given at start; per-torrent events reach an observer there.
+// A BitTorrent session for layerswarm's chunk torrents (libtorrent, on its own thread): hybrid
+// (v1+v2) private single-file torrents whose bytes live at an offset inside a blob file
+// (disk_io.h). Settings as measured in LIBS.md: uTP, DHT, LSD, UPnP, NAT-PMP and RC4 off, 100 ms
+// ticks. Alerts are handled on the executor given at start; per-torrent events reach an observer
+// there.
 //
 // Threading: every method, and every observer call, on the executor's thread (the io_context
 // thread), except the static make_metainfo/inspect (blocking; any thread).
@@ -49,7 +50,8 @@ class Swarm {
   std::uint16_t port() const;
 
   // The metainfo (bencoded .torrent) of [offset, offset + length) of `fd`: one file, pieces of
-  // `piece_length` bytes, v2 only, private. Reads and hashes the bytes. Errors: kStorage.
+  // `piece_length` bytes, hybrid v1+v2 (SHA-1 and SHA-256 piece checks), private. Reads and hashes
+  // the bytes. Errors: kStorage.
   static Result<std::string> make_metainfo(int fd, std::uint64_t offset, std::uint64_t length,
                                            int piece_length);
   // What a metainfo describes. Errors: kBadUpstreamResponse.
@@ -69,7 +71,7 @@ class Swarm {
   void remove(TorrentId id);
   // The torrent goes on (seeding) without an observer.
   void detach(TorrentId id);
-  // Streaming: pieces [first, first + count) are wanted soon (deadlines), in order.
+  // Streaming: pieces [first, first + count) are wanted first (top priority).
   void prioritize(TorrentId id, int first, int count);
   std::size_t torrents() const;
 

@@ -268,3 +268,121 @@ TEST_CASE("three agents pull through the swarm at once", "[integration][supernod
   }
   CHECK(swarm_bytes == 3 * big);
 }
+
+TEST_CASE("a restarted agent seeds its cached blobs again", "[integration][supernode][swarm]") {
+  TempDir dir;
+  Registry upstream(dir);
+  const Image image = make_image(dir, "img", {"--layer", "3M"});
+  push_image(dir, image, upstream, "site/app:v1");
+  REQUIRE(pull_to_dir(dir, upstream.address(), "site/app:v1", "direct") == 0);
+  const std::string layer = image.summary["blobs"][0]["digest"];
+  {
+    auto supernode = start_supernode(dir, upstream.url(), kSmallChunks);
+    auto first = start_agent(dir, upstream.url(), supernode->address(), "seeder", token_file(dir));
+    REQUIRE(pull_to_dir(dir, first->address(), "site/app:v1", "first") == 0);
+    CHECK(eventually([&] { return first->log_lines({layer, "source=swarm"}); }, 1) == 1);
+  }
+  // The supernode again, now uploading at 1 kB/s: a 256 KiB piece from it takes minutes, so a
+  // new agent that gets the layer through the swarm within its stall timeout got it from the
+  // restarted agent.
+  auto supernode = start_supernode(
+      dir, upstream.url(),
+      R"({"swarm": {"chunk_size": 2097152, "piece_size": 262144, "upload_rate_limit": 1000}})");
+  auto seeder = start_agent(dir, upstream.url(), supernode->address(), "seeder", token_file(dir));
+  CHECK(eventually([&] { return seeder->log_lines({"seeding 1 cached blobs again"}); }, 1) == 1);
+  auto fresh = start_agent(dir, upstream.url(), supernode->address(), "fresh", token_file(dir),
+                           R"({"swarm": {"stall_timeout": "5s"}})");
+  REQUIRE(pull_to_dir(dir, fresh->address(), "site/app:v1", "fresh-pull") == 0);
+  CHECK(same_tree(dir.file("direct"), dir.file("fresh-pull")));
+  CHECK(eventually([&] { return fresh->log_lines({layer, "source=swarm"}); }, 1) == 1);
+  CHECK(fresh->stop() == 0);
+  CHECK(counter(*fresh, "source_fallbacks") == 0);
+  CHECK(counter(*fresh, "bytes_from_swarm") == image.summary["blobs"][0]["size"].get<long long>());
+}
+
+TEST_CASE("the supernode dies mid-swarm: pulls finish from peers, then the registry",
+          "[integration][supernode][swarm]") {
+  TempDir dir;
+  Registry upstream(dir);
+  const std::string bytes = random_bytes(8 << 20, 23);
+  const std::string digest = push_blob(upstream, "site/blob", bytes);
+  SlowProxy slow(upstream.address(), 2 << 20);  // the supernode's upstream link: 2 MiB/s
+  auto supernode =
+      std::make_unique<Agent>(dir,
+                              std::vector<std::string>{"--upstream", "site.test", "--registry",
+                                                       "site.test=http://" + slow.address(),
+                                                       "--token-file", token_file(dir)},
+                              kSmallChunks, "supernode", supernode_binary());
+  std::vector<std::unique_ptr<Agent>> agents;
+  for (int i = 0; i < 3; ++i) {
+    agents.push_back(std::make_unique<Agent>(
+        dir,
+        std::vector<std::string>{"--upstream", "site.test", "--registry",
+                                 "site.test=" + upstream.url(), "--supernode",
+                                 "http://" + supernode->address(), "--token-file", token_file(dir)},
+        R"({"swarm": {"stall_timeout": "2s"}})", "agent" + std::to_string(i)));
+  }
+  std::vector<HttpResult> results(agents.size());
+  std::vector<std::thread> clients;
+  for (std::size_t i = 0; i < agents.size(); ++i) {
+    clients.emplace_back(
+        [&, i] { results[i] = http_get(agents[i]->address(), "/v2/site/blob/blobs/" + digest); });
+  }
+  // Once the swarm has carried part of the blob, the supernode goes.
+  const std::string tmp = agents[0]->data_dir() + "/tmp";
+  REQUIRE(wait_until(
+      [&] {
+        std::error_code ec;
+        for (const auto& f : std::filesystem::directory_iterator(tmp, ec)) {
+          if (std::filesystem::file_size(f.path(), ec) > (3u << 20)) return true;
+        }
+        return false;
+      },
+      30s));
+  supernode->process().kill();
+  for (auto& c : clients) c.join();
+  for (std::size_t i = 0; i < agents.size(); ++i) {
+    INFO("agent " << i << "\n" << agents[i]->log());
+    CHECK(results[i].status == 200);
+    CHECK(results[i].complete);
+    CHECK(results[i].body == bytes);
+    CHECK(agents[i]->stop() == 0);
+    CHECK(counter(*agents[i], "bytes_from_swarm") > 0);
+    // The rest came from the registry: the supernode was gone.
+    CHECK(counter(*agents[i], "bytes_from_upstream") > 0);
+    CHECK(counter(*agents[i], "source_switches") >= 1);
+  }
+}
+
+TEST_CASE("a peer sending corrupt pieces is banned; the others still verify",
+          "[integration][supernode][swarm]") {
+  TempDir dir;
+  Registry upstream(dir);
+  const Image image = make_image(dir, "img", {"--layer", "8M"});
+  push_image(dir, image, upstream, "site/app:v1");
+  REQUIRE(pull_to_dir(dir, upstream.address(), "site/app:v1", "direct") == 0);
+  // The supernode uploads at 1 MiB/s, so the others ask the liar for most pieces.
+  auto supernode = start_supernode(
+      dir, upstream.url(),
+      R"({"swarm": {"chunk_size": 4194304, "piece_size": 262144, "upload_rate_limit": 1048576}})");
+  ::setenv("LAYERSWARM_TESTING_CORRUPT_UPLOADS", "1", 1);
+  auto liar = start_agent(dir, upstream.url(), supernode->address(), "liar", token_file(dir));
+  ::unsetenv("LAYERSWARM_TESTING_CORRUPT_UPLOADS");
+  REQUIRE(pull_to_dir(dir, liar->address(), "site/app:v1", "liar-pull") == 0);
+  std::vector<std::unique_ptr<Agent>> agents;
+  for (int i = 0; i < 2; ++i) {
+    agents.push_back(start_agent(dir, upstream.url(), supernode->address(),
+                                 "agent" + std::to_string(i), token_file(dir)));
+  }
+  const auto rcs = pull_all(dir, agents, "site/app:v1", "pulled");
+  int bans = 0;
+  for (std::size_t i = 0; i < agents.size(); ++i) {
+    INFO("agent " << i << "\n" << agents[i]->log());
+    CHECK(rcs[i] == 0);
+    CHECK(same_tree(dir.file("direct"), dir.file("pulled" + std::to_string(i))));
+    CHECK(agents[i]->stop() == 0);
+    CHECK(counter(*agents[i], "digest_mismatches") == 0);  // caught piece by piece
+    bans += agents[i]->log_lines({"banned peer"});
+  }
+  CHECK(bans >= 1);
+}
