@@ -38,9 +38,9 @@ struct SupernodeConfig {
   // BitTorrent: the supernode seeds every chunk it publishes.
   std::string p2p_listen = "0.0.0.0:6881";
   struct Swarm {
-    std::uint64_t chunk_size = 8 << 20;   // bytes per chunk torrent
-    std::uint64_t piece_size = 1 << 20;   // power of two, 16 KiB..16 MiB
-    std::uint64_t upload_rate_limit = 0;  // bytes per second, 0: unlimited
+    std::uint64_t chunk_size = 4 << 20;    // bytes per chunk torrent
+    std::uint64_t piece_size = 256 << 10;  // power of two, 16 KiB..16 MiB
+    std::uint64_t upload_rate_limit = 0;   // bytes per second, 0: unlimited
   } swarm;
 };
 

@@ -70,10 +70,43 @@ Result<ChunkRequest> parse_chunk_request(std::string_view target) {
 
 }  // namespace
 
-Publisher::Publisher(mirror::MirrorNode& node, p2p::Swarm& swarm, PublisherOptions options)
-    : node_(node), swarm_(swarm), options_(options) {}
+Publisher::Publisher(mirror::MirrorNode& node, p2p::Swarm& swarm, PublisherOptions options,
+                     asio::any_io_executor executor)
+    : node_(node),
+      swarm_(swarm),
+      options_(options),
+      timer_(std::make_shared<asio::steady_timer>(executor)) {
+  asio::co_spawn(executor, withdraw_uncached(), asio::detached);
+}
 
-Publisher::~Publisher() = default;
+Publisher::~Publisher() {
+  *alive_ = false;
+  timer_->cancel();
+}
+
+// Every minute: published blobs the cache dropped (TTL sweep) are withdrawn from the swarm;
+// a later request publishes them again from a new download.
+Task<void> Publisher::withdraw_uncached() {
+  std::weak_ptr<bool> alive = alive_;
+  std::shared_ptr<asio::steady_timer> timer = timer_;
+  for (;;) {
+    timer->expires_after(std::chrono::minutes(1));
+    boost::system::error_code ec;
+    co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (alive.expired() || ec) co_return;
+    std::vector<std::string> gone;
+    for (const auto& [key, blob] : blobs_) {
+      if (blob->fetch || !blob->sized || blob->failed) continue;  // still being published
+      auto digest = Digest::parse(key);
+      if (!digest || !node_.store().open_blob(*digest)) gone.push_back(key);
+    }
+    for (const auto& key : gone) {
+      for (auto id : blobs_[key]->torrents) swarm_.remove(id);
+      blobs_.erase(key);
+      LOG_INFO("swarm: blob {} no longer cached; withdrawn", key);
+    }
+  }
+}
 
 bool Publisher::handles(std::string_view target) {
   return target.substr(0, kPrefix.size()) == kPrefix;
@@ -208,7 +241,13 @@ Task<Status> Publisher::publish_chunks(std::shared_ptr<Blob> blob, int fd, std::
     };
     auto metainfo = co_await offload(node_.pool(), std::move(job));
     if (!metainfo) co_return metainfo.error();
-    auto id = swarm_.add(p2p::Swarm::Add{*metainfo, fd, begin, true, {}, {}}, nullptr);
+    p2p::Swarm::Add add;
+    add.metainfo = *metainfo;
+    add.fd = fd;
+    add.offset = begin;
+    add.seed = true;
+    add.first_seed = options_.first_seed;
+    auto id = swarm_.add(std::move(add), nullptr);
     if (!id) co_return id.error();
     blob->torrents.push_back(*id);
     blob->metainfo[k] = std::move(*metainfo);

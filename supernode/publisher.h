@@ -35,15 +35,20 @@ class Swarm;
 namespace layerswarm::supernode {
 
 struct PublisherOptions {
-  std::uint64_t chunk_size = 8 << 20;
-  int piece_size = 1 << 20;
+  std::uint64_t chunk_size = 4 << 20;
+  int piece_size = 256 << 10;
   std::chrono::milliseconds wait{5'000};  // longest long-poll for a chunk not made yet
+  bool first_seed = true;                 // Swarm::Add::first_seed
 };
 
 class Publisher {
  public:
-  Publisher(mirror::MirrorNode& node, p2p::Swarm& swarm, PublisherOptions options);
+  // Starts a check, every minute, that withdraws blobs the cache no longer holds (TTL sweep).
+  Publisher(mirror::MirrorNode& node, p2p::Swarm& swarm, PublisherOptions options,
+            asio::any_io_executor executor);
   ~Publisher();
+
+  std::size_t published_blobs() const { return blobs_.size(); }
 
   static bool handles(std::string_view target);
   // Answers a /swarm/v1 request (the caller checked the token).
@@ -54,11 +59,14 @@ class Publisher {
  private:
   Task<void> produce(std::shared_ptr<Blob> blob, mirror::BlobLocator locator);
   Task<Status> publish_chunks(std::shared_ptr<Blob> blob, int fd, std::uint64_t size);
+  Task<void> withdraw_uncached();
 
   mirror::MirrorNode& node_;
   p2p::Swarm& swarm_;
   PublisherOptions options_;
   std::map<std::string, std::shared_ptr<Blob>> blobs_;  // by digest
+  std::shared_ptr<asio::steady_timer> timer_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace layerswarm::supernode

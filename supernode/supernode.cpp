@@ -130,7 +130,8 @@ Result<std::unique_ptr<Supernode>> Supernode::create(const SupernodeConfig& conf
   impl->swarm = std::move(*swarm);
   impl->publisher = std::make_unique<Publisher>(
       *impl->node, *impl->swarm,
-      PublisherOptions{config.swarm.chunk_size, static_cast<int>(config.swarm.piece_size)});
+      PublisherOptions{config.swarm.chunk_size, static_cast<int>(config.swarm.piece_size)},
+      ioc.get_executor());
   impl->front = std::make_unique<Front>(impl->node->mirror(), *impl->publisher, *token);
   impl->node->set_front(impl->front.get());
   return std::unique_ptr<Supernode>(new Supernode(std::move(impl)));

@@ -1,5 +1,7 @@
 #include "supernode/tracker.h"
 
+#include <openssl/crypto.h>
+
 #include <libtorrent/bencode.hpp>
 #include <libtorrent/entry.hpp>
 
@@ -77,7 +79,10 @@ std::string Tracker::announce(std::string_view query, std::string_view remote_ip
   auto parsed = parse_announce(query);
   if (!parsed) return failure(parsed.error().what());
   const Announce& a = *parsed;
-  if (a.token.size() != token_.size() || a.token != token_) return failure("not a cluster member");
+  if (a.token.size() != token_.size() ||
+      CRYPTO_memcmp(a.token.data(), token_.data(), token_.size()) != 0) {
+    return failure("not a cluster member");
+  }
   const std::string address = address_bytes(remote_ip);
   if (address.empty()) return failure("unknown peer address");
   expire(now);

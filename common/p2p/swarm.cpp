@@ -40,11 +40,19 @@ lt::settings_pack base_settings(const SwarmOptions& o) {
   s.set_int(lt::settings_pack::connection_speed, 200);
   s.set_int(lt::settings_pack::min_reconnect_time, 1);
   s.set_int(lt::settings_pack::peer_connect_timeout, 3);
+  // A closed swarm of cooperating nodes: every interested peer gets an upload slot (the
+  // default is 8 per session, for all of a node's chunk torrents together). A large number
+  // rather than -1, which turns off libtorrent's immediate unchoke of a newly interested peer.
+  // Each of the many chunk torrents may connect to every node.
+  s.set_int(lt::settings_pack::unchoke_slots_limit, 100'000);
+  s.set_int(lt::settings_pack::unchoke_interval, 5);
+  s.set_int(lt::settings_pack::connections_limit, 8000);
   s.set_str(lt::settings_pack::peer_fingerprint, "-LS0100-");
   s.set_str(lt::settings_pack::user_agent, "layerswarm/0.1.0");
-  s.set_int(lt::settings_pack::alert_mask, lt::alert_category::error | lt::alert_category::status |
-                                               lt::alert_category::piece_progress |
-                                               lt::alert_category::peer);
+  s.set_int(lt::settings_pack::alert_mask,
+            lt::alert_category::error | lt::alert_category::status |
+                lt::alert_category::piece_progress | lt::alert_category::peer |
+                lt::alert_category::connect | lt::alert_category::tracker);
   s.set_int(lt::settings_pack::alert_queue_size, 100'000);
   return s;
 }
@@ -105,6 +113,10 @@ void Swarm::Impl::on_alert(lt::alert* a) {
     LOG_ERROR("swarm: {}", l->message());
   } else if (auto* t = lt::alert_cast<lt::tracker_error_alert>(a)) {
     LOG_DEBUG("swarm: {}", t->message());
+  } else if (lt::alert_cast<lt::peer_connect_alert>(a) ||
+             lt::alert_cast<lt::peer_disconnected_alert>(a) ||
+             lt::alert_cast<lt::tracker_reply_alert>(a)) {
+    LOG_DEBUG("swarm: {}", a->message());
   }
 }
 
@@ -231,6 +243,7 @@ Result<TorrentId> Swarm::add(Add params, TorrentObserver* observer) {
   atp.flags &= ~lt::torrent_flags::auto_managed;  // every chunk stays active
   atp.flags &= ~lt::torrent_flags::paused;
   if (params.seed) atp.flags |= lt::torrent_flags::seed_mode;
+  if (params.seed && params.first_seed) atp.max_uploads = 1;
   atp.trackers = params.trackers;
   lt::torrent_handle handle = impl_->session->add_torrent(std::move(atp), ec);
   if (ec) {

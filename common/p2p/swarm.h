@@ -64,6 +64,10 @@ class Swarm {
     bool seed = false;         // the bytes are there and verified
     std::vector<std::string> trackers;
     std::vector<std::pair<std::string, std::uint16_t>> peers;  // connected to at once
+    // With seed: the site's first seed. One upload slot per torrent (rotating), so each piece
+    // leaves it about once and the peers trade the rest among themselves. (BEP 16 super
+    // seeding stalled libtorrent 2.0.8 peers for ~10 s per torrent; measured, not used.)
+    bool first_seed = false;
   };
   // Errors: kBadUpstreamResponse (metainfo), kStorage, kInternal.
   Result<TorrentId> add(Add params, TorrentObserver* observer);

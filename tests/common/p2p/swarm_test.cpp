@@ -73,11 +73,13 @@ TEST_CASE("chunk torrents move a byte range between blob files", "[unit][p2p]") 
   auto leecher = Swarm::start(ioc.get_executor(), SwarmOptions{"127.0.0.1:0"});
   REQUIRE(seeder);
   REQUIRE(leecher);
-  REQUIRE((*seeder)->add(Swarm::Add{*metainfo, seed_file.fd, 1 << 20, true, {}, {}}, nullptr));
+  REQUIRE(
+      (*seeder)->add(Swarm::Add{*metainfo, seed_file.fd, 1 << 20, true, {}, {}, false}, nullptr));
   Pieces pieces;
   // The leecher's copy goes to offset 2 MiB of its file.
   REQUIRE((*leecher)->add(
-      Swarm::Add{*metainfo, leech_file.fd, 2 << 20, false, {}, {{"127.0.0.1", (*seeder)->port()}}},
+      Swarm::Add{
+          *metainfo, leech_file.fd, 2 << 20, false, {}, {{"127.0.0.1", (*seeder)->port()}}, false},
       &pieces));
   const auto deadline = std::chrono::steady_clock::now() + 30s;
   while (pieces.done.size() < 12 && pieces.failed.empty() &&
