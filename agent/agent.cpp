@@ -52,6 +52,7 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentConfig& config, asio::io
       source.ca_file = config.supernode_ca_file;
       source.stall_timeout = config.swarm.stall_timeout;
       source.min_blob_size = config.swarm.min_blob_size;
+      source.window = static_cast<int>(config.swarm.priority_window);
       impl->swarm_source =
           std::make_unique<SwarmSource>(ioc.get_executor(), *impl->swarm, std::move(source));
       // A test hook (tests/integration): this agent plays a peer that uploads corrupt pieces.

@@ -27,10 +27,10 @@ Status parse_log(const json& j, AgentConfig::Log& l) {
 }
 
 Status parse_swarm(const json& j, AgentConfig::Swarm& w) {
-  if (auto s = check_keys(
-          j,
-          {"enabled", "upload_rate_limit", "download_rate_limit", "stall_timeout", "min_blob_size"},
-          "swarm");
+  if (auto s = check_keys(j,
+                          {"enabled", "upload_rate_limit", "download_rate_limit", "stall_timeout",
+                           "min_blob_size", "priority_window"},
+                          "swarm");
       !s) {
     return s;
   }
@@ -39,6 +39,7 @@ Status parse_swarm(const json& j, AgentConfig::Swarm& w) {
   if (s) s = read_uint(j, "download_rate_limit", "swarm", w.download_rate_limit);
   if (s) s = read_duration(j, "stall_timeout", "swarm", w.stall_timeout);
   if (s) s = read_uint(j, "min_blob_size", "swarm", w.min_blob_size);
+  if (s) s = read_uint(j, "priority_window", "swarm", w.priority_window);
   return s;
 }
 
@@ -60,6 +61,7 @@ Status validate(const AgentConfig& c) {
     return bad("swarm rate limits must be below 2 GiB/s");
   }
   if (c.swarm.stall_timeout.count() <= 0) return bad("swarm.stall_timeout must be positive");
+  if (c.swarm.priority_window > 64) return bad("swarm.priority_window must be at most 64");
   return mirror::validate_mirror_options(c.mirror);
 }
 

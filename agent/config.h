@@ -52,6 +52,9 @@ struct AgentConfig {
     std::uint64_t download_rate_limit = 0;
     Millis stall_timeout = std::chrono::seconds(10);  // then HTTP from the supernode
     std::uint64_t min_blob_size = 1 << 20;            // smaller blobs: HTTP from the supernode
+    // Pieces just ahead of the reader that get top priority. 0: rarest-first only (measured
+    // faster for a rollout: nodes reading in step all ask the supernode for the same pieces).
+    std::uint64_t priority_window = 0;
   } swarm;
 };
 

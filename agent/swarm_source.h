@@ -2,7 +2,7 @@
 // supernode publishes a blob as chunk torrents, each as soon as it holds that chunk; the agent
 // adds them one by one, libtorrent writes verified pieces straight into the download's file
 // (in place), and the stream hands the fetcher the bytes in order as the contiguous verified
-// prefix grows, with top piece priority just ahead of it. The fetcher still checks the whole
+// prefix grows, optionally with top piece priority just ahead of it (swarm.priority_window). The fetcher still checks the whole
 // blob's digest; once the blob is cached its torrents keep seeding, across restarts too.
 //
 // Hands over to the next source (the supernode over HTTP) when the supernode cannot publish
@@ -38,7 +38,7 @@ struct SwarmSourceOptions {
   std::string ca_file;  // for an https supernode
   std::chrono::milliseconds stall_timeout{10'000};
   std::uint64_t min_blob_size = 1 << 20;
-  int window = 4;  // pieces with top priority ahead of the reader
+  int window = 0;  // pieces with top priority ahead of the reader (0: none)
 };
 
 class SwarmSource final : public mirror::BlobSource {
