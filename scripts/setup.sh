@@ -14,7 +14,7 @@ packages=(
   libtorrent-rasterbar-dev
   # tests and demo: a real upstream registry, a real client, helpers
   docker-registry skopeo apache2-utils python3 openssl curl ca-certificates clang-format
-  busybox-static
+  busybox-static iproute2
 )
 for arg in "$@"; do
   case "$arg" in

@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# Multi-host rollout on one machine: network namespaces on a private bridge, every link shaped
+# with HTB (per-peer classes, so flows share a link fairly; ../shared/TESTING.md). Hosts: the
+# upstream registry (docker-registry), the supernode's host, and N nodes, each with its own
+# agent and a skopeo that pulls the same image at the same moment. For each N it measures, in
+# the same run:
+#   layerswarm   nodes pull through their agents (supernode + swarm)
+#   direct       nodes pull from the upstream registry themselves
+#   proxy        nodes pull from a central docker-registry in proxy mode on the supernode host
+# and prints the slowest and median node, the bytes the upstream sent, CPU use, and the bound
+# T_min = max(S/u_upstream, S/d_node, N*S/(u_supernode + N*u_node)).
+#
+#   benchmarks/swarm.sh [--nodes "4 8 16"] [--size 200] [--layers 4] [--rate 100]
+#                       [--systems "layerswarm direct proxy"] [--chunk MiB] [--piece KiB] [--check]
+# --size in MiB (the image's layers together), --rate in Mbit/s for every link. --check (used
+# by the [slow] test): exit 1 unless every layerswarm node got every blob and the upstream sent
+# each blob exactly once. Needs root (namespaces, tc). Removes exactly what it made.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+NODES="1 4 8 16"
+SIZE=200
+LAYERS=4
+RATE=100
+SYSTEMS="layerswarm direct proxy"
+CHUNK=4
+PIECE=256
+CHECK=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --nodes) NODES=$2; shift 2 ;;
+    --size) SIZE=$2; shift 2 ;;
+    --layers) LAYERS=$2; shift 2 ;;
+    --rate) RATE=$2; shift 2 ;;
+    --systems) SYSTEMS=$2; shift 2 ;;
+    --chunk) CHUNK=$2; shift 2 ;;
+    --piece) PIECE=$2; shift 2 ;;
+    --check) CHECK=1; shift ;;
+    *) echo "usage: $0 [--nodes LIST] [--size MiB] [--layers N] [--rate Mbit] [--systems LIST] [--chunk MiB] [--check]" >&2; exit 2 ;;
+  esac
+done
+if [ "$(id -u)" != 0 ]; then echo "swarm.sh: needs root (network namespaces)" >&2; exit 77; fi
+for tool in ip tc docker-registry skopeo python3; do
+  command -v "$tool" >/dev/null || { echo "swarm.sh: $tool missing (scripts/setup.sh)" >&2; exit 77; }
+done
+BIN=${LS_BUILD:-$ROOT/build}
+if [ -z "${LS_BUILD:-}" ]; then scripts/build.sh release >/dev/null; fi
+AGENT_BIN=$BIN/agent/layerswarm-agent
+SUPERNODE_BIN=$BIN/supernode/layerswarm-supernode
+
+source scripts/lib.sh
+ls_workdir layerswarm-netns
+P=lsw$$  # every namespace this run makes starts with this
+log() { echo "swarm: $*" >&2; }
+now() { date +%s.%N; }
+ls_on_cleanup() {  # ends what still runs in our namespaces (ours alone), then removes them
+  local ns pid
+  for ns in $(ip netns list | awk '{print $1}' | grep "^$P-" || true); do
+    for pid in $(ip netns pids "$ns"); do kill "$pid" 2>/dev/null || true; done
+  done
+  for ns in $(ip netns list | awk '{print $1}' | grep "^$P-" || true); do
+    for _ in $(seq 1 50); do [ -z "$(ip netns pids "$ns")" ] && break; sleep 0.1; done
+    for pid in $(ip netns pids "$ns"); do kill -9 "$pid" 2>/dev/null || true; done
+    ip netns del "$ns"
+  done
+}
+
+# --- network -------------------------------------------------------------------------------
+addr_of() {  # host name -> address
+  case "$1" in
+    up) echo 10.77.0.2 ;;
+    sn) echo 10.77.0.3 ;;
+    n*) echo "10.77.0.$((10 + ${1#n}))" ;;
+  esac
+}
+# shape NS DEV MATCH: HTB on DEV's egress, one class per other host (RATE/peers, ceil RATE).
+shape() {
+  local ns=$1 dev=$2 match=$3 other i=0 n=$((${#HOSTS[@]} - 1)) share
+  share=$(awk -v r="$RATE" -v n="$n" 'BEGIN {printf "%d", r * 1000 / n}')
+  tc -n "$ns" qdisc add dev "$dev" root handle 1: htb default 999
+  tc -n "$ns" class add dev "$dev" parent 1: classid 1:1 htb rate "${RATE}mbit" ceil "${RATE}mbit" quantum 1514
+  tc -n "$ns" class add dev "$dev" parent 1:1 classid 1:999 htb rate "${share}kbit" ceil "${RATE}mbit" quantum 1514
+  for other in "${HOSTS[@]}"; do
+    [ "$other" = "$4" ] && continue
+    i=$((i + 1))
+    tc -n "$ns" class add dev "$dev" parent 1:1 classid "1:$((10 + i))" htb rate "${share}kbit" ceil "${RATE}mbit" quantum 1514
+    tc -n "$ns" qdisc add dev "$dev" parent "1:$((10 + i))" bfifo limit 96000
+    tc -n "$ns" filter add dev "$dev" parent 1: protocol ip u32 match ip "$match" "$(addr_of "$other")/32" flowid "1:$((10 + i))"
+  done
+}
+net_up() {  # net_up N: the bridge, the upstream and supernode hosts and N nodes
+  local n=$1 h
+  HOSTS=(up sn)
+  for ((h = 1; h <= n; h++)); do HOSTS+=("n$h"); done
+  ip netns add "$P-br"
+  ip -n "$P-br" link add br0 type bridge
+  ip -n "$P-br" link set br0 up
+  for h in "${HOSTS[@]}"; do
+    ip netns add "$P-$h"
+    ip -n "$P-$h" link set lo up
+    ip link add h0 netns "$P-$h" type veth peer name "v$h" netns "$P-br"
+    ip -n "$P-br" link set "v$h" master br0 up
+    ip -n "$P-$h" addr add "$(addr_of "$h")/24" dev h0
+    ip -n "$P-$h" link set h0 up
+    shape "$P-$h" h0 dst "$h"   # the host's upload
+    shape "$P-br" "v$h" src "$h"  # its download
+  done
+}
+net_down() { ls_on_cleanup; }
+in_ns() { local h=$1; shift; ip netns exec "$P-$h" "$@"; }
+
+# --- processes -----------------------------------------------------------------------------
+start_registry() {  # start_registry HOST PORT NAME [YAML]
+  local host=$1 port=$2 name=$3 extra=${4:-}
+  cat >"$WORK/$name.yml" <<YML
+version: 0.1
+log: {level: info, accesslog: {disabled: false}}
+storage: {filesystem: {rootdirectory: $WORK/$name-data}, delete: {enabled: true}}
+http: {addr: "$(addr_of "$host"):$port", secret: layerswarm-$name}
+$extra
+YML
+  # ip netns exec execs the command: $! is the registry itself.
+  ip netns exec "$P-$host" docker-registry serve "$WORK/$name.yml" >"$WORK/$name.log" 2>&1 &
+  PIDS+=($!)
+  ls_wait_log "$WORK/$name.log" "listening on"
+}
+stop_pid() {  # SIGTERM, wait (bounded), SIGKILL
+  local pid=$1 i
+  kill "$pid" 2>/dev/null || return 0
+  for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# pull_all N SYSTEM REGISTRY_OF: every node pulls at once; REGISTRY_OF is a function that
+# names the registry node i pulls from. Sets TIMES (seconds per node) and FAILED.
+pull_all() {
+  local n=$1 name=$2 from=$3 i start pids=()
+  FAILED=0
+  start=$(now)
+  for ((i = 1; i <= n; i++)); do
+    mkdir -p "$WORK/cache-n$i"
+    rm -rf "$WORK/out-$name-n$i"
+    (
+      in_ns "n$i" sh -c 'mount --bind "$1" /var/lib/containers/cache && shift &&
+        exec skopeo --insecure-policy copy --src-tls-verify=false "$@"' _ "$WORK/cache-n$i" \
+        "docker://$($from "$i")/bench/app:v1" "oci:$WORK/out-$name-n$i:v1" \
+        >"$WORK/skopeo-$name-n$i.log" 2>&1 && now >"$WORK/done-$name-n$i"
+    ) &
+    pids+=($!)
+  done
+  for i in "${!pids[@]}"; do wait "${pids[$i]}" || FAILED=$((FAILED + 1)); done
+  TIMES=()
+  for ((i = 1; i <= n; i++)); do
+    if [ -f "$WORK/done-$name-n$i" ]; then
+      TIMES+=("$(awk -v a="$start" -v b="$(cat "$WORK/done-$name-n$i")" 'BEGIN {printf "%.2f", b - a}')")
+      rm -f "$WORK/done-$name-n$i"
+    fi
+  done
+}
+# Bytes of blob bodies the upstream sent, from its access log after line $1.
+upstream_bytes() {
+  tail -n +"$(($1 + 1))" "$WORK/upstream.log" |
+    awk '/"GET \/v2\/[^ ]*\/blobs\/sha256:/ { for (i = 1; i <= NF; i++) if ($i ~ /^"GET$/) { print $(i + 4) } }' |
+    awk '$1 ~ /^[0-9]+$/ {s += $1} END {printf "%d", s}'
+}
+upstream_blob_gets() {
+  tail -n +"$(($1 + 1))" "$WORK/upstream.log" | grep -c '"GET /v2/[^ ]*/blobs/sha256:' || true
+}
+tx_bytes() { ip -n "$P-$1" -s -j link show h0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["stats64"]["tx"]["bytes"])'; }
+cpu_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat; }
+cpu_percent() {  # cpu_percent "BEFORE" "AFTER"
+  awk -v a="$1" -v b="$2" 'BEGIN {split(a, x, " "); split(b, y, " "); printf "%.0f", 100 * (y[1] - x[1]) / (y[2] - x[2])}'
+}
+stats() {  # prints "slowest median" of TIMES
+  python3 -c 'import statistics,sys; t=[float(x) for x in sys.argv[1:]]; print("%.2f %.2f" % (max(t), statistics.median(t)) if t else "- -")' "${TIMES[@]}"
+}
+
+# --- the image -----------------------------------------------------------------------------
+log "work dir $WORK; image ${SIZE} MiB in $LAYERS layers; links ${RATE} Mbit/s; nodes: $NODES"
+layer_args=()
+per=$((SIZE / LAYERS))
+for ((i = 0; i < LAYERS; i++)); do layer_args+=(--layer "${per}M"); done
+python3 scripts/mkimage.py "$WORK/image" --label bench "${layer_args[@]}" >"$WORK/image.json"
+IMAGE_BYTES=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(b["size"] for b in d["blobs"] if "manifest" not in b["mediaType"]))' "$WORK/image.json")
+BLOBS=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(" ".join(b["digest"] for b in d["blobs"] if "manifest" not in b["mediaType"]))' "$WORK/image.json")
+mkdir -p /var/lib/containers/cache
+echo "layerswarm-cluster-token-$P" >"$WORK/token"
+
+TABLE=$WORK/table.txt
+printf '%-4s %-11s %9s %9s %13s %8s %10s %10s %5s %8s\n' N system slowest_s median_s upstream_MiB up/S sn_tx_MiB nodes_tx_MiB CPU% T_min_s >"$TABLE"
+status=0
+for n in $NODES; do
+  net_up "$n"
+  start_registry up 5000 upstream
+  in_ns up skopeo --insecure-policy copy --dest-tls-verify=false "oci:$WORK/image:$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tag"])' "$WORK/image.json")" \
+    "docker://10.77.0.2:5000/bench/app:v1" >"$WORK/push.log" 2>&1
+  tmin=$(awk -v s="$IMAGE_BYTES" -v r="$RATE" -v n="$n" 'BEGIN {
+    u = r * 1e6 / 8; a = s / u; b = s / u; c = n * s / (u + n * u);
+    m = a; if (b > m) m = b; if (c > m) m = c; printf "%.2f", m }')
+  for system in $SYSTEMS; do
+    started=()
+    case "$system" in
+      layerswarm)
+        echo "{\"swarm\": {\"chunk_size\": $((CHUNK << 20)), \"piece_size\": $((PIECE << 10))}}" >"$WORK/supernode.json"
+        ip netns exec "$P-sn" "$SUPERNODE_BIN" --listen 10.77.0.3:65100 --data-dir "$WORK/sn-data-$n" \
+          --upstream http://10.77.0.2:5000 --token-file "$WORK/token" --p2p-listen 10.77.0.3:6881 \
+          --config "$WORK/supernode.json" ${LS_SUPERNODE_ARGS:-} >"$WORK/supernode-$n.log" 2>&1 &
+        started+=($!); PIDS+=($!)
+        ls_wait_log "$WORK/supernode-$n.log" "listening on"
+        for ((i = 1; i <= n; i++)); do
+          ip netns exec "$P-n$i" "$AGENT_BIN" --listen 127.0.0.1:65001 --data-dir "$WORK/agent-data-$n-$i" \
+            --upstream http://10.77.0.2:5000 --supernode http://10.77.0.3:65100 \
+            --token-file "$WORK/token" --p2p-listen "$(addr_of "n$i"):6881" ${LS_AGENT_ARGS:-} \
+            >"$WORK/agent-$n-$i.log" 2>&1 &
+          started+=($!); PIDS+=($!)
+        done
+        for ((i = 1; i <= n; i++)); do ls_wait_log "$WORK/agent-$n-$i.log" "listening on"; done
+        from() { echo 127.0.0.1:65001; } ;;
+      direct) from() { echo 10.77.0.2:5000; } ;;
+      proxy)
+        start_registry sn 5001 "proxy-$n" "proxy: {remoteurl: http://10.77.0.2:5000}"
+        started+=("${PIDS[-1]}")
+        from() { echo 10.77.0.3:5001; } ;;
+    esac
+    mark=$(wc -l <"$WORK/upstream.log")
+    sn_before=$(tx_bytes sn)
+    nodes_before=0
+    for ((i = 1; i <= n; i++)); do nodes_before=$((nodes_before + $(tx_bytes "n$i"))); done
+    before=$(cpu_busy)
+    pull_all "$n" "$system-$n" from
+    cpu=$(cpu_percent "$before" "$(cpu_busy)")
+    sn_up=$(($(tx_bytes sn) - sn_before))
+    nodes_up=$((-nodes_before))
+    for ((i = 1; i <= n; i++)); do nodes_up=$((nodes_up + $(tx_bytes "n$i"))); done
+    # The registry writes a blob's access-log line after the response: wait (5 s at most)
+    # for at least the GETs this system must have made.
+    case "$system" in direct) want=$((n * $(echo "$BLOBS" | wc -w))) ;; *) want=$(echo "$BLOBS" | wc -w) ;; esac
+    for _ in $(seq 1 50); do [ "$(upstream_blob_gets "$mark")" -ge "$want" ] && break; sleep 0.1; done
+    bytes=$(upstream_bytes "$mark")
+    gets=$(upstream_blob_gets "$mark")
+    read -r slowest median < <(stats)
+    ratio=$(awk -v b="$bytes" -v s="$IMAGE_BYTES" 'BEGIN {printf "%.3f", b / s}')
+    printf '%-4s %-11s %9s %9s %13.1f %8s %10.1f %10.1f %5s %8s\n' "$n" "$system" "$slowest" "$median" \
+      "$(awk -v b="$bytes" 'BEGIN {print b / 1048576}')" "$ratio" \
+      "$(awk -v b="$sn_up" 'BEGIN {print b / 1048576}')" "$(awk -v b="$nodes_up" 'BEGIN {print b / 1048576}')" \
+      "$cpu" "$tmin" >>"$TABLE"
+    tail -1 "$TABLE" >&2
+    [ "$FAILED" = 0 ] || { log "$system: $FAILED of $n pulls failed (logs in $WORK)"; status=1; }
+    if [ -n "$CHECK" ] && [ "$system" = layerswarm ]; then
+      for ((i = 1; i <= n; i++)); do
+        for d in $BLOBS; do
+          [ -s "$WORK/out-$system-$n-n$i/blobs/sha256/${d#sha256:}" ] ||
+            { log "node $i lacks $d"; status=1; }
+        done
+      done
+      nblobs=$(echo "$BLOBS" | wc -w)
+      [ "$gets" = "$nblobs" ] || { log "upstream served $gets blob GETs for $nblobs blobs"; status=1; }
+      for ((i = 1; i <= n; i++)); do
+        grep -q "source=swarm" "$WORK/agent-$n-$i.log" || { log "node $i got nothing from the swarm"; status=1; }
+      done
+    fi
+    for pid in "${started[@]}"; do stop_pid "$pid"; done
+  done
+  stop_pid "${PIDS[0]}"  # the upstream of this N
+  PIDS=()
+  net_down
+done
+echo
+echo "image $((IMAGE_BYTES / 1048576)) MiB ($LAYERS layers), links $RATE Mbit/s, chunk $CHUNK MiB, piece $PIECE KiB, $(nproc) CPUs"
+cat "$TABLE"
+mkdir -p "$ROOT/build"
+cp "$TABLE" "$ROOT/build/swarm-bench-$(date +%Y%m%d-%H%M%S).txt"
+exit "$status"
