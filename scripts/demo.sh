@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job, end to end on one machine: installs what is missing, builds, starts a local
-# upstream registry (docker-registry) holding a generated image, starts layerswarm-agent in
-# front of it, pulls the image through the agent twice with skopeo, and prints where the
-# bytes came from (upstream, then cache) with timings.
+# upstream registry (docker-registry) holding a generated image, a layerswarm-supernode in
+# front of it and three layerswarm-agents behind that; pulls the image through the three
+# agents at the same moment with skopeo (then once more through the first), and prints where
+# the bytes came from (swarm, supernode, upstream, cache) with timings.
 #   scripts/demo.sh            (KEEP=1 keeps the work directory for a look at the logs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,44 +25,78 @@ skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$WORK/image:latest
   "docker://$UPSTREAM/demo/app:latest"
 echo "demo: upstream registry at $UPSTREAM holds demo/app:latest"
 
-build/agent/layerswarm-agent --listen 127.0.0.1:0 --data-dir "$WORK/agent" \
-  --upstream "http://$UPSTREAM" >"$WORK/agent.log" 2>&1 &
+echo "layerswarm-demo-token-$$" >"$WORK/token"
+build/supernode/layerswarm-supernode --listen 127.0.0.1:0 --p2p-listen 127.0.0.1:0 \
+  --data-dir "$WORK/supernode" --upstream "http://$UPSTREAM" --token-file "$WORK/token" \
+  >"$WORK/supernode.log" 2>&1 &
 PIDS+=($!)
-ls_wait_log "$WORK/agent.log" "listening on"
-AGENT=$(ls_listening "$WORK/agent.log")
-echo "demo: layerswarm-agent at $AGENT, cache in $WORK/agent"
+ls_wait_log "$WORK/supernode.log" "listening on"
+SUPERNODE=$(ls_listening "$WORK/supernode.log")
+echo "demo: layerswarm-supernode at $SUPERNODE (tracker and first seed)"
+AGENTS=()
+for a in 1 2 3; do
+  build/agent/layerswarm-agent --listen 127.0.0.1:0 --p2p-listen 127.0.0.1:0 \
+    --data-dir "$WORK/agent$a" --upstream "http://$UPSTREAM" --supernode "http://$SUPERNODE" \
+    --token-file "$WORK/token" --zone "rack-$((a % 2))" >"$WORK/agent$a.log" 2>&1 &
+  PIDS+=($!)
+  ls_wait_log "$WORK/agent$a.log" "listening on"
+  AGENTS+=("$(ls_listening "$WORK/agent$a.log")")
+done
+echo "demo: three layerswarm-agents at ${AGENTS[*]}"
 echo
 
-# Blob responses in agent log lines from line $1 on, for source $2: "count bytes".
+# Blob responses in agent A's log lines from line $2 on, for source $3: "count bytes".
 from_source() {
-  tail -n +"$1" "$WORK/agent.log" | awk -v src="source=$2" '
+  tail -n +"$2" "$WORK/agent$1.log" | awk -v src="source=$3" '
     /\/blobs\// && index($0, src " ") {
       n++; for (i = 1; i <= NF; i++) if ($i ~ /^bytes=/) { split($i, a, "="); s += a[2] }
     }
     END { print n + 0, s + 0 }'
 }
 mib() { awk -v b="$1" 'BEGIN {printf "%.1f MiB", b / 1048576}'; }
+row() {  # row LABEL AGENT MARK SECONDS
+  local out=() src n b
+  for src in swarm supernode upstream cache; do
+    read -r n b < <(from_source "$2" "$3" "$src")
+    out+=("$(mib "$b") ($n)")
+  done
+  printf ' %-14s %-8s %-17s %-17s %-17s %-17s\n' "$1" "$4" "${out[@]}"
+}
 
-printf ' %-5s %-9s %-26s %-26s\n' pull time "from upstream" "from cache"
-for i in 1 2; do
-  mark=$(($(wc -l <"$WORK/agent.log") + 1))
-  start=$(date +%s.%N)
-  skopeo --insecure-policy copy -q --src-tls-verify=false "docker://$AGENT/demo/app:latest" \
-    "dir:$WORK/pull$i"
-  end=$(date +%s.%N)
-  read -r up_n up_b < <(from_source "$mark" upstream)
-  read -r cache_n cache_b < <(from_source "$mark" cache)
-  printf ' %-5s %-9s %-26s %-26s\n' "$i" "$(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.2f s", b - a}')" \
-    "$(mib "$up_b") ($up_n blobs)" "$(mib "$cache_b") ($cache_n blobs)"
+printf ' %-14s %-8s %-17s %-17s %-17s %-17s\n' pull time "from swarm" "from supernode" \
+  "from upstream" "from cache"
+marks=()
+starts=()
+pids=()
+for a in 1 2 3; do
+  marks+=($(($(wc -l <"$WORK/agent$a.log") + 1)))
+  starts+=("$(date +%s.%N)")
+  (skopeo --insecure-policy copy -q --src-tls-verify=false "docker://${AGENTS[$((a - 1))]}/demo/app:latest" \
+    "dir:$WORK/pull$a" && date +%s.%N >"$WORK/end$a") &
+  pids+=($!)
 done
+for p in "${pids[@]}"; do wait "$p"; done
+for a in 1 2 3; do
+  row "agent $a (cold)" "$a" "${marks[$((a - 1))]}" \
+    "$(awk -v x="${starts[$((a - 1))]}" -v y="$(cat "$WORK/end$a")" 'BEGIN {printf "%.2f s", y - x}')"
+done
+mark=$(($(wc -l <"$WORK/agent1.log") + 1))
+start=$(date +%s.%N)
+skopeo --insecure-policy copy -q --src-tls-verify=false "docker://${AGENTS[0]}/demo/app:latest" \
+  "dir:$WORK/pull-again"
+row "agent 1 again" 1 "$mark" "$(awk -v x="$start" -v y="$(date +%s.%N)" 'BEGIN {printf "%.2f s", y - x}')"
 echo
+blobs=$(python3 -c 'import json,sys; print(sum(1 for b in json.load(open(sys.argv[1]))["blobs"] if "manifest" not in b["mediaType"]))' "$WORK/image.json")
 gets=$(awk '/"GET \/v2\/demo\/app\/blobs\// {n++} END {print n + 0}' "$WORK/upstream.log")
-echo "upstream registry served $gets blob GETs in all: the second pull never reached it."
-if diff -r "$WORK/pull1" "$WORK/pull2" >/dev/null; then
-  echo "both pulls are byte-identical ($(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["digest"])' "$WORK/image.json"))."
-else
-  echo "demo: the two pulls differ!" >&2
-  exit 1
-fi
-echo "agent log lines (one per request):"
-grep -E '/(manifests|blobs)/' "$WORK/agent.log" | sed 's/^/  /' | cut -c1-160
+echo "upstream registry served $gets blob GETs for the image's $blobs blobs, all fetched by the supernode:"
+echo "each layer crossed the upstream link once for three agents and four pulls."
+for a in 2 3 again; do
+  if ! diff -r "$WORK/pull1" "$WORK/pull$a" >/dev/null; then
+    echo "demo: pull $a differs from pull 1!" >&2
+    exit 1
+  fi
+done
+echo "all four pulls are byte-identical ($(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["digest"])' "$WORK/image.json"))."
+[ "$gets" = "$blobs" ] || { echo "demo: expected $blobs upstream blob GETs" >&2; exit 1; }
+echo "agent 1's log lines (one per request):"
+grep -E '/(manifests|blobs)/' "$WORK/agent1.log" | sed 's/^/  /' | cut -c1-160
