@@ -188,7 +188,7 @@ mkdir -p /var/lib/containers/cache
 echo "layerswarm-cluster-token-$P" >"$WORK/token"
 
 TABLE=$WORK/table.txt
-printf '%-4s %-11s %9s %9s %13s %8s %10s %10s %5s %8s\n' N system slowest_s median_s upstream_MiB up/S sn_tx_MiB nodes_tx_MiB CPU% T_min_s >"$TABLE"
+printf '%-4s %-11s %9s %9s %13s %8s %10s %10s %5s %8s %9s\n' N system slowest_s median_s upstream_MiB up/S sn_tx_MiB nodes_tx_MiB CPU% T_min_s agent_RSS >"$TABLE"
 status=0
 for n in $NODES; do
   net_up "$n"
@@ -259,6 +259,13 @@ for n in $NODES; do
       for ((i = 1; i <= n; i++)); do
         grep -q "source=swarm" "$WORK/agent-$n-$i.log" || { log "node $i got nothing from the swarm"; status=1; }
       done
+    fi
+    # Peak RSS of the agents (largest) before they stop.
+    rss=-
+    if [ "$system" = layerswarm ]; then
+      rss=$(for pid in "${started[@]:1}"; do awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null; done |
+        sort -n | tail -1 | awk '{printf "%.0f", $1 / 1024}')
+      sed -i "\$ s/\$/ $(printf '%9s' "$rss")/" "$TABLE"
     fi
     for pid in "${started[@]}"; do stop_pid "$pid"; done
   done
