@@ -2,8 +2,9 @@
 // supernode publishes a blob as chunk torrents, each as soon as it holds that chunk; the agent
 // adds them one by one, libtorrent writes verified pieces straight into the download's file
 // (in place), and the stream hands the fetcher the bytes in order as the contiguous verified
-// prefix grows, optionally with top piece priority just ahead of it (swarm.priority_window). The fetcher still checks the whole
-// blob's digest; once the blob is cached its torrents keep seeding, across restarts too.
+// prefix grows, optionally with top piece priority just ahead of it (swarm.priority_window). The
+// fetcher still checks the whole blob's digest; once the blob is cached its torrents keep seeding,
+// across restarts too.
 //
 // Hands over to the next source (the supernode over HTTP) when the supernode cannot publish
 // the blob, when nothing arrives for `stall_timeout`, or on a torrent error; declines blobs

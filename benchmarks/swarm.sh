@@ -162,7 +162,7 @@ pull_all() {
 upstream_bytes() {
   tail -n +"$(($1 + 1))" "$WORK/upstream.log" |
     awk '/"GET \/v2\/[^ ]*\/blobs\/sha256:/ { for (i = 1; i <= NF; i++) if ($i ~ /^"GET$/) { print $(i + 4) } }' |
-    awk '$1 ~ /^[0-9]+$/ {s += $1} END {printf "%d", s}'
+    awk '$1 ~ /^[0-9]+$/ {s += $1} END {printf "%.0f", s}'
 }
 upstream_blob_gets() {
   tail -n +"$(($1 + 1))" "$WORK/upstream.log" | grep -c '"GET /v2/[^ ]*/blobs/sha256:' || true
