@@ -83,7 +83,7 @@ done
 mark=$(($(wc -l <"$WORK/agent1.log") + 1))
 start=$(date +%s.%N)
 skopeo --insecure-policy copy -q --src-tls-verify=false "docker://${AGENTS[0]}/demo/app:latest" \
-  "dir:$WORK/pull-again"
+  "dir:$WORK/pullagain"
 row "agent 1 again" 1 "$mark" "$(awk -v x="$start" -v y="$(date +%s.%N)" 'BEGIN {printf "%.2f s", y - x}')"
 echo
 blobs=$(python3 -c 'import json,sys; print(sum(1 for b in json.load(open(sys.argv[1]))["blobs"] if "manifest" not in b["mediaType"]))' "$WORK/image.json")
