@@ -10,6 +10,8 @@
 # and prints the slowest and median node, the bytes the upstream sent, CPU use, and the bound
 # T_min = max(S/u_upstream, S/d_node, N*S/(u_supernode + N*u_node)).
 #
+# --ttfb instead: one node, the time to the first byte of a cold layer through the swarm (curl)
+# next to a direct GET from the upstream and the bound (one chunk's transfer time).
 #   benchmarks/swarm.sh [--nodes "4 8 16"] [--size 200] [--layers 4] [--rate 100]
 #                       [--systems "layerswarm direct proxy"] [--chunk MiB] [--piece KiB] [--check]
 # --size in MiB (the image's layers together), --rate in Mbit/s for every link. --check (used
@@ -26,6 +28,7 @@ SYSTEMS="layerswarm direct proxy"
 CHUNK=4
 PIECE=256
 CHECK=
+TTFB=
 while [ $# -gt 0 ]; do
   case "$1" in
     --nodes) NODES=$2; shift 2 ;;
@@ -36,6 +39,7 @@ while [ $# -gt 0 ]; do
     --chunk) CHUNK=$2; shift 2 ;;
     --piece) PIECE=$2; shift 2 ;;
     --check) CHECK=1; shift ;;
+    --ttfb) TTFB=1; shift ;;
     *) echo "usage: $0 [--nodes LIST] [--size MiB] [--layers N] [--rate Mbit] [--systems LIST] [--chunk MiB] [--check]" >&2; exit 2 ;;
   esac
 done
@@ -43,6 +47,12 @@ if [ "$(id -u)" != 0 ]; then echo "swarm.sh: needs root (network namespaces)" >&
 for tool in ip tc docker-registry skopeo python3; do
   command -v "$tool" >/dev/null || { echo "swarm.sh: $tool missing (scripts/setup.sh)" >&2; exit 77; }
 done
+# Network namespaces may be unavailable (a chroot, a container without CAP_SYS_ADMIN): skip.
+if ! ip netns add "lsw$$-probe" 2>/dev/null; then
+  echo "swarm.sh: cannot create network namespaces here; skipped" >&2
+  exit 77
+fi
+ip netns del "lsw$$-probe"
 BIN=${LS_BUILD:-$ROOT/build}
 if [ -z "${LS_BUILD:-}" ]; then scripts/build.sh release >/dev/null; fi
 AGENT_BIN=$BIN/agent/layerswarm-agent
@@ -187,6 +197,39 @@ BLOBS=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(" ".j
 mkdir -p /var/lib/containers/cache
 echo "layerswarm-cluster-token-$P" >"$WORK/token"
 
+if [ -n "$TTFB" ]; then
+  net_up 1
+  start_registry up 5000 upstream
+  in_ns up skopeo --insecure-policy copy --dest-tls-verify=false "oci:$WORK/image:$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tag"])' "$WORK/image.json")" \
+    "docker://10.77.0.2:5000/bench/app:v1" >"$WORK/push.log" 2>&1
+  echo "{\"swarm\": {\"chunk_size\": $((CHUNK << 20)), \"piece_size\": $((PIECE << 10))}}" >"$WORK/supernode.json"
+  # Seconds from sending the GET to the first body byte (not the headers), then drains it.
+  first_byte='import http.client, sys, time
+c = http.client.HTTPConnection(sys.argv[1], timeout=120)
+t = time.monotonic(); c.request("GET", sys.argv[2]); r = c.getresponse(); r.read(1)
+print("%.3f" % (time.monotonic() - t)); r.read()'
+  printf '%-6s %-22s %-22s %-10s\n' layer "first byte: layerswarm" "first byte: direct" "bound" 
+  i=0
+  for d in $BLOBS; do
+    i=$((i + 1))
+    ip netns exec "$P-sn" "$SUPERNODE_BIN" --listen 10.77.0.3:65100 --data-dir "$WORK/sn-ttfb-$i" \
+      --upstream http://10.77.0.2:5000 --token-file "$WORK/token" --p2p-listen 10.77.0.3:6881 \
+      --config "$WORK/supernode.json" >"$WORK/supernode-ttfb-$i.log" 2>&1 &
+    sn=$!
+    ip netns exec "$P-n1" "$AGENT_BIN" --listen 127.0.0.1:65001 --data-dir "$WORK/agent-ttfb-$i" \
+      --upstream http://10.77.0.2:5000 --supernode http://10.77.0.3:65100 --token-file "$WORK/token" \
+      --p2p-listen 10.77.0.11:6881 >"$WORK/agent-ttfb-$i.log" 2>&1 &
+    ag=$!
+    ls_wait_log "$WORK/supernode-ttfb-$i.log" "listening on"
+    ls_wait_log "$WORK/agent-ttfb-$i.log" "listening on"
+    swarm=$(in_ns n1 python3 -c "$first_byte" 127.0.0.1:65001 "/v2/bench/app/blobs/$d")
+    direct=$(in_ns n1 python3 -c "$first_byte" 10.77.0.2:5000 "/v2/bench/app/blobs/$d")
+    bound=$(awk -v c="$CHUNK" -v r="$RATE" 'BEGIN {printf "%.3f", c * 1048576 * 8 / (r * 1e6 * 0.956)}')
+    printf '%-6s %-22s %-22s %-10s\n' "$i" "$swarm s" "$direct s" "$bound s"
+    stop_pid "$ag"; stop_pid "$sn"
+  done
+  exit 0
+fi
 TABLE=$WORK/table.txt
 printf '%-4s %-11s %9s %9s %13s %8s %10s %10s %5s %8s %9s\n' N system slowest_s median_s upstream_MiB up/S sn_tx_MiB nodes_tx_MiB CPU% T_min_s agent_RSS >"$TABLE"
 status=0
