@@ -52,6 +52,11 @@ if ! ip netns add "lsw$$-probe" 2>/dev/null; then
   echo "swarm.sh: cannot create network namespaces here; skipped" >&2
   exit 77
 fi
+if ! ip netns exec "lsw$$-probe" true 2>/dev/null; then  # a chroot: no private mounts
+  ip netns del "lsw$$-probe"
+  echo "swarm.sh: cannot run commands in network namespaces here; skipped" >&2
+  exit 77
+fi
 ip netns del "lsw$$-probe"
 BIN=${LS_BUILD:-$ROOT/build}
 if [ -z "${LS_BUILD:-}" ]; then scripts/build.sh release >/dev/null; fi
