@@ -515,29 +515,24 @@ void SwarmSource::attach(Store& store) {
   }
   if (blobs > 0)
     LOG_INFO("swarm: seeding {} cached blobs again ({} chunk torrents)", blobs, torrents);
-  asio::co_spawn(executor_, check_seeding(), asio::detached);
+  check_timer_ = std::make_shared<asio::steady_timer>(executor_);
+  asio::co_spawn(
+      executor_,
+      run_periodically(check_timer_, std::chrono::minutes(1), alive_, [this] { check_seeding(); }),
+      asio::detached);
 }
 
-// Every minute: blobs the cache dropped (TTL sweep) stop being seeded.
-Task<void> SwarmSource::check_seeding() {
-  std::weak_ptr<bool> alive = alive_;
-  check_timer_ = std::make_shared<asio::steady_timer>(executor_);
-  std::shared_ptr<asio::steady_timer> timer = check_timer_;
-  for (;;) {
-    timer->expires_after(std::chrono::minutes(1));
-    boost::system::error_code ec;
-    co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    if (alive.expired() || ec) co_return;
-    std::vector<std::string> gone;
-    for (const auto& entry : seeding_) {
-      auto digest = Digest::parse(entry.first);
-      if (!digest || !store_->open_blob(*digest)) gone.push_back(entry.first);
-    }
-    for (const auto& key : gone) {
-      for (auto id : seeding_[key]) swarm_.remove(id);
-      seeding_.erase(key);
-      LOG_INFO("blob {}: no longer cached; stopped seeding it", key);
-    }
+// Blobs the cache dropped (TTL sweep) stop being seeded.
+void SwarmSource::check_seeding() {
+  std::vector<std::string> gone;
+  for (const auto& entry : seeding_) {
+    auto digest = Digest::parse(entry.first);
+    if (!digest || !store_->open_blob(*digest)) gone.push_back(entry.first);
+  }
+  for (const auto& key : gone) {
+    for (auto id : seeding_[key]) swarm_.remove(id);
+    seeding_.erase(key);
+    LOG_INFO("blob {}: no longer cached; stopped seeding it", key);
   }
 }
 

@@ -74,7 +74,7 @@ class SwarmSource final : public mirror::BlobSource {
                                            std::shared_ptr<Download> download);
   Task<void> add_chunks(std::shared_ptr<Download> download, mirror::BlobLocator blob);
   Task<Result<std::string>> supernode_ip(SteadyTime deadline);
-  Task<void> check_seeding();
+  void check_seeding();
   // A verified download's torrents go on seeding; its metainfo is recorded in the store.
   void keep_seeding(Download& download);
   std::vector<std::string> trackers() const;

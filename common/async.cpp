@@ -32,4 +32,16 @@ void Notifier::notify_all() {
   for (asio::steady_timer* t : waiters_) t->cancel();
 }
 
+Task<void> run_periodically(std::shared_ptr<asio::steady_timer> timer,
+                            std::chrono::milliseconds period, std::weak_ptr<bool> alive,
+                            std::function<void()> tick) {
+  for (;;) {
+    timer->expires_after(period);
+    boost::system::error_code ec;
+    co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (alive.expired() || ec) co_return;
+    tick();
+  }
+}
+
 }  // namespace layerswarm

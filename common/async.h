@@ -18,6 +18,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
+#include <functional>
 #include <list>
 #include <map>
 #include <memory>
@@ -130,5 +131,11 @@ class SingleFlight {
   };
   std::map<std::string, std::shared_ptr<Flight>> flights_;
 };
+
+// Runs `tick()` every `period` until `alive` expires or `timer` is cancelled (its owner's
+// destructor cancels it). `tick` is a plain function, run on the timer's executor.
+Task<void> run_periodically(std::shared_ptr<asio::steady_timer> timer,
+                            std::chrono::milliseconds period, std::weak_ptr<bool> alive,
+                            std::function<void()> tick);
 
 }  // namespace layerswarm

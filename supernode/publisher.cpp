@@ -76,7 +76,10 @@ Publisher::Publisher(mirror::MirrorNode& node, p2p::Swarm& swarm, PublisherOptio
       swarm_(swarm),
       options_(options),
       timer_(std::make_shared<asio::steady_timer>(executor)) {
-  asio::co_spawn(executor, withdraw_uncached(), asio::detached);
+  asio::co_spawn(
+      executor,
+      run_periodically(timer_, std::chrono::minutes(1), alive_, [this] { withdraw_uncached(); }),
+      asio::detached);
 }
 
 Publisher::~Publisher() {
@@ -84,27 +87,19 @@ Publisher::~Publisher() {
   timer_->cancel();
 }
 
-// Every minute: published blobs the cache dropped (TTL sweep) are withdrawn from the swarm;
-// a later request publishes them again from a new download.
-Task<void> Publisher::withdraw_uncached() {
-  std::weak_ptr<bool> alive = alive_;
-  std::shared_ptr<asio::steady_timer> timer = timer_;
-  for (;;) {
-    timer->expires_after(std::chrono::minutes(1));
-    boost::system::error_code ec;
-    co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    if (alive.expired() || ec) co_return;
-    std::vector<std::string> gone;
-    for (const auto& [key, blob] : blobs_) {
-      if (blob->fetch || !blob->sized || blob->failed) continue;  // still being published
-      auto digest = Digest::parse(key);
-      if (!digest || !node_.store().open_blob(*digest)) gone.push_back(key);
-    }
-    for (const auto& key : gone) {
-      for (auto id : blobs_[key]->torrents) swarm_.remove(id);
-      blobs_.erase(key);
-      LOG_INFO("swarm: blob {} no longer cached; withdrawn", key);
-    }
+// Published blobs the cache dropped (TTL sweep) are withdrawn from the swarm; a later request
+// publishes them again from a new download.
+void Publisher::withdraw_uncached() {
+  std::vector<std::string> gone;
+  for (const auto& [key, blob] : blobs_) {
+    if (blob->fetch || !blob->sized || blob->failed) continue;  // still being published
+    auto digest = Digest::parse(key);
+    if (!digest || !node_.store().open_blob(*digest)) gone.push_back(key);
+  }
+  for (const auto& key : gone) {
+    for (auto id : blobs_[key]->torrents) swarm_.remove(id);
+    blobs_.erase(key);
+    LOG_INFO("swarm: blob {} no longer cached; withdrawn", key);
   }
 }
 

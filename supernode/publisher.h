@@ -59,7 +59,7 @@ class Publisher {
  private:
   Task<void> produce(std::shared_ptr<Blob> blob, mirror::BlobLocator locator);
   Task<Status> publish_chunks(std::shared_ptr<Blob> blob, int fd, std::uint64_t size);
-  Task<void> withdraw_uncached();
+  void withdraw_uncached();
 
   mirror::MirrorNode& node_;
   p2p::Swarm& swarm_;
