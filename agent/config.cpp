@@ -96,16 +96,10 @@ Result<AgentConfig> parse_config(const json& doc) {
 }
 
 Result<AgentConfig> load_config(const std::string& file, const Overrides& o) {
-  json doc = json::object();
-  if (!file.empty()) {
-    auto loaded = load_json_file(file);
-    if (!loaded) return loaded.error();
-    doc = std::move(*loaded);
-  }
-  auto parsed = parse_config(doc);
-  if (!parsed) {
-    return Error(Errc::kConfigInvalid, (file.empty() ? "" : file + ": ") + parsed.error().what());
-  }
+  auto doc = load_config_document(file);
+  if (!doc) return doc.error();
+  auto parsed = parse_config(*doc);
+  if (!parsed) return config_file_error(file, parsed.error());
   AgentConfig c = std::move(*parsed);
   if (!o.listen.empty()) c.listen = o.listen;
   if (!o.data_dir.empty()) c.data_dir = o.data_dir;
@@ -115,11 +109,7 @@ Result<AgentConfig> load_config(const std::string& file, const Overrides& o) {
   if (!o.token_file.empty()) c.token_file = o.token_file;
   if (!o.zone.empty()) c.zone = o.zone;
   if (!o.p2p_listen.empty()) c.p2p_listen = o.p2p_listen;
-  if (o.p2p_port >= 0) {
-    auto listen = with_port(c.p2p_listen, o.p2p_port);
-    if (!listen) return Error(Errc::kConfigInvalid, "--p2p-port: " + listen.error().what());
-    c.p2p_listen = *listen;
-  }
+  if (auto s = apply_port_flag(c.p2p_listen, o.p2p_port); !s) return s.error();
   if (auto s = mirror::apply_registry_flags(o.registries, c.mirror); !s) return s.error();
   if (auto s = validate(c); !s) return s.error();
   return c;

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "common/duration.h"
+#include "common/url.h"
 
 namespace layerswarm {
 
@@ -75,6 +76,23 @@ Result<json> load_json_file(const std::string& file) {
   json j = json::parse(ss.str(), nullptr, false);
   if (j.is_discarded()) return Error(Errc::kConfigInvalid, file + ": not valid JSON");
   return j;
+}
+
+Result<json> load_config_document(const std::string& file) {
+  if (file.empty()) return json::object();
+  return load_json_file(file);
+}
+
+Error config_file_error(const std::string& file, const Error& error) {
+  return Error(Errc::kConfigInvalid, (file.empty() ? "" : file + ": ") + error.what());
+}
+
+Status apply_port_flag(std::string& listen, int port) {
+  if (port < 0) return {};
+  auto replaced = with_port(listen, port);
+  if (!replaced) return Error(Errc::kConfigInvalid, "--p2p-port: " + replaced.error().what());
+  listen = *replaced;
+  return {};
 }
 
 Result<std::string> read_secret_file(const std::string& file) {

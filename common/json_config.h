@@ -35,4 +35,13 @@ Result<std::string> read_secret_file(const std::string& file);
 // Reads and parses a JSON file. Errors: kConfigInvalid naming the file and the parse error.
 Result<nlohmann::json> load_json_file(const std::string& file);
 
+// A binary's configuration document: `file` parsed, or an empty object when `file` is "".
+// Errors: those of load_json_file.
+Result<nlohmann::json> load_config_document(const std::string& file);
+// Prefixes a configuration error with the file it came from (when there is one).
+Error config_file_error(const std::string& file, const Error& error);
+// Applies a --p2p-port flag (-1: not given) to an "ip:port" listen address.
+// Errors: kConfigInvalid.
+Status apply_port_flag(std::string& listen, int port);
+
 }  // namespace layerswarm

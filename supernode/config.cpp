@@ -3,7 +3,6 @@
 #include <nlohmann/json.hpp>
 
 #include "common/json_config.h"
-#include "common/url.h"
 
 namespace layerswarm::supernode {
 
@@ -58,16 +57,10 @@ Result<SupernodeConfig> parse_config(const json& doc) {
 }
 
 Result<SupernodeConfig> load_config(const std::string& file, const Overrides& o) {
-  json doc = json::object();
-  if (!file.empty()) {
-    auto loaded = load_json_file(file);
-    if (!loaded) return loaded.error();
-    doc = std::move(*loaded);
-  }
-  auto parsed = parse_config(doc);
-  if (!parsed) {
-    return Error(Errc::kConfigInvalid, (file.empty() ? "" : file + ": ") + parsed.error().what());
-  }
+  auto doc = load_config_document(file);
+  if (!doc) return doc.error();
+  auto parsed = parse_config(*doc);
+  if (!parsed) return config_file_error(file, parsed.error());
   SupernodeConfig c = std::move(*parsed);
   if (!o.listen.empty()) c.listen = o.listen;
   if (!o.data_dir.empty()) c.data_dir = o.data_dir;
@@ -75,11 +68,7 @@ Result<SupernodeConfig> load_config(const std::string& file, const Overrides& o)
   if (!o.token_file.empty()) c.token_file = o.token_file;
   if (!o.log_level.empty()) c.log.level = o.log_level;
   if (!o.p2p_listen.empty()) c.p2p_listen = o.p2p_listen;
-  if (o.p2p_port >= 0) {
-    auto listen = with_port(c.p2p_listen, o.p2p_port);
-    if (!listen) return listen.error();
-    c.p2p_listen = *listen;
-  }
+  if (auto s = apply_port_flag(c.p2p_listen, o.p2p_port); !s) return s.error();
   if (auto s = mirror::apply_registry_flags(o.registries, c.mirror); !s) return s.error();
   auto bad = [](const std::string& m) { return Error(Errc::kConfigInvalid, m); };
   if (c.listen.empty()) return bad("listen must not be empty");
