@@ -20,6 +20,8 @@ class Headers {
   void add(std::string name, std::string value) {
     fields_.emplace_back(std::move(name), std::move(value));
   }
+  void add(std::string_view name, std::string value) { add(std::string(name), std::move(value)); }
+  void add(const char* name, std::string value) { add(std::string(name), std::move(value)); }
   // Replaces every field called `name` with one.
   void set(std::string_view name, std::string value);
   void remove(std::string_view name);
