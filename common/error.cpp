@@ -38,6 +38,7 @@ constexpr Entry kTable[] = {
     {Errc::kConfigInvalid, "invalid configuration", "UNKNOWN", 500},
     {Errc::kStorage, "storage error", "UNKNOWN", 500},
     {Errc::kShuttingDown, "shutting down", "UNAVAILABLE", 503},
+    {Errc::kBusy, "busy, try again", "UNAVAILABLE", 503},
     {Errc::kInternal, "internal error", "UNKNOWN", 500},
 };
 

@@ -39,6 +39,7 @@ enum class Errc {
   kConfigInvalid,
   kStorage,
   kShuttingDown,
+  kBusy,  // a resource is held by work still finishing: try again shortly
   kInternal,
 };
 

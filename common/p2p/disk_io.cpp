@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -27,10 +28,23 @@
 namespace layerswarm::p2p {
 namespace {
 
+#ifdef LAYERSWARM_TEST_HOOKS
+// Test builds only (tests/tools: layerswarm-agent-corrupt, for the "bad peer" integration
+// test): every block this process uploads has its first byte flipped, while its own hash checks
+// read true bytes. The shipped binaries are compiled without it.
+bool corrupt_uploads() {
+  static const bool on = [] {
+    const char* v = std::getenv("LAYERSWARM_TESTING_CORRUPT_UPLOADS");
+    return v != nullptr && v[0] == '1';
+  }();
+  return on;
+}
+#endif
+
 constexpr int kBlock = lt::default_block_size;  // 16 KiB
 
 struct Pending {
-  int fd = -1;
+  std::shared_ptr<SharedFile> file;
   std::shared_ptr<WriteGate> gate;
 };
 
@@ -71,15 +85,13 @@ Pending take_fd(std::uint64_t handle) {
 
 // One torrent's bytes: [base, base + length) of an open file.
 struct Range {
-  int fd = -1;
+  std::shared_ptr<SharedFile> file;
+  int fd = -1;  // file's
   std::shared_ptr<WriteGate> gate;
   std::uint64_t base = 0;
   std::int64_t length = 0;
   int piece_length = 0;
 
-  ~Range() {
-    if (fd >= 0) ::close(fd);
-  }
   int piece_size(lt::piece_index_t piece) const {
     const std::int64_t start = std::int64_t(static_cast<int>(piece)) * piece_length;
     return static_cast<int>(std::min<std::int64_t>(piece_length, length - start));
@@ -118,8 +130,6 @@ bool read_exact(int fd, char* buf, std::size_t size, std::int64_t pos) {
   return true;
 }
 
-std::atomic<bool> g_corrupt_uploads{false};
-
 class RangeDiskIo final : public lt::disk_interface, public lt::buffer_allocator_interface {
  public:
   explicit RangeDiskIo(lt::io_context& ios) : ios_(ios) {}
@@ -129,7 +139,8 @@ class RangeDiskIo final : public lt::disk_interface, public lt::buffer_allocator
     auto range = std::make_unique<Range>();
     if (auto parsed = parse(p.path)) {
       Pending pending = take_fd(parsed->handle);
-      range->fd = pending.fd;
+      range->file = std::move(pending.file);
+      range->fd = range->file ? range->file->fd() : -1;
       range->gate = std::move(pending.gate);
       range->base = parsed->offset;
     }
@@ -164,9 +175,12 @@ class RangeDiskIo final : public lt::disk_interface, public lt::buffer_allocator
     lt::storage_error error;
     if (!read_exact(range.fd, buf, own, range.position(r.piece, r.start))) {
       error = io_error(lt::operation_t::file_read);
-    } else if (g_corrupt_uploads.load(std::memory_order_relaxed) && r.length > 0) {
+    }
+#ifdef LAYERSWARM_TEST_HOOKS
+    else if (corrupt_uploads() && r.length > 0) {
       buf[0] = static_cast<char>(buf[0] ^ 0x5a);
     }
+#endif
     lt::disk_buffer_holder holder(*this, buf, r.length);
     boost::asio::post(ios_, [h = std::move(handler), b = std::move(holder), error]() mutable {
       h(std::move(b), error);
@@ -315,26 +329,32 @@ void WriteGate::revoke() {
   revoked_ = true;
 }
 
-Result<Registered> register_fd(int fd, std::uint64_t offset) {
-  const int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (dup < 0) return Error(Errc::kStorage, "cannot duplicate a blob file descriptor");
+Result<std::shared_ptr<SharedFile>> SharedFile::dup(int fd) {
+  const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) {
+    return Error(Errc::kStorage,
+                 std::string("cannot duplicate a blob file descriptor: ") + std::strerror(errno));
+  }
+  return std::shared_ptr<SharedFile>(new SharedFile(copy));
+}
+
+SharedFile::~SharedFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Registered register_file(std::shared_ptr<SharedFile> file, std::uint64_t offset) {
   const std::uint64_t handle = g_next++;
   auto gate = std::make_shared<WriteGate>();
   {
     std::lock_guard lock(g_mu);
-    g_fds[handle] = Pending{dup, gate};
+    g_fds[handle] = Pending{std::move(file), gate};
   }
   return Registered{"lsfd:" + std::to_string(offset) + ":" + std::to_string(handle),
                     std::move(gate)};
 }
 
-void corrupt_uploads_for_testing(bool on) { g_corrupt_uploads = on; }
-
 void release_fd(const std::string& save_path) {
-  if (auto parsed = parse(save_path)) {
-    const Pending p = take_fd(parsed->handle);
-    if (p.fd >= 0) ::close(p.fd);
-  }
+  if (auto parsed = parse(save_path)) take_fd(parsed->handle);
 }
 
 std::unique_ptr<lt::disk_interface> range_disk_io_constructor(lt::io_context& ios,

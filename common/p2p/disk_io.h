@@ -39,20 +39,32 @@ class WriteGate {
   bool revoked_ = false;
 };
 
+// A descriptor of a blob file shared by all the chunk torrents of that blob: one open file per
+// blob, not one per chunk (a 50 GiB cache in 4 MiB chunks would otherwise need ~12,800).
+// Closed when the last torrent using it is gone.
+class SharedFile {
+ public:
+  // Duplicates `fd` (close-on-exec). Errors: kStorage.
+  static Result<std::shared_ptr<SharedFile>> dup(int fd);
+  ~SharedFile();
+  SharedFile(const SharedFile&) = delete;
+  SharedFile& operator=(const SharedFile&) = delete;
+  int fd() const { return fd_; }
+
+ private:
+  explicit SharedFile(int fd) : fd_(fd) {}
+  int fd_;
+};
+
 struct Registered {
   std::string save_path;
   std::shared_ptr<WriteGate> gate;
 };
 
-// Registers a duplicate of `fd` and returns the save_path that maps a torrent onto bytes from
-// `offset` on, and the gate of its writes. The duplicate is closed when a storage took it
-// over and was removed, or by release_fd() when the torrent was never added.
-// Errors: kStorage (dup failed).
-Result<Registered> register_fd(int fd, std::uint64_t offset);
+// Registers `file` and returns the save_path that maps a torrent onto its bytes from `offset`
+// on, and the gate of its writes. The storage keeps `file` until the torrent is removed;
+// release_fd() drops the registration of a torrent that was never added.
+Registered register_file(std::shared_ptr<SharedFile> file, std::uint64_t offset);
 void release_fd(const std::string& save_path);
-
-// Testing only (tests/integration, the "bad peer" case): every block this process uploads
-// has its first byte flipped, while its own hash checks still read true bytes. Process-wide.
-void corrupt_uploads_for_testing(bool on);
 
 }  // namespace layerswarm::p2p

@@ -9,10 +9,13 @@
 #include <libtorrent/settings_pack.hpp>
 #include <libtorrent/torrent_handle.hpp>
 #include <libtorrent/torrent_info.hpp>
+#include <libtorrent/torrent_status.hpp>
 
+#include <algorithm>
 #include <boost/asio/ip/address.hpp>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "common/log.h"
 #include "common/p2p/disk_io.h"
@@ -41,6 +44,7 @@ lt::settings_pack base_settings(const SwarmOptions& o) {
   s.set_int(lt::settings_pack::connection_speed, 200);
   s.set_int(lt::settings_pack::min_reconnect_time, 1);
   s.set_int(lt::settings_pack::peer_connect_timeout, 3);
+  s.set_int(lt::settings_pack::min_announce_interval, kMinAnnounceIntervalSeconds);
   // A closed swarm of cooperating nodes: every interested peer gets an upload slot (the
   // default is 8 per session, for all of a node's chunk torrents together). A large number
   // rather than -1, which turns off libtorrent's immediate unchoke of a newly interested peer.
@@ -75,6 +79,9 @@ struct Swarm::Impl {
   std::unordered_map<TorrentId, lt::torrent_handle> by_id;
   std::unordered_map<lt::torrent_handle, Entry> by_handle;
   TorrentId next_id = 1;
+  // Torrents removed but not yet gone from libtorrent: adding one again before its
+  // torrent_removed_alert would hand back the dying handle.
+  std::unordered_set<lt::info_hash_t> removing;
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 
   void drain();
@@ -89,7 +96,9 @@ void Swarm::Impl::drain() {
 }
 
 void Swarm::Impl::on_alert(lt::alert* a) {
-  if (auto* c = lt::alert_cast<lt::torrent_checked_alert>(a)) {
+  if (auto* r = lt::alert_cast<lt::torrent_removed_alert>(a)) {
+    removing.erase(r->info_hashes);
+  } else if (auto* c = lt::alert_cast<lt::torrent_checked_alert>(a)) {
     auto it = by_handle.find(c->handle);
     if (it != by_handle.end() && !it->second.checked) {
       it->second.checked = true;
@@ -191,13 +200,14 @@ Result<std::string> Swarm::make_metainfo(int fd, std::uint64_t offset, std::uint
   // corrupt piece: tests/integration "a peer sending corrupt pieces" caught it.
   lt::create_torrent ct(fs, piece_length);
   ct.set_priv(true);
-  auto path = register_fd(fd, offset);
-  if (!path) return path.error();
+  auto file = SharedFile::dup(fd);
+  if (!file) return file.error();
+  const Registered path = register_file(std::move(*file), offset);
   lt::error_code ec;
   lt::settings_pack settings;
   lt::set_piece_hashes(
-      ct, path->save_path, settings, range_disk_io_constructor, [](lt::piece_index_t) {}, ec);
-  release_fd(path->save_path);  // if the hashing never opened it
+      ct, path.save_path, settings, range_disk_io_constructor, [](lt::piece_index_t) {}, ec);
+  release_fd(path.save_path);  // if the hashing never opened it
   if (ec) return Error(Errc::kStorage, "hashing a chunk: " + ec.message());
   const std::vector<char> buf = ct.generate_buf();
   return std::string(buf.begin(), buf.end());
@@ -236,11 +246,14 @@ Result<TorrentId> Swarm::add(Add params, TorrentObserver* observer) {
                            static_cast<std::ptrdiff_t>(params.metainfo.size())),
       ec, lt::from_span);
   if (ec) return Error(Errc::kBadUpstreamResponse, "bad metainfo: " + ec.message());
-  auto path = register_fd(params.fd, params.offset);
-  if (!path) return path.error();
+  if (!params.file) return Error(Errc::kInternal, "adding a torrent without its file");
+  if (impl_->removing.count(ti->info_hashes())) {
+    return Error(Errc::kBusy, "the torrent is still being removed");
+  }
+  Registered path = register_file(std::move(params.file), params.offset);
   lt::add_torrent_params atp;
   atp.ti = std::move(ti);
-  atp.save_path = path->save_path;
+  atp.save_path = path.save_path;
   atp.flags &= ~lt::torrent_flags::auto_managed;  // every chunk stays active
   atp.flags &= ~lt::torrent_flags::paused;
   if (params.seed) atp.flags |= lt::torrent_flags::seed_mode;
@@ -248,7 +261,7 @@ Result<TorrentId> Swarm::add(Add params, TorrentObserver* observer) {
   atp.trackers = params.trackers;
   lt::torrent_handle handle = impl_->session->add_torrent(std::move(atp), ec);
   if (ec) {
-    release_fd(path->save_path);
+    release_fd(path.save_path);
     return Error(Errc::kInternal, "adding a torrent: " + ec.message());
   }
   for (const auto& [host, port] : params.peers) {
@@ -258,7 +271,7 @@ Result<TorrentId> Swarm::add(Add params, TorrentObserver* observer) {
   }
   const TorrentId id = impl_->next_id++;
   impl_->by_id[id] = handle;
-  impl_->by_handle[handle] = Impl::Entry{id, observer, std::move(path->gate), false, std::nullopt};
+  impl_->by_handle[handle] = Impl::Entry{id, observer, std::move(path.gate), false, std::nullopt};
   return id;
 }
 
@@ -270,8 +283,16 @@ void Swarm::remove(TorrentId id) {
     if (entry->second.gate) entry->second.gate->revoke();
     impl_->by_handle.erase(entry);
   }
+  impl_->removing.insert(it->second.info_hashes());
   impl_->session->remove_torrent(it->second);
   impl_->by_id.erase(it);
+}
+
+std::uint64_t Swarm::uploaded(TorrentId id) const {
+  auto it = impl_->by_id.find(id);
+  if (it == impl_->by_id.end()) return 0;
+  const lt::torrent_status st = it->second.status(lt::status_flags_t{});
+  return static_cast<std::uint64_t>(std::max<std::int64_t>(0, st.total_payload_upload));
 }
 
 void Swarm::detach(TorrentId id) {

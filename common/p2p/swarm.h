@@ -15,9 +15,16 @@
 #include <vector>
 
 #include "common/async.h"
+#include "common/p2p/disk_io.h"
 #include "common/result.h"
 
 namespace layerswarm::p2p {
+
+// The shortest announce interval libtorrent honours: trackers that ask for less get this.
+// The supernode's tracker hands out no interval below it (supernode/tracker.h), so the
+// interval it expires peers by is the one they really use (libtorrent's default minimum,
+// 300 s, silently stretched a 15 s interval and made late joiners see no peers).
+inline constexpr int kMinAnnounceIntervalSeconds = 5;
 
 struct SwarmOptions {
   std::string listen = "0.0.0.0:6881";  // "ip:port"; port 0 picks one
@@ -59,7 +66,8 @@ class Swarm {
 
   struct Add {
     std::string metainfo;
-    int fd = -1;               // the blob file (duplicated: the caller may close it after)
+    // The blob file, shared by the torrents of one blob (SharedFile::dup once per blob).
+    std::shared_ptr<SharedFile> file;
     std::uint64_t offset = 0;  // where the torrent's bytes start in it
     bool seed = false;         // the bytes are there and verified
     std::vector<std::string> trackers;
@@ -69,7 +77,8 @@ class Swarm {
     // seeding stalled libtorrent 2.0.8 peers for ~10 s per torrent; measured, not used.)
     bool first_seed = false;
   };
-  // Errors: kBadUpstreamResponse (metainfo), kStorage, kInternal.
+  // Errors: kBadUpstreamResponse (metainfo), kStorage, kInternal, kBusy (the same torrent was
+  // removed and libtorrent has not finished removing it: try again in a moment).
   Result<TorrentId> add(Add params, TorrentObserver* observer);
   // Stops and forgets a torrent. Nothing is written through it once this returns.
   void remove(TorrentId id);
@@ -77,6 +86,9 @@ class Swarm {
   void detach(TorrentId id);
   // Streaming: pieces [first, first + count) are wanted first (top priority).
   void prioritize(TorrentId id, int first, int count);
+  // Payload bytes the torrent has uploaded to peers since it was added (0 for an unknown id). Asks
+  // libtorrent's thread: cheap, but not for every piece.
+  std::uint64_t uploaded(TorrentId id) const;
   std::size_t torrents() const;
 
   struct Impl;
