@@ -38,6 +38,9 @@ struct PeerInfo {
   std::string zone;
   bool seed = false;  // left == 0
   std::chrono::steady_clock::time_point last_seen;
+  // Forgotten after this unless it announces again (set by the tracker from the interval it
+  // handed the peer).
+  std::chrono::steady_clock::time_point expires;
 };
 
 // Up to `n` peers of `swarm` for a requester (never itself): those in its zone first, then

@@ -31,44 +31,7 @@ struct Publisher::Blob {
   }
 };
 
-namespace {
-
-constexpr std::string_view kPrefix = "/swarm/v1/";
-
-struct ChunkRequest {
-  Route route;
-  std::optional<std::size_t> chunk;  // none: the blob's layout
-};
-
-// "/swarm/v1/<repo>/blobs/<digest>[/chunks/<k>]?ns=..." -> the blob route and k.
-Result<ChunkRequest> parse_chunk_request(std::string_view target) {
-  const auto q = target.find('?');
-  std::string_view path = target.substr(0, q);
-  const std::string_view query = q == std::string_view::npos ? "" : target.substr(q);
-  if (path.substr(0, kPrefix.size()) != kPrefix) return Error(Errc::kNotFound);
-  ChunkRequest r;
-  auto at = path.rfind("/chunks/");
-  if (at != std::string_view::npos) {
-    const std::string_view k = path.substr(at + 8);
-    std::size_t chunk = 0;
-    const auto [p, ec] = std::from_chars(k.data(), k.data() + k.size(), chunk);
-    if (ec != std::errc() || p != k.data() + k.size() || k.empty()) {
-      return Error(Errc::kNotFound, "bad chunk index");
-    }
-    r.chunk = chunk;
-  } else {
-    at = path.size();
-  }
-  const std::string v2 =
-      "/v2/" + std::string(path.substr(kPrefix.size(), at - kPrefix.size())) + std::string(query);
-  auto route = parse_route("GET", v2);
-  if (!route) return route.error();
-  if (route->kind != Route::Kind::kBlob) return Error(Errc::kNotFound);
-  r.route = std::move(*route);
-  return r;
-}
-
-}  // namespace
+namespace proto = swarm_protocol;
 
 Publisher::Publisher(mirror::MirrorNode& node, p2p::Swarm& swarm, PublisherOptions options,
                      asio::any_io_executor executor)
@@ -103,18 +66,85 @@ void Publisher::withdraw_uncached() {
   }
 }
 
-bool Publisher::handles(std::string_view target) {
-  return target.substr(0, kPrefix.size()) == kPrefix;
+bool Publisher::handles(std::string_view target) { return proto::is_swarm_target(target); }
+
+void Publisher::record_demand(const mirror::BlobLocator& blob) {
+  const SteadyTime now = std::chrono::steady_clock::now();
+  proto::BlobRef ref{blob.registry, blob.repository, blob.digest};
+  auto [it, fresh] = last_demand_.try_emplace(blob.digest.str(), DemandState{now, false});
+  if (fresh || now - it->second.listed >= options_.demand_repeat) {
+    it->second = DemandState{now, false};
+    list_demand(ref);
+    return;
+  }
+  if (it->second.pending) return;
+  it->second.pending = true;
+  const SteadyTime at = it->second.listed + options_.demand_repeat;
+  asio::co_spawn(timer_->get_executor(), list_later(std::move(ref), at), asio::detached);
+}
+
+Task<void> Publisher::list_later(proto::BlobRef blob, SteadyTime at) {
+  std::weak_ptr<bool> alive = alive_;
+  asio::steady_timer timer(co_await asio::this_coro::executor, at);
+  boost::system::error_code ec;
+  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  if (alive.expired()) co_return;
+  auto it = last_demand_.find(blob.digest.str());
+  if (it == last_demand_.end() || !it->second.pending) co_return;
+  it->second = DemandState{std::chrono::steady_clock::now(), false};
+  list_demand(blob);
+}
+
+void Publisher::list_demand(const proto::BlobRef& blob) {
+  const SteadyTime now = std::chrono::steady_clock::now();
+  demand_.push_back(DemandEntry{++demand_seq_, now, blob});
+  // Bounded memory: the feed keeps the newest entries, the repeat table forgets old digests.
+  while (demand_.size() > proto::kMaxDemandEntries ||
+         (!demand_.empty() && now - demand_.front().at > options_.demand_memory)) {
+    demand_.pop_front();
+  }
+  if (last_demand_.size() > 4 * proto::kMaxDemandEntries) {
+    for (auto d = last_demand_.begin(); d != last_demand_.end();) {
+      const bool old = !d->second.pending && now - d->second.listed > options_.demand_repeat;
+      d = old ? last_demand_.erase(d) : std::next(d);
+    }
+  }
+  demand_changed_.notify_all();
+}
+
+// Entries after `after`, at once if there are any, else when one comes (at most demand_wait).
+// An `after` from the future (the supernode restarted) starts the agent over.
+Task<void> Publisher::serve_demand(std::uint64_t after, ResponseWriter& out, RequestLog& log) {
+  log.object = "demand";
+  if (after > demand_seq_) after = 0;
+  const SteadyTime deadline = deadline_after(options_.demand_wait);
+  for (int i = 0; i < 1000 && demand_seq_ <= after; ++i) {
+    const bool woken = co_await demand_changed_.wait_until(deadline);
+    if (!woken && std::chrono::steady_clock::now() >= deadline) break;
+  }
+  proto::Demand demand;
+  demand.next = demand_seq_;
+  for (const auto& e : demand_) {
+    if (e.seq > after) demand.blobs.push_back(e.blob);
+  }
+  ResponseHead head;
+  head.headers.add("Content-Type", "application/json");
+  co_await mirror::send_body(out, std::move(head), proto::demand_body(demand), log);
 }
 
 Task<void> Publisher::serve(HttpRequest request, ResponseWriter& out, RequestLog& log) {
   log.source = "swarm";
-  auto parsed = parse_chunk_request(request.target);
+  auto parsed = proto::parse_target(request.target);
   if (!parsed) {
     co_await mirror::send_error(out, parsed.error(), log);
     co_return;
   }
-  auto locator = node_.locate(parsed->route.registry, parsed->route.name, *parsed->route.digest);
+  if (parsed->kind == proto::Request::Kind::kDemand) {
+    co_await serve_demand(parsed->after, out, log);
+    co_return;
+  }
+  auto locator =
+      node_.locate(parsed->blob->registry, parsed->blob->repository, parsed->blob->digest);
   if (!locator) {
     co_await mirror::send_error(out, locator.error(), log);
     co_return;
@@ -122,7 +152,13 @@ Task<void> Publisher::serve(HttpRequest request, ResponseWriter& out, RequestLog
   log.registry = locator->registry;
   log.repository = locator->repository;
   log.object = "blobs/" + locator->digest.str();
-  if (parsed->chunk) log.object += "/chunks/" + std::to_string(*parsed->chunk);
+  std::optional<std::size_t> chunk;
+  if (parsed->kind == proto::Request::Kind::kChunk) {
+    chunk = parsed->chunk;
+    log.object += "/chunks/" + std::to_string(parsed->chunk);
+  } else {
+    record_demand(*locator);
+  }
   auto& slot = blobs_[locator->digest.str()];
   if (!slot) {
     slot = std::make_shared<Blob>();
@@ -130,7 +166,7 @@ Task<void> Publisher::serve(HttpRequest request, ResponseWriter& out, RequestLog
     asio::co_spawn(executor, produce(slot, *locator), asio::detached);
   }
   std::shared_ptr<Blob> blob = slot;
-  const std::optional<std::size_t> k = parsed->chunk;
+  const std::optional<std::size_t> k = chunk;
   auto ready = [&] {
     if (!blob->sized) return false;
     return !k || (*k < blob->metainfo.size() && !blob->metainfo[*k].empty());
@@ -153,17 +189,17 @@ Task<void> Publisher::serve(HttpRequest request, ResponseWriter& out, RequestLog
   }
   ResponseHead head;
   if (blob->sized) {
-    head.headers.add("X-Layerswarm-Blob-Size", std::to_string(blob->size));
-    head.headers.add("X-Layerswarm-Chunk-Size", std::to_string(options_.chunk_size));
-    head.headers.add("X-Layerswarm-Chunks", std::to_string(blob->metainfo.size()));
-    head.headers.add("X-Layerswarm-Piece-Size", std::to_string(options_.piece_size));
-    head.headers.add("X-Layerswarm-Seed-Port", std::to_string(swarm_.port()));
+    head.headers.add(proto::kBlobSize, std::to_string(blob->size));
+    head.headers.add(proto::kChunkSize, std::to_string(options_.chunk_size));
+    head.headers.add(proto::kChunks, std::to_string(blob->metainfo.size()));
+    head.headers.add(proto::kPieceSize, std::to_string(options_.piece_size));
+    head.headers.add(proto::kSeedPort, std::to_string(swarm_.port()));
   }
   if (!ready()) {
     // Not yet: 202 and how far the supernode's own download got, so the agent can tell a
     // slow upstream from a dead one.
     head.status = 202;
-    head.headers.add("X-Layerswarm-Available", std::to_string(blob->available()));
+    head.headers.add(proto::kAvailable, std::to_string(blob->available()));
     co_await mirror::send_body(out, std::move(head), "", log);
     co_return;
   }
@@ -171,7 +207,7 @@ Task<void> Publisher::serve(HttpRequest request, ResponseWriter& out, RequestLog
     co_await mirror::send_body(out, std::move(head), "", log);
     co_return;
   }
-  head.headers.add("Content-Type", "application/x-bittorrent");
+  head.headers.add("Content-Type", std::string(proto::kMetainfoType));
   const std::string body = blob->metainfo[*k];
   co_await mirror::send_body(out, std::move(head), body, log);
 }
@@ -219,6 +255,8 @@ Task<Status> Publisher::publish_chunks(std::shared_ptr<Blob> blob, int fd, std::
   blob->sized = true;
   blob->changed.notify_all();
   BlobFetch* fetch = blob->fetch.get();
+  auto shared = p2p::SharedFile::dup(fd);  // one descriptor for all of the blob's torrents
+  if (!shared) co_return shared.error();
   for (std::size_t k = 0; k < count; ++k) {
     const std::uint64_t begin = k * chunk;
     const std::uint64_t end = std::min(size, begin + chunk);
@@ -238,7 +276,7 @@ Task<Status> Publisher::publish_chunks(std::shared_ptr<Blob> blob, int fd, std::
     if (!metainfo) co_return metainfo.error();
     p2p::Swarm::Add add;
     add.metainfo = *metainfo;
-    add.fd = fd;
+    add.file = *shared;
     add.offset = begin;
     add.seed = true;
     add.first_seed = options_.first_seed;

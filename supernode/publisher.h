@@ -3,20 +3,17 @@
 // as soon as the supernode holds that chunk, so agents download chunk 1 from the swarm while
 // the supernode still fetches chunk 2 from the upstream.
 //
-// Both need the cluster token; both wait (long-poll, at most `wait`) for what they ask for:
-//   GET /swarm/v1/<repo>/blobs/<digest>?ns=<registry>             the blob's layout
-//   GET /swarm/v1/<repo>/blobs/<digest>/chunks/<k>?ns=<registry>  chunk k's metainfo
-//   200: headers X-Layerswarm-Blob-Size, -Chunk-Size, -Chunks, -Piece-Size and -Seed-Port
-//        (the supernode's BitTorrent port); for a chunk, its metainfo as the body
-//        (application/x-bittorrent).
-//   202: not ready yet; X-Layerswarm-Available: bytes the supernode holds so far.
-//   404: no such blob upstream, or k past the last chunk; other errors as the blob GET's.
+// The paths, headers and answers are common/swarm_protocol.h's. Layout and chunk requests wait
+// (long-poll, at most `wait`) for what they ask for. A layout request is an agent starting to
+// download the blob through the swarm: it is recorded in the demand feed, which agents holding
+// the blob in their cache follow to start seeding it (lazy seeding).
 //
 // Threading: the io_context thread.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -24,6 +21,7 @@
 #include "common/http_server.h"
 #include "common/log.h"
 #include "common/mirror/blob_source.h"
+#include "common/swarm_protocol.h"
 
 namespace layerswarm::mirror {
 class MirrorNode;
@@ -39,6 +37,13 @@ struct PublisherOptions {
   int piece_size = 256 << 10;
   std::chrono::milliseconds wait{5'000};  // longest long-poll for a chunk not made yet
   bool first_seed = true;                 // Swarm::Add::first_seed
+  // Longest long-poll of the demand feed: well under the agents' read timeout (15 s).
+  std::chrono::milliseconds demand_wait{10'000};
+  // A blob is listed at most once per this time (a rollout's nodes all ask at once); a request
+  // within it is listed at its end (trailing edge), so no late request goes unlisted.
+  std::chrono::milliseconds demand_repeat{2'000};
+  // Demand older than this is not handed to an agent that starts following the feed.
+  std::chrono::minutes demand_memory{10};
 };
 
 class Publisher {
@@ -49,6 +54,7 @@ class Publisher {
   ~Publisher();
 
   std::size_t published_blobs() const { return blobs_.size(); }
+  std::uint64_t demand_seq() const { return demand_seq_; }
 
   static bool handles(std::string_view target);
   // Answers a /swarm/v1 request (the caller checked the token).
@@ -60,11 +66,29 @@ class Publisher {
   Task<void> produce(std::shared_ptr<Blob> blob, mirror::BlobLocator locator);
   Task<Status> publish_chunks(std::shared_ptr<Blob> blob, int fd, std::uint64_t size);
   void withdraw_uncached();
+  void record_demand(const mirror::BlobLocator& blob);
+  void list_demand(const swarm_protocol::BlobRef& blob);
+  Task<void> list_later(swarm_protocol::BlobRef blob, SteadyTime at);
+  Task<void> serve_demand(std::uint64_t after, ResponseWriter& out, RequestLog& log);
+
+  struct DemandEntry {
+    std::uint64_t seq = 0;
+    SteadyTime at;
+    swarm_protocol::BlobRef blob;
+  };
 
   mirror::MirrorNode& node_;
   p2p::Swarm& swarm_;
   PublisherOptions options_;
   std::map<std::string, std::shared_ptr<Blob>> blobs_;  // by digest
+  std::deque<DemandEntry> demand_;                      // oldest first, seq ascending
+  struct DemandState {
+    SteadyTime listed;
+    bool pending = false;  // a request came since: listed at listed + demand_repeat
+  };
+  std::map<std::string, DemandState> last_demand_;  // by digest, for demand_repeat
+  std::uint64_t demand_seq_ = 0;
+  Notifier demand_changed_;
   std::shared_ptr<asio::steady_timer> timer_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -61,14 +61,14 @@ std::pair<int, int> Tracker::counts(const std::string& info_hash) const {
   return {seeds, static_cast<int>(it->second.size()) - seeds};
 }
 
+// Walks every swarm at most once per leecher interval: O(peers) then, O(1) otherwise.
 void Tracker::expire(std::chrono::steady_clock::time_point now) {
-  if (now - last_expiry_ < options_.interval) return;
+  if (now - last_expiry_ < options_.leecher_interval) return;
   last_expiry_ = now;
-  const auto cutoff = now - 3 * options_.interval;
   for (auto s = swarms_.begin(); s != swarms_.end();) {
     auto& peers = s->second;
     for (auto p = peers.begin(); p != peers.end();) {
-      p = p->second.last_seen < cutoff ? peers.erase(p) : std::next(p);
+      p = p->second.expires < now ? peers.erase(p) : std::next(p);
     }
     s = peers.empty() ? swarms_.erase(s) : std::next(s);
   }
@@ -85,9 +85,13 @@ std::string Tracker::announce(std::string_view query, std::string_view remote_ip
   }
   const std::string address = address_bytes(remote_ip);
   if (address.empty()) return failure("unknown peer address");
+  ++announces_;
   expire(now);
 
-  PeerInfo self{address, a.port, a.peer_id, a.zone, a.left == 0, now};
+  const bool seed = a.left == 0;
+  const std::chrono::seconds interval = seed ? options_.seed_interval : options_.leecher_interval;
+  PeerInfo self{
+      address, a.port, a.peer_id, a.zone, seed, now, now + kExpiryFactor * interval + kExpiryGrace};
   std::string key = address;
   append_port(key, a.port);
   auto swarm = swarms_.find(a.info_hash);
@@ -119,8 +123,8 @@ std::string Tracker::announce(std::string_view query, std::string_view remote_ip
   int seeds = 0;
   for (const auto& p : members) seeds += p.seed;
   lt::entry e(lt::entry::dictionary_t);
-  e["interval"] = static_cast<std::int64_t>(options_.interval.count());
-  e["min interval"] = static_cast<std::int64_t>(options_.min_interval.count());
+  e["interval"] = static_cast<std::int64_t>(interval.count());
+  e["min interval"] = static_cast<std::int64_t>(options_.leecher_interval.count());
   e["complete"] = seeds;
   e["incomplete"] = static_cast<int>(members.size()) - seeds;
   e["peers"] = peers4;

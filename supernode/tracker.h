@@ -1,7 +1,13 @@
 // The supernode's BitTorrent tracker: who is in each chunk torrent's swarm, and which peers to
 // hand an agent (announce.h chooses). Answers are bencoded with libtorrent's own encoder
 // (compact IPv4 "peers", IPv6 "peers6", or "failure reason"). Only requests carrying the
-// cluster token are admitted. Peers not heard from for three intervals are forgotten.
+// cluster token are admitted.
+//
+// Intervals (docs/architecture.md "Tracker"): a downloading peer is told to announce every
+// `leecher_interval` (short: a node that joins late learns of new seeds quickly), a seed every
+// `seed_interval` (long: a seed only needs to stay listed). Both are at least libtorrent's
+// minimum (p2p::kMinAnnounceIntervalSeconds), so peers announce at exactly the interval given,
+// and a peer is forgotten `kExpiryFactor` intervals plus `kExpiryGrace` after its last announce.
 //
 // Threading: the io_context thread.
 #pragma once
@@ -16,11 +22,15 @@
 namespace layerswarm::supernode {
 
 struct TrackerOptions {
-  std::chrono::seconds interval{15};
-  std::chrono::seconds min_interval{5};
+  std::chrono::seconds leecher_interval{5};
+  std::chrono::seconds seed_interval{60};
   std::size_t max_peers_per_swarm = 5000;
   std::size_t max_swarms = 100'000;
 };
+
+// A peer missing two announces in a row (plus slack for a busy node) is gone.
+inline constexpr int kExpiryFactor = 2;
+inline constexpr std::chrono::seconds kExpiryGrace{10};
 
 class Tracker {
  public:
@@ -32,6 +42,7 @@ class Tracker {
                        std::chrono::steady_clock::time_point now);
 
   std::size_t swarms() const { return swarms_.size(); }
+  std::uint64_t announces() const { return announces_; }
   // {seeds, leechers} of a swarm.
   std::pair<int, int> counts(const std::string& info_hash) const;
 
@@ -43,6 +54,7 @@ class Tracker {
   // info_hash -> (address bytes + port) -> peer
   std::map<std::string, std::map<std::string, PeerInfo>> swarms_;
   std::chrono::steady_clock::time_point last_expiry_{};
+  std::uint64_t announces_ = 0;
 };
 
 }  // namespace layerswarm::supernode

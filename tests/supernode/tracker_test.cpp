@@ -92,8 +92,13 @@ TEST_CASE("announce parsing", "[unit][tracker]") {
 TEST_CASE("peer selection: same zone first, then seeds, then the most recent", "[unit][tracker]") {
   const auto t0 = std::chrono::steady_clock::now();
   auto peer = [&](char c, std::string zone, bool seed, int age) {
-    return PeerInfo{std::string(4, c), 6881, id(c),
-                    std::move(zone),   seed, t0 - std::chrono::seconds(age)};
+    return PeerInfo{std::string(4, c),
+                    6881,
+                    id(c),
+                    std::move(zone),
+                    seed,
+                    t0 - std::chrono::seconds(age),
+                    t0 + std::chrono::minutes(1)};
   };
   const std::vector<PeerInfo> swarm = {peer('a', "z2", true, 1),  peer('b', "z1", false, 5),
                                        peer('c', "z1", true, 9),  peer('d', "", false, 0),
@@ -111,7 +116,7 @@ TEST_CASE("peer selection: same zone first, then seeds, then the most recent", "
 }
 
 TEST_CASE("tracker: admission, compact peers, counts, stop and expiry", "[unit][tracker]") {
-  Tracker tracker("t0ken", TrackerOptions{15s, 5s, 3, 2});
+  Tracker tracker("t0ken", TrackerOptions{5s, 60s, 3, 2});
   auto now = std::chrono::steady_clock::now();
 
   CHECK(decode(tracker.announce(query(id('A'), 1000, 0).replace(0, 0, "x=1&"), "10.0.0.1", now))
@@ -126,7 +131,7 @@ TEST_CASE("tracker: admission, compact peers, counts, stop and expiry", "[unit][
   const auto b =
       decode(tracker.announce(query(id('B'), 2000, 50, "&event=started"), "10.0.0.2", now));
   REQUIRE(b.failure.empty());
-  CHECK(b.interval == 15);
+  CHECK(b.interval == 5);    // downloading: short, to learn of new seeds soon
   CHECK(b.complete == 1);    // A is a seed (left=0)
   CHECK(b.incomplete == 1);  // B
   REQUIRE(b.peers.size() == 1);
@@ -138,11 +143,21 @@ TEST_CASE("tracker: admission, compact peers, counts, stop and expiry", "[unit][
   CHECK(d.peers.size() == 3);
   CHECK(tracker.counts(kHash) == std::make_pair(1, 2));
 
-  // Stopped peers leave; silent ones expire after three intervals.
+  // A seed is told to come back rarely.
+  CHECK(decode(tracker.announce(query(id('A'), 1000, 0), "10.0.0.1", now)).interval == 60);
+
+  // Stopped peers leave; silent ones expire after two of their own intervals plus grace: the
+  // leecher C after 2 x 5 s + 10 s, the seed A only after 2 x 60 s + 10 s.
   decode(tracker.announce(query(id('B'), 2000, 50, "&event=stopped"), "10.0.0.2", now));
   CHECK(tracker.counts(kHash) == std::make_pair(1, 1));
-  now += 46s;
+  now += 21s;
   const auto e = decode(tracker.announce(query(id('E'), 5000, 50), "10.0.0.5", now));
-  CHECK(e.peers.empty());
+  REQUIRE(e.peers.size() == 1);
+  CHECK(e.peers[0] == std::make_pair(std::string("10.0.0.1"), 1000));  // the seed stays
+  CHECK(tracker.counts(kHash) == std::make_pair(1, 1));
+  now += 120s;
+  const auto f = decode(tracker.announce(query(id('F'), 6000, 50), "10.0.0.6", now));
+  CHECK(f.peers.empty());  // A and E are gone
   CHECK(tracker.counts(kHash) == std::make_pair(0, 1));
+  CHECK(tracker.announces() >= 8);
 }
