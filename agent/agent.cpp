@@ -1,19 +1,22 @@
 #include "agent/agent.h"
 
-#include <cstdlib>
-
+#include "agent/seeder.h"
+#include "agent/supernode_link.h"
 #include "agent/swarm_source.h"
 #include "common/json_config.h"
 #include "common/log.h"
 #include "common/mirror/node.h"
-#include "common/p2p/disk_io.h"
 #include "common/p2p/swarm.h"
 
 namespace layerswarm::agent {
 
-// Declared in dependency order: the node uses the swarm source, which uses the swarm.
+// Declared in dependency order: the node uses the swarm source, which uses the seeder, the link
+// and the swarm. The seeder uses the node's store only through its timers and coroutines, which
+// end with the io_context before anything here is destroyed.
 struct Agent::Impl {
   std::unique_ptr<p2p::Swarm> swarm;
+  std::unique_ptr<SupernodeLink> link;
+  std::unique_ptr<Seeder> seeder;
   std::unique_ptr<SwarmSource> swarm_source;
   std::unique_ptr<mirror::MirrorNode> node;
 };
@@ -45,27 +48,26 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentConfig& config, asio::io
       auto swarm = p2p::Swarm::start(ioc.get_executor(), swarm_options);
       if (!swarm) return swarm.error();
       impl->swarm = std::move(*swarm);
+      impl->link = std::make_unique<SupernodeLink>(
+          ioc.get_executor(),
+          SupernodeLinkOptions{options.via->url, *token, config.zone, config.supernode_ca_file});
+      SeederOptions seeding;
+      seeding.idle = config.swarm.seed_idle;
+      seeding.max_blobs = static_cast<std::size_t>(config.swarm.max_seeding_blobs);
+      impl->seeder =
+          std::make_unique<Seeder>(ioc.get_executor(), *impl->link, *impl->swarm, seeding);
       SwarmSourceOptions source;
-      source.supernode = options.via->url;
-      source.token = *token;
-      source.zone = config.zone;
-      source.ca_file = config.supernode_ca_file;
       source.stall_timeout = config.swarm.stall_timeout;
       source.min_blob_size = config.swarm.min_blob_size;
       source.window = static_cast<int>(config.swarm.priority_window);
-      impl->swarm_source =
-          std::make_unique<SwarmSource>(ioc.get_executor(), *impl->swarm, std::move(source));
-      // A test hook (tests/integration): this agent plays a peer that uploads corrupt pieces.
-      if (const char* bad = std::getenv("LAYERSWARM_TESTING_CORRUPT_UPLOADS"); bad && *bad == '1') {
-        LOG_WARN("LAYERSWARM_TESTING_CORRUPT_UPLOADS=1: this agent uploads corrupt pieces");
-        p2p::corrupt_uploads_for_testing(true);
-      }
+      impl->swarm_source = std::make_unique<SwarmSource>(ioc.get_executor(), *impl->link,
+                                                         *impl->swarm, *impl->seeder, source);
     }
   }
   auto node = mirror::MirrorNode::create(options, ioc, clock, impl->swarm_source.get());
   if (!node) return node.error();
   impl->node = std::move(*node);
-  if (impl->swarm_source) impl->swarm_source->attach(impl->node->store());
+  if (impl->seeder) impl->seeder->start(impl->node->store());
   return std::unique_ptr<Agent>(new Agent(std::move(impl)));
 }
 

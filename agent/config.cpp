@@ -29,7 +29,7 @@ Status parse_log(const json& j, AgentConfig::Log& l) {
 Status parse_swarm(const json& j, AgentConfig::Swarm& w) {
   if (auto s = check_keys(j,
                           {"enabled", "upload_rate_limit", "download_rate_limit", "stall_timeout",
-                           "min_blob_size", "priority_window"},
+                           "min_blob_size", "priority_window", "seed_idle", "max_seeding_blobs"},
                           "swarm");
       !s) {
     return s;
@@ -40,6 +40,8 @@ Status parse_swarm(const json& j, AgentConfig::Swarm& w) {
   if (s) s = read_duration(j, "stall_timeout", "swarm", w.stall_timeout);
   if (s) s = read_uint(j, "min_blob_size", "swarm", w.min_blob_size);
   if (s) s = read_uint(j, "priority_window", "swarm", w.priority_window);
+  if (s) s = read_duration(j, "seed_idle", "swarm", w.seed_idle);
+  if (s) s = read_uint(j, "max_seeding_blobs", "swarm", w.max_seeding_blobs);
   return s;
 }
 
@@ -62,6 +64,10 @@ Status validate(const AgentConfig& c) {
   }
   if (c.swarm.stall_timeout.count() <= 0) return bad("swarm.stall_timeout must be positive");
   if (c.swarm.priority_window > 64) return bad("swarm.priority_window must be at most 64");
+  if (c.swarm.seed_idle.count() <= 0) return bad("swarm.seed_idle must be positive");
+  if (c.swarm.max_seeding_blobs < 1 || c.swarm.max_seeding_blobs > kMaxSeedingBlobs) {
+    return bad("swarm.max_seeding_blobs must be from 1 to " + std::to_string(kMaxSeedingBlobs));
+  }
   return mirror::validate_mirror_options(c.mirror);
 }
 

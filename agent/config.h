@@ -18,6 +18,10 @@ namespace layerswarm::agent {
 
 using Millis = std::chrono::milliseconds;
 
+// Upper bound of swarm.max_seeding_blobs: with the agent's other descriptors it stays well
+// under the 1024 of systemd's default soft limit, even where the limit cannot be raised.
+inline constexpr std::uint64_t kMaxSeedingBlobs = 512;
+
 struct AgentConfig {
   std::string listen = "127.0.0.1:65001";
   std::string data_dir = "/var/lib/layerswarm/agent";
@@ -55,6 +59,10 @@ struct AgentConfig {
     // Pieces just ahead of the reader that get top priority. 0: rarest-first only (measured
     // faster for a rollout: nodes reading in step all ask the supernode for the same pieces).
     std::uint64_t priority_window = 0;
+    // Cached blobs are seeded while in demand (seeder.h): unloaded after this long with no
+    // demand and no upload, and at most this many at once (one descriptor each).
+    Millis seed_idle = std::chrono::minutes(5);
+    std::uint64_t max_seeding_blobs = 64;
   } swarm;
 };
 

@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "layerswarm-agent: %s\n", s.error().what().c_str());
     return 2;
   }
+  raise_descriptor_limit();
   boost::asio::io_context ioc(1);
   SystemClock clock;
   auto created = agent::Agent::create(*config, ioc, clock);

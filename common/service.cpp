@@ -1,6 +1,10 @@
 #include "common/service.h"
 
+#include <sys/resource.h>
+
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -8,6 +12,26 @@
 #include "common/log.h"
 
 namespace layerswarm {
+
+void raise_descriptor_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    LOG_WARN("cannot read the descriptor limit: {}", std::strerror(errno));
+    return;
+  }
+  if (limit.rlim_cur < limit.rlim_max) {
+    const rlim_t before = limit.rlim_cur;
+    limit.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+      LOG_WARN("cannot raise the descriptor limit from {}: {}", before, std::strerror(errno));
+      return;
+    }
+    LOG_INFO("descriptor limit raised from {} to {}", before, limit.rlim_cur);
+  } else {
+    LOG_DEBUG("descriptor limit {}", limit.rlim_cur);
+  }
+}
+
 namespace {
 
 Task<void> drain_and_stop(std::function<Task<void>()> drain, asio::io_context* ioc) {

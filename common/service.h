@@ -13,6 +13,10 @@ class io_context;
 
 namespace layerswarm {
 
+// Raises the soft RLIMIT_NOFILE to the hard limit (systemd's default soft limit is 1024) and
+// logs the result. Call once at start.
+void raise_descriptor_limit();
+
 // Runs `ioc` until a signal arrives and `drain()` has completed. `drain_ms` is only logged.
 void run_until_signalled(asio::io_context& ioc, std::function<Task<void>()> drain,
                          std::function<void()> cut, long drain_ms);

@@ -252,6 +252,12 @@ Status Store::put_extra(const Digest& digest, std::string_view record) {
   return {};
 }
 
+std::optional<std::string> Store::get_extra(const Digest& digest) {
+  std::string value;
+  if (!impl_->db->Get(rocksdb::ReadOptions(), extra_key(digest), &value).ok()) return std::nullopt;
+  return value;
+}
+
 std::vector<std::pair<Digest, std::string>> Store::extras() {
   std::vector<std::pair<Digest, std::string>> out;
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions()));

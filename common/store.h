@@ -101,6 +101,8 @@ class Store {
   // A small record kept with a cached blob and removed with it (the agent keeps the blob's
   // chunk metainfo there, to seed it again after a restart). Errors: kBlobUnknown, kStorage.
   Status put_extra(const Digest& digest, std::string_view record);
+  // One blob's extra record; nullopt when it has none.
+  std::optional<std::string> get_extra(const Digest& digest);
   // Every blob's extra record.
   std::vector<std::pair<Digest, std::string>> extras();
   // A new temporary file for a download of `digest`. Errors: kStorage.

@@ -93,6 +93,13 @@ Task<Status> BlobFetcher::download(BlobFetch& fetch, BlobLocator blob,
   std::size_t index = opened->index;
   counters_.source_fallbacks += opened->fallbacks;
   stream = std::move(opened->stream);
+  // The stream dies before the fetch (run() holds both; the stream goes first).
+  BlobFetch* observed = &fetch;
+  auto on_activity = [observed] {
+    observed->activity_ = std::chrono::steady_clock::now();
+    observed->progress_.notify_all();
+  };
+  stream->on_activity(on_activity);
   fetch.size_ = stream->size();
   fetch.source_ = std::string(stream->source());
   fetch.state_ = BlobFetch::State::kStreaming;
@@ -119,6 +126,7 @@ Task<Status> BlobFetcher::download(BlobFetch& fetch, BlobLocator blob,
       index = next->index;
       counters_.source_fallbacks += next->fallbacks;
       stream = std::move(next->stream);
+      stream->on_activity(on_activity);
       fetch.source_ = std::string(stream->source());
       ++switches;
       ++counters_.source_switches;
@@ -133,6 +141,7 @@ Task<Status> BlobFetcher::download(BlobFetch& fetch, BlobLocator blob,
       if (auto s = pwrite_all(fetch.fd(), buffer.data(), *n, fetch.written_); !s) co_return s;
     }
     fetch.written_ += *n;
+    fetch.activity_ = std::chrono::steady_clock::now();
     const std::string_view from = stream->source();
     (from == "supernode" ? counters_.bytes_from_supernode
      : from == "swarm"   ? counters_.bytes_from_swarm

@@ -38,6 +38,9 @@ class BlobFetch {
   // The temporary file, valid while this object lives.
   int fd() const { return temp_.fd.get(); }
   const std::string& source() const { return source_; }
+  // The last time the source made progress: bytes written, or out-of-order progress it
+  // reported (BlobStream::on_activity).
+  SteadyTime last_activity() const { return activity_; }
   // Woken on every state change and every chunk written.
   Notifier& progress() { return progress_; }
 
@@ -49,6 +52,7 @@ class BlobFetch {
   Error error_;
   TempFile temp_;
   std::string source_ = "upstream";
+  SteadyTime activity_ = std::chrono::steady_clock::now();
   Notifier progress_;
 };
 

@@ -181,6 +181,13 @@ Task<void> BlobService::stream(BlobFetch& fetch, std::uint64_t first, std::uint6
     }
     const bool woken = co_await fetch.progress().wait_until(stall_deadline);
     if (!woken && timed_out(stall_deadline)) {
+      // No new byte for this response, but the source still makes progress out of order (the
+      // swarm): slow, not stalled. The source's own stall limit decides when it hands over.
+      const SteadyTime alive_until = fetch.last_activity() + options_.stall_timeout;
+      if (alive_until > std::chrono::steady_clock::now()) {
+        stall_deadline = alive_until;
+        continue;
+      }
       ++counters_.aborted_responses;
       log.error = "aborted: the source stalled";
       out.abort();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -38,6 +39,11 @@ class BlobStream {
   // The blob this stream delivered passed its digest check and is in the cache now (the
   // swarm keeps seeding it). Not called when the stream was abandoned or the check failed.
   virtual void cached() {}
+  // `observer` is called whenever the source makes progress that read_some cannot show yet
+  // (the swarm verified a piece past the contiguous prefix), so that readers waiting on the
+  // download can tell a slow transfer from a stalled one. Sources that deliver in order
+  // ignore it. Called on the io thread; never after the stream is destroyed.
+  virtual void on_activity(std::function<void()> observer) { (void)observer; }
 };
 
 class BlobSource {

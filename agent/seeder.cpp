@@ -1,0 +1,285 @@
+#include "agent/seeder.h"
+
+#include <nlohmann/json.hpp>
+
+#include "common/encoding.h"
+#include "common/log.h"
+#include "common/p2p/swarm.h"
+#include "common/store.h"
+
+namespace layerswarm::agent {
+namespace {
+
+namespace proto = swarm_protocol;
+
+// The feed is long-polled (the supernode answers within ~10 s); this bounds one poll.
+constexpr std::chrono::seconds kDemandPollTimeout{30};
+// Iterations of the feed loop: it runs for the agent's life, one poll per iteration (at least
+// retry_pause apart when failing), so this bound is years away.
+constexpr long kMaxDemandPolls = 1'000'000'000;
+// libtorrent removes a torrent within milliseconds; a re-add waits for it this often at most.
+constexpr int kBusyRetries = 50;
+constexpr std::chrono::milliseconds kBusyPause{100};
+
+}  // namespace
+
+Seeder::Seeder(asio::any_io_executor executor, SupernodeLink& link, p2p::Swarm& swarm,
+               SeederOptions options)
+    : executor_(executor), link_(link), swarm_(swarm), options_(options) {}
+
+Seeder::~Seeder() {
+  *alive_ = false;
+  if (check_timer_) check_timer_->cancel();
+}
+
+std::size_t Seeder::loaded_torrents() const {
+  std::size_t n = 0;
+  for (const auto& [key, s] : seeding_) n += s.torrents.size();
+  return n;
+}
+
+void Seeder::start(Store& store) {
+  store_ = &store;
+  check_timer_ = std::make_shared<asio::steady_timer>(executor_);
+  asio::co_spawn(
+      executor_,
+      run_periodically(check_timer_, options_.check_interval, alive_, [this] { check_idle(); }),
+      asio::detached);
+  asio::co_spawn(executor_, follow_demand(), asio::detached);
+}
+
+Task<void> Seeder::follow_demand() {
+  std::weak_ptr<bool> alive = alive_;
+  std::uint64_t after = 0;
+  bool warned = false;
+  for (long i = 0; i < kMaxDemandPolls; ++i) {
+    auto answer = co_await link_.get(proto::demand_target(after), 1 << 20, kDemandPollTimeout);
+    if (alive.expired()) co_return;
+    Result<proto::Demand> demand = Error(Errc::kUpstreamUnavailable);
+    if (!answer) {
+      demand = answer.error();
+    } else if (answer->status != 200) {
+      demand =
+          Error(Errc::kUpstreamUnavailable, "supernode answered " + std::to_string(answer->status));
+    } else {
+      demand = proto::parse_demand(answer->body);
+    }
+    if (!demand) {
+      if (!warned) LOG_WARN("swarm: demand feed: {}; retrying", demand.error().what());
+      warned = true;
+      asio::steady_timer pause(executor_, options_.retry_pause);
+      boost::system::error_code ec;
+      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      if (alive.expired()) co_return;
+      continue;
+    }
+    if (warned) LOG_INFO("swarm: demand feed back");
+    warned = false;
+    after = demand->next;
+    for (const auto& blob : demand->blobs) on_demand(blob);
+  }
+}
+
+void Seeder::on_demand(const proto::BlobRef& blob) {
+  const std::string key = blob.digest.str();
+  if (auto it = seeding_.find(key); it != seeding_.end()) {
+    it->second.last_demand = std::chrono::steady_clock::now();
+    return;
+  }
+  if (loading_.count(key)) return;
+  if (!store_->blob_size(blob.digest)) {  // not ours to seed, yet
+    if (wanted_.size() < kMaxWanted || wanted_.count(key)) {
+      wanted_.insert_or_assign(key, std::make_pair(blob, std::chrono::steady_clock::now()));
+    }
+    return;
+  }
+  wanted_.erase(key);
+  loading_.insert(key);
+  asio::co_spawn(executor_, load(blob), asio::detached);
+}
+
+Task<void> Seeder::load(proto::BlobRef blob) {
+  std::weak_ptr<bool> alive = alive_;
+  const std::string key = blob.digest.str();
+  std::optional<std::string> record = store_->get_extra(blob.digest);
+  if (!record) {
+    auto fetched = co_await fetch_record(blob);
+    if (alive.expired()) co_return;
+    if (!fetched) {
+      LOG_WARN("blob {}: not seeded: {}", key, fetched.error().what());
+      loading_.erase(key);
+      co_return;
+    }
+    record = std::move(*fetched);
+    if (auto s = store_->put_extra(blob.digest, *record); !s) {
+      LOG_WARN("blob {}: seeding record not saved: {}", key, s.error().what());
+    }
+  }
+  // A failed swarm download of this blob may still be leaving libtorrent (kBusy).
+  Status added = Error(Errc::kBusy);
+  for (int i = 0; i < kBusyRetries && !seeding_.count(key); ++i) {
+    added = add_torrents(blob.digest, *record);
+    if (added || added.error().code != make_error_code(Errc::kBusy)) break;
+    asio::steady_timer pause(executor_, kBusyPause);
+    boost::system::error_code ec;
+    co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (alive.expired()) co_return;
+  }
+  loading_.erase(key);
+  if (!added && !seeding_.count(key))
+    LOG_WARN("blob {}: not seeded: {}", key, added.error().what());
+}
+
+// Chunk 0's answer carries the layout; the other chunks follow. Each metainfo is checked against
+// the layout and the cached blob's size before it is used.
+Task<Result<std::string>> Seeder::fetch_record(const proto::BlobRef& blob) {
+  const auto size = store_->blob_size(blob.digest);
+  if (!size) co_return Error(Errc::kBlobUnknown, "no longer cached");
+  nlohmann::json metainfo = nlohmann::json::array();
+  Layout layout;
+  for (std::size_t k = 0; k < proto::kMaxChunks; ++k) {
+    auto answer = co_await link_.get(proto::chunk_target(blob, k), proto::kMaxMetainfo);
+    if (!answer) co_return answer.error();
+    if (answer->status != 200) {
+      co_return Error(Errc::kUpstreamUnavailable, "supernode answered " +
+                                                      std::to_string(answer->status) +
+                                                      " for chunk " + std::to_string(k));
+    }
+    if (k == 0) {
+      auto l = parse_layout(answer->headers);
+      if (!l) co_return l.error();
+      if (l->size != *size) co_return Error(Errc::kBadUpstreamResponse, "size differs");
+      layout = *l;
+    }
+    auto info = p2p::Swarm::inspect(answer->body);
+    if (!info) co_return info.error();
+    if (info->length != layout.chunk_length(k) || info->piece_length != layout.piece_size) {
+      co_return Error(Errc::kBadUpstreamResponse, "metainfo does not match the blob's layout");
+    }
+    metainfo.push_back(base64_encode(answer->body));
+    if (k + 1 >= layout.chunks) break;
+  }
+  const nlohmann::json record = {{"size", layout.size},
+                                 {"chunk_size", layout.chunk_size},
+                                 {"piece_size", layout.piece_size},
+                                 {"metainfo", std::move(metainfo)}};
+  co_return record.dump();
+}
+
+// Seeding records: {"size", "chunk_size", "piece_size", "metainfo": [base64, ...]}.
+Status Seeder::add_torrents(const Digest& digest, const std::string& text) {
+  auto blob = store_->open_blob(digest);
+  if (!blob) return blob.error();
+  const nlohmann::json record = nlohmann::json::parse(text, nullptr, false);
+  if (!record.is_object() || !record.contains("metainfo") || !record["metainfo"].is_array() ||
+      !record.contains("chunk_size") || !record["chunk_size"].is_number_unsigned() ||
+      record["chunk_size"].get<std::uint64_t>() == 0) {
+    return Error(Errc::kStorage, "seeding record unusable");
+  }
+  auto file = p2p::SharedFile::dup(blob->fd.get());
+  if (!file) return file.error();
+  const std::uint64_t chunk = record["chunk_size"].get<std::uint64_t>();
+  std::vector<std::uint64_t> ids;
+  std::uint64_t offset = 0;
+  Status status;
+  for (const auto& m : record["metainfo"]) {
+    auto bytes = m.is_string() ? base64_decode(m.get<std::string>()) : std::nullopt;
+    auto info = bytes ? p2p::Swarm::inspect(*bytes)
+                      : Result<p2p::ChunkInfo>(Error(Errc::kBadUpstreamResponse));
+    if (!info || offset + info->length > blob->size) {
+      status = Error(Errc::kStorage, "seeding record does not match the blob");
+      break;
+    }
+    p2p::Swarm::Add add;
+    add.metainfo = std::move(*bytes);
+    add.file = *file;
+    add.offset = offset;
+    add.seed = true;
+    add.trackers = link_.trackers();
+    auto id = swarm_.add(std::move(add), nullptr);
+    if (!id) {
+      status = id.error();
+      break;
+    }
+    ids.push_back(*id);
+    offset += chunk;
+  }
+  if (status && offset < blob->size) status = Error(Errc::kStorage, "seeding record too short");
+  if (!status) {
+    for (auto id : ids) swarm_.remove(id);
+    return status;
+  }
+  LOG_INFO("blob {}: seeding on demand ({} chunk torrents)", digest.str(), ids.size());
+  seeding_[digest.str()] = Seeded{std::move(ids), std::chrono::steady_clock::now(), 0};
+  enforce_cap();
+  return {};
+}
+
+void Seeder::adopt(const Digest& digest, std::vector<std::uint64_t> torrents, std::string record) {
+  const std::string key = digest.str();
+  if (auto old = seeding_.find(key); old != seeding_.end()) {
+    for (auto id : old->second.torrents) swarm_.remove(id);
+  }
+  seeding_[key] = Seeded{std::move(torrents), std::chrono::steady_clock::now(), 0};
+  if (auto s = store_->put_extra(digest, record); !s) {
+    LOG_WARN("blob {}: seeding record not saved: {}", key, s.error().what());
+  }
+  enforce_cap();
+}
+
+void Seeder::unload(const std::string& key, const char* why) {
+  auto it = seeding_.find(key);
+  if (it == seeding_.end()) return;
+  for (auto id : it->second.torrents) swarm_.remove(id);
+  LOG_INFO("blob {}: stopped seeding ({})", key, why);
+  seeding_.erase(it);
+}
+
+// Over the cap: the blob wanted least recently goes first.
+void Seeder::enforce_cap() {
+  for (std::size_t i = 0; i < 1'000'000 && seeding_.size() > options_.max_blobs; ++i) {
+    auto oldest = seeding_.begin();
+    for (auto it = seeding_.begin(); it != seeding_.end(); ++it) {
+      if (it->second.last_demand < oldest->second.last_demand) oldest = it;
+    }
+    unload(oldest->first, "too many blobs seeding");
+  }
+}
+
+// Blobs the cache dropped stop at once; blobs idle for `idle` stop unless peers are still
+// downloading from them (their upload counters moved since the last check).
+void Seeder::check_idle() {
+  const SteadyTime now = std::chrono::steady_clock::now();
+  std::vector<std::pair<std::string, const char*>> gone;
+  for (auto& [key, s] : seeding_) {
+    auto digest = Digest::parse(key);
+    if (!digest || !store_->blob_size(*digest)) {
+      gone.emplace_back(key, "no longer cached");
+      continue;
+    }
+    if (now - s.last_demand < options_.idle) continue;
+    std::uint64_t uploaded = 0;
+    for (auto id : s.torrents) uploaded += swarm_.uploaded(id);
+    if (uploaded > s.uploaded) {
+      s.uploaded = uploaded;
+      s.last_demand = now;
+      continue;
+    }
+    gone.emplace_back(key, "idle");
+  }
+  for (const auto& [key, why] : gone) unload(key, why);
+  std::vector<swarm_protocol::BlobRef> now_cached;
+  for (auto it = wanted_.begin(); it != wanted_.end();) {
+    const auto& [blob, since] = it->second;
+    if (store_->blob_size(blob.digest)) {
+      now_cached.push_back(blob);
+    } else if (now - since < kWantedMemory) {
+      ++it;
+      continue;
+    }
+    it = wanted_.erase(it);
+  }
+  for (const auto& blob : now_cached) on_demand(blob);
+}
+
+}  // namespace layerswarm::agent

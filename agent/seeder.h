@@ -1,0 +1,94 @@
+// Seeding what is in demand (docs/architecture.md "Seeding what is in demand"). A cached blob's
+// chunk torrents are loaded into the swarm only while peers want the blob: when the supernode's
+// demand feed says some agent started downloading it, or right after this agent downloaded it.
+// A loaded blob that nobody asked for and nobody downloaded from for `idle` is unloaded again.
+// So a cache of any size costs nothing while idle (no descriptors, announces or ticks per cached
+// chunk), and the descriptors in use are one per loaded blob, at most `max_blobs`.
+//
+// A blob's chunk metainfo comes from its seeding record in the store (written when it was
+// downloaded through the swarm), or else from the supernode (a blob completed over HTTP).
+//
+// Threading: the io_context thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "agent/supernode_link.h"
+#include "common/async.h"
+#include "common/digest.h"
+
+namespace layerswarm {
+class Store;
+}
+namespace layerswarm::p2p {
+class Swarm;
+}
+
+namespace layerswarm::agent {
+
+struct SeederOptions {
+  std::chrono::milliseconds idle{std::chrono::minutes(5)};  // unload after this without demand
+  std::size_t max_blobs = 64;                               // loaded at once (descriptors)
+  std::chrono::milliseconds check_interval{std::chrono::seconds(5)};
+  std::chrono::milliseconds retry_pause{std::chrono::seconds(2)};  // after a failed demand poll
+};
+
+inline constexpr std::chrono::minutes kWantedMemory{2};
+inline constexpr std::size_t kMaxWanted = 4096;
+
+class Seeder {
+ public:
+  // `link` and `swarm` must outlive the seeder.
+  Seeder(asio::any_io_executor executor, SupernodeLink& link, p2p::Swarm& swarm,
+         SeederOptions options);
+  ~Seeder();
+
+  // Starts following the demand feed and the idle check, for the blobs of `store` (which must
+  // outlive the seeder). Call once, before adopt().
+  void start(Store& store);
+
+  // A blob just downloaded through the swarm and cached: its torrents (in the session already)
+  // go on seeding; `record` (the seeding record) is saved with the blob.
+  void adopt(const Digest& digest, std::vector<std::uint64_t> torrents, std::string record);
+
+  std::size_t loaded_blobs() const { return seeding_.size(); }
+  std::size_t loaded_torrents() const;
+
+ private:
+  struct Seeded {
+    std::vector<std::uint64_t> torrents;
+    SteadyTime last_demand;
+    std::uint64_t uploaded = 0;  // as of the last idle check
+  };
+
+  Task<void> follow_demand();
+  void on_demand(const swarm_protocol::BlobRef& blob);
+  Task<void> load(swarm_protocol::BlobRef blob);
+  // The seeding record of a blob cached over HTTP, from the supernode's chunk metainfo.
+  Task<Result<std::string>> fetch_record(const swarm_protocol::BlobRef& blob);
+  Status add_torrents(const Digest& digest, const std::string& record);
+  void check_idle();
+  void unload(const std::string& key, const char* why);
+  void enforce_cap();
+
+  asio::any_io_executor executor_;
+  SupernodeLink& link_;
+  p2p::Swarm& swarm_;
+  Store* store_ = nullptr;
+  SeederOptions options_;
+  std::map<std::string, Seeded> seeding_;  // by digest
+  std::set<std::string> loading_;
+  // Demand for blobs not cached here when it came (perhaps downloading): loaded if they are
+  // cached within kWantedMemory (a blob completed over HTTP while a rollout wants it).
+  std::map<std::string, std::pair<swarm_protocol::BlobRef, SteadyTime>> wanted_;
+  std::shared_ptr<asio::steady_timer> check_timer_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace layerswarm::agent
