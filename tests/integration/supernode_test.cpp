@@ -6,41 +6,11 @@
 #include <filesystem>
 #include <thread>
 
-#include "tests/support/fixtures.h"
+#include "tests/support/cluster.h"
 #include "tests/support/slow_proxy.h"
 
 using namespace layerswarm::test;
 using namespace std::chrono_literals;
-
-namespace {
-
-constexpr const char* kToken = "cluster-token-for-tests";
-
-std::string token_file(const TempDir& dir, const std::string& token = kToken) {
-  const std::string path = dir.file("token-" + std::to_string(std::hash<std::string>{}(token)));
-  write_file(path, token + "\n");
-  return path;
-}
-
-// A supernode in front of `upstream_url`.
-std::unique_ptr<Agent> start_supernode(const TempDir& dir, const std::string& upstream_url,
-                                       const std::string& config = "") {
-  return std::make_unique<Agent>(
-      dir, std::vector<std::string>{"--upstream", upstream_url, "--token-file", token_file(dir)},
-      config, "supernode", supernode_binary());
-}
-
-std::unique_ptr<Agent> start_agent(const TempDir& dir, const std::string& upstream_url,
-                                   const std::string& supernode, const std::string& name,
-                                   const std::string& token_path, const std::string& config = "") {
-  return std::make_unique<Agent>(
-      dir,
-      std::vector<std::string>{"--upstream", upstream_url, "--supernode", "http://" + supernode,
-                               "--token-file", token_path},
-      config, name);
-}
-
-}  // namespace
 
 TEST_CASE("agents behind a supernode: the upstream serves each blob once",
           "[integration][supernode]") {
@@ -202,17 +172,6 @@ TEST_CASE("many agents revalidating a tag: the supernode asks the upstream once"
 
 namespace {
 
-// Small chunks and pieces, so that test blobs span several chunk torrents.
-constexpr const char* kSmallChunks = R"({"swarm": {"chunk_size": 2097152, "piece_size": 262144}})";
-
-// The value of `name=<n>` in the agent's exit summary, -1 when absent.
-long long counter(const Agent& agent, const std::string& name) {
-  const std::string log = agent.log();
-  const auto at = log.rfind(name + "=");
-  if (at == std::string::npos) return -1;
-  return std::stoll(log.substr(at + name.size() + 1));
-}
-
 std::vector<int> pull_all(const TempDir& dir, std::vector<std::unique_ptr<Agent>>& agents,
                           const std::string& ref, const std::string& prefix) {
   std::vector<int> rcs(agents.size(), -1);
@@ -269,7 +228,8 @@ TEST_CASE("three agents pull through the swarm at once", "[integration][supernod
   CHECK(swarm_bytes == 3 * big);
 }
 
-TEST_CASE("a restarted agent seeds its cached blobs again", "[integration][supernode][swarm]") {
+TEST_CASE("a restarted agent seeds its cached blobs when a late joiner asks for them",
+          "[integration][supernode][swarm]") {
   TempDir dir;
   Registry upstream(dir);
   const Image image = make_image(dir, "img", {"--layer", "3M"});
@@ -284,17 +244,19 @@ TEST_CASE("a restarted agent seeds its cached blobs again", "[integration][super
   }
   // The supernode again, now uploading at 1 kB/s: a 256 KiB piece from it takes minutes, so a
   // new agent that gets the layer through the swarm within its stall timeout got it from the
-  // restarted agent.
+  // restarted agent. That agent seeds nothing until the newcomer's request shows up in the
+  // supernode's demand feed.
   auto supernode = start_supernode(
       dir, upstream.url(),
       R"({"swarm": {"chunk_size": 2097152, "piece_size": 262144, "upload_rate_limit": 1000}})");
   auto seeder = start_agent(dir, upstream.url(), supernode->address(), "seeder", token_file(dir));
-  CHECK(eventually([&] { return seeder->log_lines({"seeding 1 cached blobs again"}); }, 1) == 1);
   auto fresh = start_agent(dir, upstream.url(), supernode->address(), "fresh", token_file(dir),
                            R"({"swarm": {"stall_timeout": "5s"}})");
+  CHECK(seeder->log_lines({"seeding on demand"}) == 0);
   REQUIRE(pull_to_dir(dir, fresh->address(), "site/app:v1", "fresh-pull") == 0);
   CHECK(same_tree(dir.file("direct"), dir.file("fresh-pull")));
   CHECK(eventually([&] { return fresh->log_lines({layer, "source=swarm"}); }, 1) == 1);
+  CHECK(seeder->log_lines({layer, "seeding on demand (2 chunk torrents)"}) == 1);
   CHECK(fresh->stop() == 0);
   CHECK(counter(*fresh, "source_fallbacks") == 0);
   CHECK(counter(*fresh, "bytes_from_swarm") == image.summary["blobs"][0]["size"].get<long long>());
@@ -354,7 +316,7 @@ TEST_CASE("the supernode dies mid-swarm: pulls finish from peers, then the regis
   }
 }
 
-TEST_CASE("a peer sending corrupt pieces is banned; the others still verify",
+TEST_CASE("a peer sending corrupt pieces is banned and the others still verify",
           "[integration][supernode][swarm]") {
   TempDir dir;
   Registry upstream(dir);
@@ -366,7 +328,11 @@ TEST_CASE("a peer sending corrupt pieces is banned; the others still verify",
       dir, upstream.url(),
       R"({"swarm": {"chunk_size": 4194304, "piece_size": 262144, "upload_rate_limit": 1048576}})");
   ::setenv("LAYERSWARM_TESTING_CORRUPT_UPLOADS", "1", 1);
-  auto liar = start_agent(dir, upstream.url(), supernode->address(), "liar", token_file(dir));
+  auto liar = std::make_unique<Agent>(
+      dir,
+      std::vector<std::string>{"--upstream", upstream.url(), "--supernode",
+                               "http://" + supernode->address(), "--token-file", token_file(dir)},
+      "", "liar", testhooks_agent_binary());
   ::unsetenv("LAYERSWARM_TESTING_CORRUPT_UPLOADS");
   REQUIRE(pull_to_dir(dir, liar->address(), "site/app:v1", "liar-pull") == 0);
   std::vector<std::unique_ptr<Agent>> agents;

@@ -1,0 +1,168 @@
+// The swarm in production shapes: odd blob sizes and repository names, a swarm that stalls in
+// the middle of a blob (the transfer continues from the supernode over HTTP at the byte
+// reached), blobs cached over HTTP seeded like the others, and a cache of many chunks that
+// costs no descriptors while nobody wants it (lazy seeding).
+#include <signal.h>
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
+#include "tests/support/cluster.h"
+
+using namespace layerswarm::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// 1 MiB chunks of four 256 KiB pieces.
+constexpr const char* kMiBChunks = R"("chunk_size": 1048576, "piece_size": 262144)";
+
+std::string supernode_config(const std::string& extra = "") {
+  return std::string(R"({"swarm": {)") + kMiBChunks + extra + "}}";
+}
+
+}  // namespace
+
+TEST_CASE(
+    "odd shapes through the swarm: below one piece and exact chunk multiples and chunks repos",
+    "[integration][swarm]") {
+  TempDir dir;
+  Registry upstream(dir);
+  struct Blob {
+    std::string repo;
+    std::string bytes;
+    std::string digest;
+  };
+  std::vector<Blob> blobs = {
+      {"team/chunks", random_bytes(3 << 20, 1), ""},          // exactly 3 chunks
+      {"chunks/blobs/x", random_bytes(100'000, 2), ""},       // below one piece
+      {"site/app", random_bytes((1 << 20) + 262144, 3), ""},  // a chunk and one piece
+      {"site/app", random_bytes((2 << 20) - 1, 4), ""},       // one byte short of 2 chunks
+      {"site/last", random_bytes((1 << 20) + 1, 5), ""},      // a last chunk of one byte
+  };
+  for (auto& b : blobs) b.digest = push_blob(upstream, b.repo, b.bytes);
+  auto supernode = start_supernode(dir, upstream.url(), supernode_config());
+  // min_blob_size 0: every blob goes through the swarm, the 100 kB one too.
+  auto agent = start_agent(dir, upstream.url(), supernode->address(), "agent", token_file(dir),
+                           R"({"swarm": {"min_blob_size": 0}})");
+  for (const auto& b : blobs) {
+    INFO(b.repo << " " << b.bytes.size() << " bytes");
+    const HttpResult r = http_get(agent->address(), "/v2/" + b.repo + "/blobs/" + b.digest);
+    CHECK(r.status == 200);
+    CHECK(r.complete);
+    CHECK(r.body == b.bytes);
+    CHECK(eventually([&] { return agent->log_lines({b.digest, "source=swarm"}); }, 1) == 1);
+  }
+  CHECK(agent->stop() == 0);
+  CHECK(counter(*agent, "source_fallbacks") == 0);
+  CHECK(counter(*agent, "bytes_from_upstream") == 0);
+  CHECK(counter(*agent, "bytes_from_supernode") == 0);
+}
+
+TEST_CASE("a swarm stalling mid-blob hands over to the supernode at the byte reached",
+          "[integration][swarm]") {
+  TempDir dir;
+  Registry upstream(dir);
+  const std::string bytes = random_bytes(48 << 20, 7);  // exactly 48 chunks
+  const std::string digest = push_blob(upstream, "site/blob", bytes);
+  // The supernode seeds at 1 kB/s: what the swarm delivers comes from the holder.
+  auto supernode =
+      start_supernode(dir, upstream.url(), supernode_config(R"(, "upload_rate_limit": 1000)"));
+  // The holder gets the blob over HTTP (its swarm stalls at once) and must still seed it.
+  auto holder = start_agent(dir, upstream.url(), supernode->address(), "holder", token_file(dir),
+                            R"({"swarm": {"stall_timeout": "1s"}})");
+  const HttpResult first = http_get(holder->address(), "/v2/site/blob/blobs/" + digest);
+  REQUIRE(first.status == 200);
+  REQUIRE(first.body == bytes);
+  CHECK(eventually([&] { return holder->log_lines({digest, "source=supernode"}); }, 1) == 1);
+
+  // The late joiner reads nearly in order (priority window), so what it holds is a prefix.
+  auto joiner = start_agent(dir, upstream.url(), supernode->address(), "joiner", token_file(dir),
+                            R"({"swarm": {"stall_timeout": "8s", "priority_window": 4}})");
+  HttpResult result;
+  std::thread client(
+      [&] { result = http_get(joiner->address(), "/v2/site/blob/blobs/" + digest); });
+  // Once the first piece arrived from the holder, it freezes: the swarm stalls part-way.
+  const std::string first_piece = bytes.substr(0, 262144);
+  const bool started = wait_until(
+      [&] {
+        return holder->log_lines({digest, "seeding on demand"}) == 1 &&
+               any_file_starts_with(joiner->data_dir() + "/tmp", first_piece);
+      },
+      30s, 1ms);
+  ::kill(holder->process().pid(), SIGSTOP);
+  client.join();
+  ::kill(holder->process().pid(), SIGCONT);
+  REQUIRE(started);
+  INFO(joiner->log());
+  CHECK(holder->log_lines({digest, "seeding on demand"}) == 1);
+  CHECK(result.status == 200);
+  CHECK(result.complete);
+  CHECK(result.body == bytes);
+  CHECK(joiner->log_lines({digest, "swarm failed at byte", "resuming from the next source"}) == 1);
+  CHECK(joiner->stop() == 0);
+  const long long swarm = counter(*joiner, "bytes_from_swarm");
+  const long long http = counter(*joiner, "bytes_from_supernode");
+  CHECK(swarm > 0);
+  CHECK(http > 0);
+  CHECK(swarm + http == static_cast<long long>(bytes.size()));
+  CHECK(counter(*joiner, "bytes_from_upstream") == 0);
+  CHECK(counter(*joiner, "source_switches") == 1);
+  CHECK(upstream.agent_requests("GET", "/v2/site/blob/blobs/" + digest) == 1);
+}
+
+TEST_CASE("a cache of many chunk torrents holds no descriptors while nobody wants it",
+          "[integration][swarm][seeding]") {
+  TempDir dir;
+  Registry upstream(dir);
+  // 16 KiB chunks: 6 blobs of 1 MiB are 384 chunk torrents, far more than the descriptors the
+  // agent may keep (one per loaded blob).
+  constexpr int kBlobs = 6;
+  std::vector<std::pair<std::string, std::string>> blobs;  // digest, bytes
+  for (int i = 0; i < kBlobs; ++i) {
+    const std::string bytes = random_bytes(1 << 20, 100 + i);
+    blobs.emplace_back(push_blob(upstream, "site/many", bytes), bytes);
+  }
+  auto supernode = start_supernode(dir, upstream.url(),
+                                   R"({"swarm": {"chunk_size": 16384, "piece_size": 16384}})");
+  auto agent = start_agent(dir, upstream.url(), supernode->address(), "agent", token_file(dir),
+                           R"({"swarm": {"seed_idle": "1s"}})");
+  const pid_t pid = agent->process().pid();
+  const auto [soft, hard] = fd_limits(pid);
+  CHECK(soft == hard);  // raised at start
+  const int idle_fds = open_fds(pid);
+  std::atomic<int> peak{0};
+  std::atomic<bool> done{false};
+  std::thread sampler([&] {
+    for (int i = 0; i < 6000 && !done; ++i) {
+      peak = std::max(peak.load(), open_fds(pid));
+      std::this_thread::sleep_for(10ms);  // a sampling period, not a synchronisation
+    }
+  });
+  for (const auto& [digest, bytes] : blobs) {
+    const HttpResult r = http_get(agent->address(), "/v2/site/many/blobs/" + digest);
+    CHECK(r.status == 200);
+    CHECK(r.body == bytes);
+  }
+  // Nobody else wants them: every blob stops seeding after seed_idle, and the descriptors go.
+  CHECK(eventually([&] { return agent->log_lines({"stopped seeding (idle)"}); }, kBlobs) >= kBlobs);
+  CHECK(wait_until([&] { return open_fds(pid) <= idle_fds + 2; }, 10s));
+  done = true;
+  sampler.join();
+  INFO("descriptors: idle " << idle_fds << ", peak " << peak << ", after " << open_fds(pid));
+  CHECK(peak <= 256);
+
+  // A second agent wants them: the first loads them again on demand and serves them.
+  auto second = start_agent(dir, upstream.url(), supernode->address(), "second", token_file(dir));
+  for (const auto& [digest, bytes] : blobs) {
+    const HttpResult r = http_get(second->address(), "/v2/site/many/blobs/" + digest);
+    CHECK(r.status == 200);
+    CHECK(r.body == bytes);
+  }
+  CHECK(eventually([&] { return agent->log_lines({"seeding on demand (64 chunk torrents)"}); },
+                   kBlobs) >= kBlobs);
+  CHECK(second->stop() == 0);
+  CHECK(counter(*second, "bytes_from_swarm") == static_cast<long long>(kBlobs) << 20);
+}
