@@ -2,14 +2,38 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "common/log.h"
 
 namespace layerswarm::mirror {
 namespace {
+
+// Reads of one download: a bound far past any blob (64 KiB reads: ~64 PiB).
+constexpr long kMaxReads = 1L << 40;
+
+// The state a download's pool jobs share with it (see BlobFetcher::download).
+struct Pipeline {
+  Pipeline(Digest::Algorithm algorithm, std::size_t buffer_size)
+      : hasher(algorithm),
+        buffers{std::vector<char>(buffer_size), std::vector<char>(buffer_size)} {}
+
+  Task<void> wait_idle() {
+    for (int i = 0; i < 1'000'000 && busy; ++i) {
+      co_await idle.wait_until(deadline_after(std::chrono::seconds(60)));
+    }
+  }
+
+  Hasher hasher;
+  std::vector<char> buffers[2];  // one being read into while the other is hashed and written
+  bool busy = false;             // a job is on the pool (io thread only)
+  Status status;                 // the first failed write
+  Notifier idle;
+};
 
 Status pwrite_all(int fd, const char* data, std::size_t size, std::uint64_t offset) {
   while (size > 0) {
@@ -105,23 +129,39 @@ Task<Status> BlobFetcher::download(BlobFetch& fetch, BlobLocator blob,
   fetch.state_ = BlobFetch::State::kStreaming;
   fetch.progress_.notify_all();
 
-  Hasher hasher(blob.digest.algorithm());
-  std::vector<char> buffer(options_.buffer_size);
+  // Hashing and writing a read's bytes run on the thread pool while the next read is under way
+  // (docs/architecture.md "Threads and time"): the io thread only moves bytes between sockets.
+  // One job at a time, so the hasher is never used by two threads; its state lives in `pipe`,
+  // which the job holds, so nothing it touches dies before it.
+  auto pipe = std::make_shared<Pipeline>(blob.digest.algorithm(), options_.buffer_size);
+  const auto executor = executor_;
+  int cur = 0;
   int switches = 0;
-  while (true) {
-    auto n = co_await stream->read_some(buffer.data(), buffer.size());
+  std::optional<Error> failure;
+  for (long reads = 0; reads < kMaxReads; ++reads) {
+    auto n = co_await stream->read_some(pipe->buffers[cur].data(), pipe->buffers[cur].size());
+    co_await pipe->wait_idle();  // the previous read's bytes are hashed and in the file
+    if (!pipe->status) {
+      failure = pipe->status.error();
+      break;
+    }
     if (!n) {
       // The source broke mid-transfer: the next one continues from the byte reached.
       if (index + 1 >= sources_.size() || switches >= 3 || !is_handover_error(n.error())) {
-        co_return n.error();
+        failure = n.error();
+        break;
       }
       LOG_WARN("blob {}: {} failed at byte {} ({}); resuming from the next source",
                blob.digest.str(), stream->source(), fetch.written_, n.error().what());
       auto next = co_await sources_.open_from(index + 1, blob, fetch.written_,
                                               deadline_after(options_.open_timeout), fetch.fd());
-      if (!next) co_return next.error();
+      if (!next) {
+        failure = next.error();
+        break;
+      }
       if (fetch.size_ && next->stream->size() && *next->stream->size() != *fetch.size_) {
-        co_return Error(Errc::kBadUpstreamResponse, "sources disagree on the blob's size");
+        failure = Error(Errc::kBadUpstreamResponse, "sources disagree on the blob's size");
+        break;
       }
       index = next->index;
       counters_.source_fallbacks += next->fallbacks;
@@ -134,24 +174,44 @@ Task<Status> BlobFetcher::download(BlobFetch& fetch, BlobLocator blob,
     }
     if (*n == 0) break;
     if (fetch.size_ && fetch.written_ + *n > *fetch.size_) {
-      co_return Error(Errc::kBadUpstreamResponse, "source sent more bytes than it announced");
+      failure = Error(Errc::kBadUpstreamResponse, "source sent more bytes than it announced");
+      break;
     }
-    hasher.update(buffer.data(), *n);
-    if (!stream->in_place()) {
-      if (auto s = pwrite_all(fetch.fd(), buffer.data(), *n, fetch.written_); !s) co_return s;
-    }
-    fetch.written_ += *n;
-    fetch.activity_ = std::chrono::steady_clock::now();
     const std::string_view from = stream->source();
-    (from == "supernode" ? counters_.bytes_from_supernode
-     : from == "swarm"   ? counters_.bytes_from_swarm
-                         : counters_.bytes_from_upstream) += *n;
-    fetch.progress_.notify_all();
+    std::atomic<std::uint64_t>& counter = from == "supernode" ? counters_.bytes_from_supernode
+                                          : from == "swarm"   ? counters_.bytes_from_swarm
+                                                              : counters_.bytes_from_upstream;
+    const std::size_t bytes = *n;
+    const char* data = pipe->buffers[cur].data();
+    const int fd = stream->in_place() ? -1 : fetch.fd();  // -1: the source wrote them already
+    const std::uint64_t offset = fetch.written_;
+    pipe->busy = true;
+    auto job = [pipe, executor, data, bytes, fd, offset, observed, &counter] {
+      pipe->hasher.update(data, bytes);
+      Status written = fd >= 0 ? pwrite_all(fd, data, bytes, offset) : Status{};
+      asio::post(executor, [pipe, observed, bytes, &counter, written = std::move(written)] {
+        if (written) {
+          observed->written_ += bytes;
+          observed->activity_ = std::chrono::steady_clock::now();
+          counter += bytes;
+          observed->progress_.notify_all();
+        } else {
+          pipe->status = written;
+        }
+        pipe->busy = false;
+        pipe->idle.notify_all();
+      });
+    };
+    asio::post(pool_, std::move(job));
+    cur ^= 1;
   }
+  co_await pipe->wait_idle();
+  if (!failure && !pipe->status) failure = pipe->status.error();
+  if (failure) co_return *failure;
   if (fetch.size_ && fetch.written_ != *fetch.size_) {
     co_return Error(Errc::kBadUpstreamResponse, "source sent fewer bytes than it announced");
   }
-  const Digest got = hasher.finish();
+  const Digest got = pipe->hasher.finish();
   if (!(got == blob.digest)) {
     ++counters_.digest_mismatches;
     co_return Error(Errc::kDigestMismatch,
