@@ -184,6 +184,18 @@ upstream_blob_gets() {
 }
 tx_bytes() { ip -n "$P-$1" -s -j link show h0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["stats64"]["tx"]["bytes"])'; }
 cpu_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat; }
+# User and system CPU seconds of processes, summed: proc_cpu PID... -> "USER SYS"
+CLK_TCK=$(getconf CLK_TCK)
+proc_cpu() {
+  for pid in "$@"; do cat "/proc/$pid/stat" 2>/dev/null || true; done |
+    awk -v hz="$CLK_TCK" '{ sub(/^.*\) /, ""); u += $12; s += $13 } END { printf "%.2f %.2f", u / hz, s / hz }'
+}
+# CPU seconds per GiB: per_gib "BEFORE" "AFTER" BYTES -> "USER+SYS/USER"
+per_gib() {
+  awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { split(a, x, " "); split(b, y, " ");
+    g = n / 1073741824; if (g <= 0) { print "-"; exit }
+    printf "%.1f/%.1f", (y[1] - x[1] + y[2] - x[2]) / g, (y[1] - x[1]) / g }'
+}
 cpu_percent() {  # cpu_percent "BEFORE" "AFTER"
   awk -v a="$1" -v b="$2" 'BEGIN {split(a, x, " "); split(b, y, " "); printf "%.0f", 100 * (y[1] - x[1]) / (y[2] - x[2])}'
 }
@@ -236,7 +248,7 @@ print("%.3f" % (time.monotonic() - t)); r.read()'
   exit 0
 fi
 TABLE=$WORK/table.txt
-printf '%-4s %-11s %9s %9s %13s %8s %10s %10s %5s %8s %9s\n' N system slowest_s median_s upstream_MiB up/S sn_tx_MiB nodes_tx_MiB CPU% T_min_s agent_RSS >"$TABLE"
+printf '%-4s %-11s %9s %9s %13s %8s %10s %10s %5s %8s %12s %12s %12s %9s\n' N system slowest_s median_s upstream_MiB up/S sn_tx_MiB nodes_tx_MiB CPU% T_min_s agents_cpu/G sn_cpu/G reg_cpu/G agent_RSS >"$TABLE"
 status=0
 for n in $NODES; do
   net_up "$n"
@@ -275,9 +287,17 @@ for n in $NODES; do
     sn_before=$(tx_bytes sn)
     nodes_before=0
     for ((i = 1; i <= n; i++)); do nodes_before=$((nodes_before + $(tx_bytes "n$i"))); done
+    reg_pid=${PIDS[0]}
+    case "$system" in
+      layerswarm) agent_pids=("${started[@]:1}"); sn_pid=${started[0]} ;;
+      proxy) agent_pids=(); sn_pid=${started[0]} ;;
+      *) agent_pids=(); sn_pid= ;;
+    esac
+    agents_cpu0=$(proc_cpu "${agent_pids[@]}"); sn_cpu0=$(proc_cpu $sn_pid); reg_cpu0=$(proc_cpu "$reg_pid")
     before=$(cpu_busy)
     pull_all "$n" "$system-$n" from
     cpu=$(cpu_percent "$before" "$(cpu_busy)")
+    agents_cpu1=$(proc_cpu "${agent_pids[@]}"); sn_cpu1=$(proc_cpu $sn_pid); reg_cpu1=$(proc_cpu "$reg_pid")
     sn_up=$(($(tx_bytes sn) - sn_before))
     nodes_up=$((-nodes_before))
     for ((i = 1; i <= n; i++)); do nodes_up=$((nodes_up + $(tx_bytes "n$i"))); done
@@ -289,10 +309,16 @@ for n in $NODES; do
     gets=$(upstream_blob_gets "$mark")
     read -r slowest median < <(stats)
     ratio=$(awk -v b="$bytes" -v s="$IMAGE_BYTES" 'BEGIN {printf "%.3f", b / s}')
-    printf '%-4s %-11s %9s %9s %13.1f %8s %10.1f %10.1f %5s %8s\n' "$n" "$system" "$slowest" "$median" \
+    # Agents: per GiB delivered to their clients plus uploaded to peers; the supernode and the
+    # registry: per GiB they sent.
+    agents_g=-; sn_g=-
+    [ "${#agent_pids[@]}" -gt 0 ] && agents_g=$(per_gib "$agents_cpu0" "$agents_cpu1" $((n * IMAGE_BYTES + nodes_up)))
+    [ -n "$sn_pid" ] && sn_g=$(per_gib "$sn_cpu0" "$sn_cpu1" "$sn_up")
+    reg_g=$(per_gib "$reg_cpu0" "$reg_cpu1" "$bytes")
+    printf '%-4s %-11s %9s %9s %13.1f %8s %10.1f %10.1f %5s %8s %12s %12s %12s\n' "$n" "$system" "$slowest" "$median" \
       "$(awk -v b="$bytes" 'BEGIN {print b / 1048576}')" "$ratio" \
       "$(awk -v b="$sn_up" 'BEGIN {print b / 1048576}')" "$(awk -v b="$nodes_up" 'BEGIN {print b / 1048576}')" \
-      "$cpu" "$tmin" >>"$TABLE"
+      "$cpu" "$tmin" "$agents_g" "$sn_g" "$reg_g" >>"$TABLE"
     tail -1 "$TABLE" >&2
     [ "$FAILED" = 0 ] || { log "$system: $FAILED of $n pulls failed (logs in $WORK)"; status=1; }
     if [ -n "$CHECK" ] && [ "$system" = layerswarm ]; then
