@@ -24,6 +24,8 @@ struct Publisher::Blob {
   Notifier changed;
   std::shared_ptr<BlobFetch> fetch;  // while downloading: keeps the file open
   UniqueFd file;                     // a cached blob
+  SteadyTime last_used = std::chrono::steady_clock::now();  // last request or upload seen
+  std::uint64_t uploaded = 0;                               // as of the last check
 
   std::uint64_t available() const {
     if (fetch) return fetch->available();
@@ -51,18 +53,33 @@ Publisher::~Publisher() {
 }
 
 // Published blobs the cache dropped (TTL sweep) are withdrawn from the swarm; a later request
-// publishes them again from a new download.
+// publishes them again from a new download. So are blobs nobody asked for or downloaded from
+// for `idle` (their chunks are hashed again when next asked for): the supernode's torrents,
+// descriptors and ticks follow what is in use, not the size of its cache.
 void Publisher::withdraw_uncached() {
-  std::vector<std::string> gone;
+  const SteadyTime now = std::chrono::steady_clock::now();
+  std::vector<std::pair<std::string, const char*>> gone;
   for (const auto& [key, blob] : blobs_) {
     if (blob->fetch || !blob->sized || blob->failed) continue;  // still being published
     auto digest = Digest::parse(key);
-    if (!digest || !node_.store().open_blob(*digest)) gone.push_back(key);
+    if (!digest || !node_.store().blob_size(*digest)) {
+      gone.emplace_back(key, "no longer cached");
+      continue;
+    }
+    if (now - blob->last_used < options_.idle) continue;
+    std::uint64_t uploaded = 0;
+    for (auto id : blob->torrents) uploaded += swarm_.uploaded(id);
+    if (uploaded > blob->uploaded) {
+      blob->uploaded = uploaded;
+      blob->last_used = now;
+      continue;
+    }
+    gone.emplace_back(key, "idle");
   }
-  for (const auto& key : gone) {
+  for (const auto& [key, why] : gone) {
     for (auto id : blobs_[key]->torrents) swarm_.remove(id);
     blobs_.erase(key);
-    LOG_INFO("swarm: blob {} no longer cached; withdrawn", key);
+    LOG_INFO("swarm: blob {} withdrawn ({})", key, why);
   }
 }
 
@@ -166,6 +183,7 @@ Task<void> Publisher::serve(HttpRequest request, ResponseWriter& out, RequestLog
     asio::co_spawn(executor, produce(slot, *locator), asio::detached);
   }
   std::shared_ptr<Blob> blob = slot;
+  blob->last_used = std::chrono::steady_clock::now();
   const std::optional<std::size_t> k = chunk;
   auto ready = [&] {
     if (!blob->sized) return false;

@@ -42,13 +42,16 @@ struct PublisherOptions {
   // A blob is listed at most once per this time (a rollout's nodes all ask at once); a request
   // within it is listed at its end (trailing edge), so no late request goes unlisted.
   std::chrono::milliseconds demand_repeat{2'000};
+  // A published blob nobody asked for or downloaded from for this long is withdrawn.
+  std::chrono::milliseconds idle{std::chrono::minutes(30)};
   // Demand older than this is not handed to an agent that starts following the feed.
   std::chrono::minutes demand_memory{10};
 };
 
 class Publisher {
  public:
-  // Starts a check, every minute, that withdraws blobs the cache no longer holds (TTL sweep).
+  // Starts a check, every minute, that withdraws blobs the cache no longer holds (TTL sweep)
+  // and blobs idle for `idle`.
   Publisher(mirror::MirrorNode& node, p2p::Swarm& swarm, PublisherOptions options,
             asio::any_io_executor executor);
   ~Publisher();
