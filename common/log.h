@@ -10,7 +10,11 @@
 
 #include "common/result.h"
 
-#define LOG_DEBUG(...) ::spdlog::debug(__VA_ARGS__)
+// Debug arguments (libtorrent alert messages, say) are only built when debug lines are kept.
+#define LOG_DEBUG(...)                                                              \
+  do {                                                                              \
+    if (::spdlog::should_log(::spdlog::level::debug)) ::spdlog::debug(__VA_ARGS__); \
+  } while (0)
 #define LOG_INFO(...) ::spdlog::info(__VA_ARGS__)
 #define LOG_WARN(...) ::spdlog::warn(__VA_ARGS__)
 #define LOG_ERROR(...) ::spdlog::error(__VA_ARGS__)
