@@ -10,6 +10,9 @@
 # and prints the slowest and median node, the bytes the upstream sent, CPU use, and the bound
 # T_min = max(S/u_upstream, S/d_node, N*S/(u_supernode + N*u_node)).
 #
+# --late "60 360": after each layerswarm rollout, node 1 starts over as a new node (a fresh
+# agent, empty cache) that many seconds after the rollout ended and pulls the image alone;
+# prints where its bytes came from (the supernode's host vs the other nodes, link counters).
 # --ttfb instead: one node, the time to the first byte of a cold layer through the swarm (curl)
 # next to a direct GET from the upstream and the bound (one chunk's transfer time).
 #   benchmarks/swarm.sh [--nodes "4 8 16"] [--size 200] [--layers 4] [--rate 100]
@@ -29,6 +32,7 @@ CHUNK=4
 PIECE=256
 CHECK=
 TTFB=
+LATE=
 while [ $# -gt 0 ]; do
   case "$1" in
     --nodes) NODES=$2; shift 2 ;;
@@ -40,6 +44,7 @@ while [ $# -gt 0 ]; do
     --piece) PIECE=$2; shift 2 ;;
     --check) CHECK=1; shift ;;
     --ttfb) TTFB=1; shift ;;
+    --late) LATE=$2; shift 2 ;;
     *) echo "usage: $0 [--nodes LIST] [--size MiB] [--layers N] [--rate Mbit] [--systems LIST] [--chunk MiB] [--check]" >&2; exit 2 ;;
   esac
 done
@@ -249,6 +254,39 @@ print("%.3f" % (time.monotonic() - t)); r.read()'
 fi
 TABLE=$WORK/table.txt
 printf '%-4s %-11s %9s %9s %13s %8s %10s %10s %5s %8s %12s %12s %12s %9s\n' N system slowest_s median_s upstream_MiB up/S sn_tx_MiB nodes_tx_MiB CPU% T_min_s agents_cpu/G sn_cpu/G reg_cpu/G agent_RSS >"$TABLE"
+# late_joiners N: node 1 rejoins as a new node after each delay of $LATE (seconds after the
+# rollout ended) and pulls alone; one line per delay in $LATE_TABLE.
+LATE_TABLE=$WORK/late.txt
+late_joiners() {
+  local n=$1 delay ended waited sn0 peers0 sn1 peers1 i name
+  ended=$(now)
+  for delay in $LATE; do
+    waited=$(awk -v a="$ended" -v b="$(now)" -v d="$delay" 'BEGIN {w = d - (b - a); print (w > 0) ? w : 0}')
+    log "late joiner: pulling $delay s after the rollout (waiting $waited s)"
+    sleep "$waited"  # the scenario's delay, not a synchronisation
+    stop_pid "${started[1]}"
+    name=late$delay
+    ip netns exec "$P-n1" "$AGENT_BIN" --listen 127.0.0.1:65001 --data-dir "$WORK/agent-data-$n-$name" \
+      --upstream http://10.77.0.2:5000 --supernode http://10.77.0.3:65100 \
+      --token-file "$WORK/token" --p2p-listen "$(addr_of n1):6881" ${LS_AGENT_ARGS:-} \
+      >"$WORK/agent-$n-$name.log" 2>&1 &
+    started[1]=$!; PIDS+=($!)
+    ls_wait_log "$WORK/agent-$n-$name.log" "listening on"
+    sn0=$(tx_bytes sn); peers0=0
+    for ((i = 2; i <= n; i++)); do peers0=$((peers0 + $(tx_bytes "n$i"))); done
+    pull_all 1 "$name-$n" from
+    sn1=$(tx_bytes sn); peers1=0
+    for ((i = 2; i <= n; i++)); do peers1=$((peers1 + $(tx_bytes "n$i"))); done
+    [ "$FAILED" = 0 ] || { log "late joiner at $delay s: pull failed"; status=1; }
+    printf '%-4s %-9s %9s %16.1f %16.1f %10s\n' "$n" "${delay}s" "${TIMES[0]:-failed}" \
+      "$(awk -v b=$((sn1 - sn0)) 'BEGIN {print b / 1048576}')" \
+      "$(awk -v b=$((peers1 - peers0)) 'BEGIN {print b / 1048576}')" \
+      "$(awk -v p=$((peers1 - peers0)) -v s=$((sn1 - sn0)) 'BEGIN {printf "%.2f", ((p + s) > 0 ? p / (p + s) : 0)}')" \
+      >>"$LATE_TABLE"
+    tail -1 "$LATE_TABLE" >&2
+  done
+}
+
 status=0
 for n in $NODES; do
   net_up "$n"
@@ -334,6 +372,7 @@ for n in $NODES; do
         grep -q "source=swarm" "$WORK/agent-$n-$i.log" || { log "node $i got nothing from the swarm"; status=1; }
       done
     fi
+    if [ -n "$LATE" ] && [ "$system" = layerswarm ]; then late_joiners "$n"; fi
     # Peak RSS of the agents (largest) before they stop.
     rss=-
     if [ "$system" = layerswarm ]; then
@@ -350,6 +389,12 @@ done
 echo
 echo "image $((IMAGE_BYTES / 1048576)) MiB ($LAYERS layers), links $RATE Mbit/s, chunk $CHUNK MiB, piece $PIECE KiB, $(nproc) CPUs"
 cat "$TABLE"
+if [ -s "$LATE_TABLE" ]; then
+  echo
+  echo "late joiners (node 1 with an empty cache, alone, after the rollout):"
+  printf '%-4s %-9s %9s %16s %16s %10s\n' N after pull_s from_sn_MiB from_peers_MiB peer_share
+  cat "$LATE_TABLE"
+fi
 mkdir -p "$ROOT/build"
 cp "$TABLE" "$ROOT/build/swarm-bench-$(date +%Y%m%d-%H%M%S).txt"
 exit "$status"
