@@ -10,8 +10,8 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, std::size_t siz
   if (!a) return 0;
   if (a->info_hash.size() != 20 || a->peer_id.size() != 20 || a->port == 0) __builtin_trap();
   if (a->numwant < 0 || a->numwant > layerswarm::supernode::kMaxNumwant) __builtin_trap();
-  layerswarm::supernode::PeerInfo self{"\x7f\0\0\x01", a->port,      a->peer_id,
-                                       a->zone,        a->left == 0, {}};
+  layerswarm::supernode::PeerInfo self{"\x7f\0\0\x01", a->port, a->peer_id, a->zone,
+                                       a->left == 0,   {},      {}};
   const auto chosen = layerswarm::supernode::select_peers({self}, self, 10);
   if (!chosen.empty()) __builtin_trap();
   return 0;

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 #include <libtorrent/bdecode.hpp>
 
+#include "common/p2p/swarm.h"
 #include "supernode/announce.h"
 #include "supernode/tracker.h"
 
@@ -160,4 +161,15 @@ TEST_CASE("tracker: admission, compact peers, counts, stop and expiry", "[unit][
   CHECK(f.peers.empty());  // A and E are gone
   CHECK(tracker.counts(kHash) == std::make_pair(0, 1));
   CHECK(tracker.announces() >= 8);
+}
+
+// libtorrent raises any tracker interval below its min_announce_interval to it; the tracker
+// expires peers by the interval it hands out. The two agree only if no interval handed out is
+// below the minimum the agents' sessions are configured with.
+TEST_CASE("tracker intervals are never below libtorrent's minimum", "[unit][tracker]") {
+  const TrackerOptions defaults;
+  CHECK(defaults.leecher_interval.count() >= layerswarm::p2p::kMinAnnounceIntervalSeconds);
+  CHECK(defaults.seed_interval >= defaults.leecher_interval);
+  // A leecher missing one announce is still listed; one missing two is gone.
+  CHECK(kExpiryFactor * defaults.leecher_interval + kExpiryGrace > defaults.leecher_interval);
 }
