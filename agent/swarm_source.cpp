@@ -253,6 +253,10 @@ Task<Result<std::string>> SwarmSource::fetch_metainfo(const BlobLocator& blob, s
       if (n > seen) {
         seen = n;
         download->last_progress = std::chrono::steady_clock::now();
+        // Clients waiting for bytes must wait too: on a slow upstream link a chunk can take
+        // longer to reach the supernode than a response may go without a byte (16 MiB chunks,
+        // six layers at once over 20 Mbit/s: ~40 s; every pull failed before this).
+        if (download->activity) download->activity();
       }
       last = handover("chunk " + std::to_string(k) + " not published yet");
     } else {
