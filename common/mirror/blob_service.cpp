@@ -158,7 +158,7 @@ Task<void> BlobService::serve_fetch(std::shared_ptr<BlobFetch> fetch, const Dige
 Task<void> BlobService::stream(BlobFetch& fetch, std::uint64_t first, std::uint64_t end,
                                ResponseWriter& out, RequestLog& log) {
   std::uint64_t pos = first;
-  SteadyTime stall_deadline = deadline_after(options_.stall_timeout);
+  SteadyTime stall_deadline = deadline_after(options_.response_stall_timeout);
   while (pos < end) {
     const auto state = fetch.state();
     if (state == BlobFetch::State::kFailed) {
@@ -176,14 +176,14 @@ Task<void> BlobService::stream(BlobFetch& fetch, std::uint64_t first, std::uint6
         co_return;
       }
       pos = limit;
-      stall_deadline = deadline_after(options_.stall_timeout);
+      stall_deadline = deadline_after(options_.response_stall_timeout);
       continue;
     }
     const bool woken = co_await fetch.progress().wait_until(stall_deadline);
     if (!woken && timed_out(stall_deadline)) {
       // No new byte for this response, but the source still makes progress out of order (the
       // swarm): slow, not stalled. The source's own stall limit decides when it hands over.
-      const SteadyTime alive_until = fetch.last_activity() + options_.stall_timeout;
+      const SteadyTime alive_until = fetch.last_activity() + options_.response_stall_timeout;
       if (alive_until > std::chrono::steady_clock::now()) {
         stall_deadline = alive_until;
         continue;

@@ -20,8 +20,10 @@ namespace layerswarm::mirror {
 struct BlobServiceOptions {
   // Longest wait for a source to answer before the client gets a 503 (so it falls back).
   std::chrono::milliseconds head_timeout{20'000};
-  // Longest wait for the next bytes of an in-flight fetch before the response is aborted.
-  std::chrono::milliseconds stall_timeout{35'000};
+  // Longest wait for the next bytes of an in-flight fetch, with no progress of its source
+  // either (BlobFetch::last_activity), before the response is aborted. Not the configurable
+  // swarm.stall_timeout, after which the swarm hands over to HTTP.
+  std::chrono::milliseconds response_stall_timeout{35'000};
 };
 
 class BlobService {

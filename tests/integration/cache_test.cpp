@@ -81,7 +81,8 @@ TEST_CASE("8 concurrent cold requests for one blob, ranges included, make one up
             1) >= 1);  // joined the fetch
   CHECK(results[5].header("content-range") ==
         "bytes 5000000-5000099/" + std::to_string(bytes.size()));
-  CHECK(agent.blob_file_exists(digest));
+  // Responses complete at the digest check; fsync and rename into the cache follow on the pool.
+  CHECK(wait_until([&] { return agent.blob_file_exists(digest); }, 10s));
 }
 
 TEST_CASE("tags: revalidated with HEAD, changes followed, stale served when upstream is down",
