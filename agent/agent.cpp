@@ -54,6 +54,7 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentConfig& config, asio::io
       SeederOptions seeding;
       seeding.idle = config.swarm.seed_idle;
       seeding.max_blobs = static_cast<std::size_t>(config.swarm.max_seeding_blobs);
+      seeding.min_blob_size = config.swarm.min_blob_size;
       impl->seeder =
           std::make_unique<Seeder>(ioc.get_executor(), *impl->link, *impl->swarm, seeding);
       SwarmSourceOptions source;

@@ -87,7 +87,9 @@ void Seeder::on_demand(const proto::BlobRef& blob) {
     return;
   }
   if (loading_.count(key)) return;
-  if (!store_->blob_size(blob.digest)) {  // not ours to seed, yet
+  const auto size = store_->blob_size(blob.digest);
+  if (size && *size < options_.min_blob_size) return;
+  if (!size) {  // not ours to seed, yet
     if (wanted_.size() < kMaxWanted || wanted_.count(key)) {
       wanted_.insert_or_assign(key, std::make_pair(blob, std::chrono::steady_clock::now()));
     }

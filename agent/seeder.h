@@ -37,6 +37,9 @@ struct SeederOptions {
   std::size_t max_blobs = 64;                               // loaded at once (descriptors)
   std::chrono::milliseconds check_interval{std::chrono::seconds(5)};
   std::chrono::milliseconds retry_pause{std::chrono::seconds(2)};  // after a failed demand poll
+  // Smaller blobs are never fetched through the swarm (SwarmSourceOptions::min_blob_size), so
+  // demand for them is not served by seeding.
+  std::uint64_t min_blob_size = 1 << 20;
 };
 
 inline constexpr std::chrono::minutes kWantedMemory{2};
