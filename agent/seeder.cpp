@@ -137,7 +137,7 @@ Task<void> Seeder::load(proto::BlobRef blob) {
 Task<Result<std::string>> Seeder::fetch_record(const proto::BlobRef& blob) {
   const auto size = store_->blob_size(blob.digest);
   if (!size) co_return Error(Errc::kBlobUnknown, "no longer cached");
-  nlohmann::json metainfo = nlohmann::json::array();
+  std::vector<std::string> metainfo;
   Layout layout;
   for (std::size_t k = 0; k < proto::kMaxChunks; ++k) {
     auto answer = co_await link_.get(proto::chunk_target(blob, k), proto::kMaxMetainfo);
@@ -158,17 +158,22 @@ Task<Result<std::string>> Seeder::fetch_record(const proto::BlobRef& blob) {
     if (info->length != layout.chunk_length(k) || info->piece_length != layout.piece_size) {
       co_return Error(Errc::kBadUpstreamResponse, "metainfo does not match the blob's layout");
     }
-    metainfo.push_back(base64_encode(answer->body));
+    metainfo.push_back(std::move(answer->body));
     if (k + 1 >= layout.chunks) break;
   }
+  co_return make_record(layout, metainfo);
+}
+
+std::string Seeder::make_record(const Layout& layout, const std::vector<std::string>& metainfo) {
+  nlohmann::json encoded = nlohmann::json::array();
+  for (const auto& m : metainfo) encoded.push_back(base64_encode(m));
   const nlohmann::json record = {{"size", layout.size},
                                  {"chunk_size", layout.chunk_size},
                                  {"piece_size", layout.piece_size},
-                                 {"metainfo", std::move(metainfo)}};
-  co_return record.dump();
+                                 {"metainfo", std::move(encoded)}};
+  return record.dump();
 }
 
-// Seeding records: {"size", "chunk_size", "piece_size", "metainfo": [base64, ...]}.
 Status Seeder::add_torrents(const Digest& digest, const std::string& text) {
   auto blob = store_->open_blob(digest);
   if (!blob) return blob.error();
@@ -217,7 +222,9 @@ Status Seeder::add_torrents(const Digest& digest, const std::string& text) {
   return {};
 }
 
-void Seeder::adopt(const Digest& digest, std::vector<std::uint64_t> torrents, std::string record) {
+void Seeder::adopt(const Digest& digest, std::vector<std::uint64_t> torrents, const Layout& layout,
+                   const std::vector<std::string>& metainfo) {
+  const std::string record = make_record(layout, metainfo);
   const std::string key = digest.str();
   if (auto old = seeding_.find(key); old != seeding_.end()) {
     for (auto id : old->second.torrents) swarm_.remove(id);

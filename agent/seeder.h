@@ -57,8 +57,13 @@ class Seeder {
   void start(Store& store);
 
   // A blob just downloaded through the swarm and cached: its torrents (in the session already)
-  // go on seeding; `record` (the seeding record) is saved with the blob.
-  void adopt(const Digest& digest, std::vector<std::uint64_t> torrents, std::string record);
+  // go on seeding; its seeding record (`layout`, one metainfo per chunk) is saved with it.
+  void adopt(const Digest& digest, std::vector<std::uint64_t> torrents, const Layout& layout,
+             const std::vector<std::string>& metainfo);
+
+  // The seeding record stored with a blob: {"size", "chunk_size", "piece_size",
+  // "metainfo": [base64, ...]}.
+  static std::string make_record(const Layout& layout, const std::vector<std::string>& metainfo);
 
   std::size_t loaded_blobs() const { return seeding_.size(); }
   std::size_t loaded_torrents() const;

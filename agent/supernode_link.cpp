@@ -10,15 +10,6 @@ namespace {
 
 namespace proto = swarm_protocol;
 
-std::optional<std::uint64_t> header_number(const Headers& headers, std::string_view name) {
-  const auto v = headers.get(name);
-  if (!v || v->empty()) return std::nullopt;
-  std::uint64_t n = 0;
-  const auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
-  if (ec != std::errc() || end != v->data() + v->size()) return std::nullopt;
-  return n;
-}
-
 bool is_power_of_two(std::uint64_t n) { return n != 0 && (n & (n - 1)) == 0; }
 
 ClientOptions client_options(const SupernodeLinkOptions& o) {
@@ -31,6 +22,15 @@ ClientOptions client_options(const SupernodeLinkOptions& o) {
 }
 
 }  // namespace
+
+std::optional<std::uint64_t> header_number(const Headers& headers, std::string_view name) {
+  const auto v = headers.get(name);
+  if (!v || v->empty()) return std::nullopt;
+  std::uint64_t n = 0;
+  const auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+  if (ec != std::errc() || end != v->data() + v->size()) return std::nullopt;
+  return n;
+}
 
 Result<Layout> parse_layout(const Headers& h) {
   const auto size = header_number(h, proto::kBlobSize);

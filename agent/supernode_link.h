@@ -40,6 +40,9 @@ struct Layout {
   }
 };
 
+// A header holding a decimal number (nothing else); nullopt when absent or malformed.
+std::optional<std::uint64_t> header_number(const Headers& headers, std::string_view name);
+
 // The layout in a 200 answer's headers. Errors: kBadUpstreamResponse.
 Result<Layout> parse_layout(const Headers& headers);
 

@@ -2,8 +2,6 @@
 
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
-
 #include <cerrno>
 #include <cstring>
 #include <functional>
@@ -11,7 +9,6 @@
 #include <vector>
 
 #include "agent/seeder.h"
-#include "common/encoding.h"
 #include "common/log.h"
 #include "common/p2p/swarm.h"
 
@@ -247,9 +244,7 @@ Task<Result<std::string>> SwarmSource::fetch_metainfo(const BlobLocator& blob, s
       co_return std::move(answer->body);
     } else if (status == 202) {
       // The supernode holds more of the blob than before: slow, not stalled.
-      const auto available = answer->headers.get(proto::kAvailable);
-      std::uint64_t n = 0;
-      if (available) n = std::strtoull(std::string(*available).c_str(), nullptr, 10);
+      const std::uint64_t n = header_number(answer->headers, proto::kAvailable).value_or(0);
       if (n > seen) {
         seen = n;
         download->last_progress = std::chrono::steady_clock::now();
@@ -339,24 +334,19 @@ Task<Result<std::unique_ptr<BlobStream>>> SwarmSource::open(BlobLocator blob, st
   co_return std::make_unique<SwarmStream>(*this, download, options_.stall_timeout, alive_);
 }
 
-// Seeding records: {"size", "chunk_size", "piece_size", "metainfo": [base64, ...]}.
 void SwarmSource::keep_seeding(Download& download) {
   std::vector<TorrentId> ids;
-  nlohmann::json metainfo = nlohmann::json::array();
+  std::vector<std::string> metainfo;
   for (auto& c : download.chunks) {
     if (!c->torrent) return;  // incomplete: close() removes them
-    metainfo.push_back(base64_encode(c->metainfo));
   }
   for (auto& c : download.chunks) {
     swarm_.detach(*c->torrent);
     ids.push_back(*c->torrent);
     c->torrent.reset();
+    metainfo.push_back(std::move(c->metainfo));
   }
-  const nlohmann::json record = {{"size", download.layout.size},
-                                 {"chunk_size", download.layout.chunk_size},
-                                 {"piece_size", download.layout.piece_size},
-                                 {"metainfo", std::move(metainfo)}};
-  seeder_.adopt(download.digest, std::move(ids), record.dump());
+  seeder_.adopt(download.digest, std::move(ids), download.layout, metainfo);
 }
 
 }  // namespace layerswarm::agent
