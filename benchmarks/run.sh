@@ -3,7 +3,8 @@
 #   1. warm GET of a cached 1 GiB blob        vs nginx serving the same file with sendfile
 #      cold GET of a 1 GiB blob               vs the larger of a direct GET and its SHA-256
 #   2. cold pull of a 200 MiB image (skopeo)  vs the same pull straight from the upstream
-#   3. warm manifest-by-tag requests/s (wrk)  vs docker-registry in proxy mode
+#   3. warm manifest-by-tag requests/s (wrk)  vs docker-registry in proxy mode, and vs nginx
+#      serving the same bytes as a static file (its faster sendfile configuration)
 #   4. agent peak RSS (/usr/bin/time -v): idle, and during a 1 GiB pull
 # Prints a table and saves it as build/benchmark-<date>.txt. Needs root for nginx's user
 # switch; installs what is missing (scripts/setup.sh --bench).
@@ -76,10 +77,14 @@ BIG=$(push_blob "$UPSTREAM" bench/big "$WORK/big.bin")
 # The cold path's one unavoidable step is the digest: a cold GET through a fresh agent vs a
 # direct GET from the upstream and one core's SHA-256 of the same bytes (openssl, the file in
 # the page cache), interleaved, medians of 5.
-CB=(); CD=(); CH=()
+# Also timed, for the record: writing the same GiB into a new file (the cache's write into
+# fresh page-cache pages; on this VM a first touch of guest memory makes that step costly).
+CB=(); CD=(); CH=(); CW=()
 for i in $(seq 1 5); do
   CD+=("$(curl -sf -o /dev/null -w '%{time_total}' "http://$UPSTREAM/v2/bench/big/blobs/$BIG")")
   t=$(now); openssl dgst -sha256 "$WORK/big.bin" >/dev/null; CH+=("$(since "$t")")
+  t=$(now); dd if="$WORK/big.bin" of="$WORK/write-test.bin" bs=1M status=none; CW+=("$(since "$t")")
+  rm -f "$WORK/write-test.bin"
   start_agent "coldbig$i"
   CB+=("$(curl -sf -o /dev/null -w '%{time_total}' "http://$AGENT/v2/bench/big/blobs/$BIG")")
   stop_agent
@@ -90,6 +95,7 @@ rm -f "$WORK/big.bin"
 COLD_BIG=$(median "${CB[@]}")
 COLD_BIG_DIRECT=$(median "${CD[@]}")
 COLD_BIG_HASH=$(median "${CH[@]}")
+COLD_BIG_WRITE=$(median "${CW[@]}")
 COLD_BIG_BOUND=$(awk -v a="$COLD_BIG_DIRECT" -v b="$COLD_BIG_HASH" 'BEGIN {print (a > b) ? a : b}')
 start_agent big
 curl -sf "http://$AGENT/v2/bench/big/blobs/$BIG" -o /dev/null
@@ -161,7 +167,9 @@ COLD_DIRECT=$(median "${DIRECT[@]}")
 COLD_VIA=$(median "${VIA[@]}")
 
 # ---------------------------------------------------------------------------------------
-# 3. Warm manifest by tag: the agent vs docker-registry as a pull-through proxy.
+# 3. Warm manifest by tag: the agent vs docker-registry as a pull-through proxy, and vs nginx
+# serving the same bytes as a static file, in both of nginx's sendfile configurations (the
+# faster one is the baseline). Interleaved rounds, medians.
 ls_start_registry proxy "proxy: {remoteurl: \"http://$UPSTREAM\"}"
 PROXY=$REGISTRY
 start_agent tags
@@ -169,14 +177,50 @@ ACCEPT='Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.
 for target in "$AGENT" "$PROXY"; do
   curl -sf -H "$ACCEPT" "http://$target/v2/bench/image/manifests/latest" -o /dev/null
 done
-wrk_rps() {
-  wrk -t2 -c32 -d8s -H "$ACCEPT" "http://$1/v2/bench/image/manifests/latest" |
-    awk '/Requests\/sec/ {print $2}'
+mkdir -p "$WORK/www"
+curl -sf -H "$ACCEPT" "http://$AGENT/v2/bench/image/manifests/latest" -o "$WORK/www/latest"
+declare -A NGX
+for nopush in on off; do
+  NGX[$nopush]=$(free_port)
+  cat >"$WORK/nginx-manifest-$nopush.conf" <<CONF
+user root;
+worker_processes 1;
+daemon off;
+pid $WORK/nginx-manifest-$nopush.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 256; }
+http {
+  sendfile on;
+  tcp_nopush $nopush;
+  access_log off;
+  default_type application/vnd.oci.image.manifest.v1+json;
+  server { listen 127.0.0.1:${NGX[$nopush]}; root $WORK/www; }
 }
-RPS_AGENT=$(wrk_rps "$AGENT")
-RPS_PROXY=$(wrk_rps "$PROXY")
+CONF
+  nginx -c "$WORK/nginx-manifest-$nopush.conf" &
+  PIDS+=($!)
+  for i in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:${NGX[$nopush]}/latest" && break; sleep 0.1; done
+done
+wrk_rps() {  # wrk_rps URL
+  wrk -t2 -c32 -d5s -H "$ACCEPT" "$1" | awk '/Requests\/sec/ {print $2}'
+}
+RA=(); RN_ON=(); RN_OFF=()
+for i in 1 2 3; do
+  RA+=("$(wrk_rps "http://$AGENT/v2/bench/image/manifests/latest")")
+  RN_ON+=("$(wrk_rps "http://127.0.0.1:${NGX[on]}/latest")")
+  RN_OFF+=("$(wrk_rps "http://127.0.0.1:${NGX[off]}/latest")")
+done
+RPS_AGENT=$(median "${RA[@]}")
+RPS_NGINX_ON=$(median "${RN_ON[@]}")
+RPS_NGINX_OFF=$(median "${RN_OFF[@]}")
+if awk -v a="$RPS_NGINX_ON" -v b="$RPS_NGINX_OFF" 'BEGIN {exit !(a >= b)}'; then
+  RPS_NGINX=$RPS_NGINX_ON; NGINX_BEST="tcp_nopush on"
+else
+  RPS_NGINX=$RPS_NGINX_OFF; NGINX_BEST="tcp_nopush off"
+fi
+RPS_PROXY=$(wrk_rps "http://$PROXY/v2/bench/image/manifests/latest")
 stop_agent
-log "manifest by tag: agent $RPS_AGENT req/s, registry proxy $RPS_PROXY req/s"
+log "manifest by tag: agent $RPS_AGENT req/s, nginx $RPS_NGINX req/s ($NGINX_BEST), registry proxy $RPS_PROXY req/s"
 
 # ---------------------------------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", a / b}'; }
@@ -185,6 +229,7 @@ verdict() { awk -v r="$1" -v op="$2" -v g="$3" 'BEGIN {ok = (op == ">=") ? r >= 
 W_RATIO=$(awk -v a="$WARM_AGENT" -v n="$WARM_NGINX" 'BEGIN {print n / a}')
 C_RATIO=$(awk -v a="$COLD_VIA" -v d="$COLD_DIRECT" 'BEGIN {print a / d}')
 R_RATIO=$(awk -v a="$RPS_AGENT" -v p="$RPS_PROXY" 'BEGIN {print a / p}')
+N_RATIO=$(awk -v a="$RPS_AGENT" -v n="$RPS_NGINX" 'BEGIN {print a / n}')
 B_RATIO=$(awk -v a="$COLD_BIG" -v b="$COLD_BIG_BOUND" 'BEGIN {print a / b}')
 RESULT="$WORK/table.txt"
 {
@@ -199,11 +244,14 @@ RESULT="$WORK/table.txt"
     "direct from upstream $COLD_DIRECT s" "$(printf '%.2fx' "$C_RATIO")" "<= 1.1x" "$(verdict "$C_RATIO" '<=' 1.1)"
   printf '%-36s %-18s %-28s %-7s %-10s %s\n' "warm manifest by tag (wrk -c32)" "$(printf '%.0f req/s' "$RPS_AGENT")" \
     "registry proxy $(printf '%.0f req/s' "$RPS_PROXY")" "$(printf '%.1fx' "$R_RATIO")" ">= 5x" "$(verdict "$R_RATIO" '>=' 5)"
+  printf '%-36s %-18s %-28s %-7s %-10s %s\n' "warm manifest by tag (wrk -c32)" "$(printf '%.0f req/s' "$RPS_AGENT")" \
+    "nginx static $(printf '%.0f req/s' "$RPS_NGINX")" "$(printf '%.2fx' "$N_RATIO")" ">= 0.5x" "$(verdict "$N_RATIO" '>=' 0.5)"
   printf '%-36s %-18s %-28s %-7s %-10s %s\n' "agent peak RSS, idle" "$RSS_IDLE MiB" "-" "-" "<= 20 MiB" "$(verdict "$RSS_IDLE" '<=' 20)"
   printf '%-36s %-18s %-28s %-7s %-10s %s\n' "agent peak RSS, 1 GiB pull" "$RSS_BIG MiB" "-" "-" "<= 64 MiB" "$(verdict "$RSS_BIG" '<=' 64)"
   echo
-  echo "cold 1 GiB runs (s): agent ${CB[*]}; direct ${CD[*]}; sha256 ${CH[*]}"
+  echo "cold 1 GiB runs (s): agent ${CB[*]}; direct ${CD[*]}; sha256 ${CH[*]}; write into a new file ${CW[*]} (median $COLD_BIG_WRITE)"
   echo "warm GET runs (s): agent ${WA[*]}; nginx ${WN[*]}"
   echo "cold pull runs (s): direct ${DIRECT[*]}; through the agent ${VIA[*]}"
+  echo "manifest req/s rounds: agent ${RA[*]}; nginx tcp_nopush on ${RN_ON[*]}; off ${RN_OFF[*]} (baseline: $NGINX_BEST)"
 } | tee "$RESULT"
 mkdir -p "$ROOT/build" && cp "$RESULT" "$ROOT/build/benchmark-$(date -u +%Y%m%d-%H%M).txt"

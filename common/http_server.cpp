@@ -111,24 +111,21 @@ class Connection final : public ConnectionBase,
 
   // ResponseWriter
   Task<error_code> write_head(ResponseHead head) override {
-    std::string text = "HTTP/1.1 " + std::to_string(head.status) + " ";
-    text += reason_phrase(head.status);
-    text += "\r\n";
-    for (const auto& [name, value] : head.headers) {
-      text += name + ": ";
-      for (char c : value) text.push_back(c == '\r' || c == '\n' ? ' ' : c);  // no injected lines
-      text += "\r\n";
-    }
-    text += "Content-Length: " + std::to_string(head.content_length) + "\r\n";
-    text += "Docker-Distribution-API-Version: registry/2.0\r\n";
-    if (!keep_alive_ || server_.stopping) {
-      keep_alive_ = false;
-      text += "Connection: close\r\n";
-    }
-    text += "\r\n";
-    head_written_ = true;
-    declared_ = is_head_ ? 0 : head.content_length;
-    co_return co_await write_all(asio::buffer(text));
+    co_return co_await write_all(asio::buffer(head_text(head)));
+  }
+
+  Task<error_code> write_whole(ResponseHead head, std::string_view body) override {
+    head.content_length = body.size();
+    const std::string text = head_text(head);
+    if (is_head_ || body.empty()) co_return co_await write_all(asio::buffer(text));
+    const std::array<asio::const_buffer, 2> buffers{asio::buffer(text),
+                                                    asio::buffer(body.data(), body.size())};
+    error_code ec;
+    tcp_layer().expires_after(server_.limits.write_timeout);
+    co_await asio::async_write(stream_, buffers, asio::redirect_error(asio::use_awaitable, ec));
+    tcp_layer().expires_never();
+    if (!ec) body_bytes_ += body.size();
+    co_return ec;
   }
 
   Task<error_code> write_body(std::string_view data) override {
@@ -257,8 +254,29 @@ class Connection final : public ConnectionBase,
     head.content_length = body.size();
     keep_alive_ = false;
     is_head_ = false;
-    const error_code ec = co_await write_head(std::move(head));
-    if (!ec) co_await write_body(body);
+    co_await write_whole(std::move(head), body);
+  }
+
+  // The status line and headers of `head`; marks the head written.
+  std::string head_text(const ResponseHead& head) {
+    std::string text = "HTTP/1.1 " + std::to_string(head.status) + " ";
+    text += reason_phrase(head.status);
+    text += "\r\n";
+    for (const auto& [name, value] : head.headers) {
+      text += name + ": ";
+      for (char c : value) text.push_back(c == '\r' || c == '\n' ? ' ' : c);  // no injected lines
+      text += "\r\n";
+    }
+    text += "Content-Length: " + std::to_string(head.content_length) + "\r\n";
+    text += "Docker-Distribution-API-Version: registry/2.0\r\n";
+    if (!keep_alive_ || server_.stopping) {
+      keep_alive_ = false;
+      text += "Connection: close\r\n";
+    }
+    text += "\r\n";
+    head_written_ = true;
+    declared_ = is_head_ ? 0 : head.content_length;
+    return text;
   }
 
   Task<error_code> write_all(asio::const_buffer buf) {

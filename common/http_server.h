@@ -35,6 +35,9 @@ class ResponseWriter {
   virtual Task<boost::system::error_code> write_head(ResponseHead head) = 0;
   // Sends body bytes; `data` must stay valid until the call completes.
   virtual Task<boost::system::error_code> write_body(std::string_view data) = 0;
+  // write_head() and write_body(body) in one system call (one TCP segment for a small answer:
+  // manifests, errors). Sets the head's content_length to the body's size.
+  virtual Task<boost::system::error_code> write_whole(ResponseHead head, std::string_view body) = 0;
   // Sends `length` bytes of the open file `fd` from `offset` (sendfile on plain TCP). The
   // caller keeps `fd` open until the call completes.
   virtual Task<boost::system::error_code> write_file(int fd, std::uint64_t offset,

@@ -201,7 +201,7 @@ Result<OpenBlob> Store::open_blob(const Digest& digest) {
     impl_->forget(digest, *rec);
     return Error(Errc::kBlobUnknown);
   }
-  return OpenBlob{std::move(fd), rec->size};
+  return OpenBlob{std::move(fd), rec->size, rec->accessed};
 }
 
 std::optional<std::uint64_t> Store::blob_size(const Digest& digest) {
@@ -273,6 +273,7 @@ Result<StoredManifest> Store::get_manifest(const Digest& digest) {
   if (!rec || rec->kind != 'm') return Error(Errc::kManifestUnknown);
   StoredManifest m;
   m.media_type = rec->media_type;
+  m.accessed_ms = rec->accessed;
   if (!impl_->db->Get(rocksdb::ReadOptions(), manifest_key(digest), &m.bytes).ok()) {
     return Error(Errc::kManifestUnknown);
   }
@@ -327,6 +328,12 @@ Status Store::delete_tag(std::string_view registry, std::string_view repository,
   auto s = impl_->db->Delete(impl_->write_options, tag_key(registry, repository, tag));
   if (!s.ok()) return storage_error("delete tag", s);
   return {};
+}
+
+void Store::touch(const Digest& digest, std::int64_t accessed_ms) {
+  const std::int64_t now = to_unix_ms(impl_->clock->now());
+  if (now - accessed_ms < impl_->options.access_granularity.count()) return;
+  touch(digest);
 }
 
 void Store::touch(const Digest& digest) {

@@ -47,6 +47,7 @@ class UniqueFd {
 struct OpenBlob {
   UniqueFd fd;
   std::uint64_t size = 0;
+  std::int64_t accessed_ms = 0;  // the last recorded access (for touch())
 };
 
 // A download in progress. Unlinked on destruction unless committed.
@@ -62,6 +63,7 @@ struct TempFile {
 struct StoredManifest {
   std::string media_type;
   std::string bytes;
+  std::int64_t accessed_ms = 0;  // the last recorded access (for touch())
 };
 
 struct TagRecord {
@@ -122,8 +124,10 @@ class Store {
                  const TagRecord& record);
   Status delete_tag(std::string_view registry, std::string_view repository, std::string_view tag);
 
-  // Records an access (rate-limited by access_granularity).
+  // Records an access (rate-limited by access_granularity). `accessed_ms`: the access time the
+  // caller read with the object (OpenBlob, StoredManifest), which saves a lookup when recent.
   void touch(const Digest& digest);
+  void touch(const Digest& digest, std::int64_t accessed_ms);
 
   // Removes blobs and manifests last accessed before `objects_before` (file first, then the
   // index entry) and tag mappings validated before `tags_before`; at most `max_items`

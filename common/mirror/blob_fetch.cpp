@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -13,27 +14,8 @@
 namespace layerswarm::mirror {
 namespace {
 
-// Reads of one download: a bound far past any blob (64 KiB reads: ~64 PiB).
+// Reads of one download: a bound far past any blob (even at 1 KiB per read: ~1 PiB).
 constexpr long kMaxReads = 1L << 40;
-
-// The state a download's pool jobs share with it (see BlobFetcher::download).
-struct Pipeline {
-  Pipeline(Digest::Algorithm algorithm, std::size_t buffer_size)
-      : hasher(algorithm),
-        buffers{std::vector<char>(buffer_size), std::vector<char>(buffer_size)} {}
-
-  Task<void> wait_idle() {
-    for (int i = 0; i < 1'000'000 && busy; ++i) {
-      co_await idle.wait_until(deadline_after(std::chrono::seconds(60)));
-    }
-  }
-
-  Hasher hasher;
-  std::vector<char> buffers[2];  // one being read into while the other is hashed and written
-  bool busy = false;             // a job is on the pool (io thread only)
-  Status status;                 // the first failed write
-  Notifier idle;
-};
 
 Status pwrite_all(int fd, const char* data, std::size_t size, std::uint64_t offset) {
   while (size > 0) {
@@ -47,6 +29,130 @@ Status pwrite_all(int fd, const char* data, std::size_t size, std::uint64_t offs
   }
   return {};
 }
+
+// Moves a download's bytes from its reads (io thread) to the hash and the file (thread pool;
+// docs/architecture.md "Threads and time"). Reads fill a buffer; what they added leaves for
+// the pool as one batch as soon as the pool is done with the previous one, so on a link slower
+// than the hash every read leaves at once, and on a fast link batches grow up to the buffer
+// (a few thread hand-offs per MiB instead of one per read). A batch is hashed and written by
+// two jobs in parallel; batches are strictly one after the other, so the hasher sees the
+// bytes in order and is never used by two threads. Two buffers: reads go on into the other one
+// while a full buffer's last batch is on the pool.
+//
+// Every member is used on the io thread only, except what a batch's jobs read (the hasher,
+// the batch's bytes, which nothing else touches until the batch is back). The jobs hold the
+// pipeline, so nothing they touch dies before them.
+class Pipeline : public std::enable_shared_from_this<Pipeline> {
+ public:
+  // `publish(bytes, counter)`: a batch is hashed and in the file (io thread).
+  using Publish = std::function<void(std::size_t, std::atomic<std::uint64_t>*)>;
+
+  Pipeline(Digest::Algorithm algorithm, std::size_t batch_size, asio::thread_pool& pool,
+           asio::any_io_executor io, Publish publish)
+      : hasher_(algorithm),
+        buffers_{std::vector<char>(batch_size), std::vector<char>(batch_size)},
+        pool_(pool),
+        io_(std::move(io)),
+        publish_(std::move(publish)) {}
+
+  // Where the next read's bytes go and how many fit (make_room() first).
+  char* space() { return buffers_[cur_].data() + fill_; }
+  std::size_t room() const { return buffers_[cur_].size() - fill_; }
+  // Waits, when the buffer is full, until it can switch to the other one.
+  Task<void> make_room() {
+    if (room() > 0) co_return;
+    co_await drain_current();
+    cur_ ^= 1;
+    base_ = fill_ = 0;
+  }
+  // `n` bytes were read into space(); `counter` counts them once they are published.
+  void add(std::size_t n) {
+    fill_ += n;
+    added_ += n;
+    if (pending_ == 0 && status_) dispatch();
+  }
+  // Everything added is hashed and in the file, or status() failed.
+  Task<void> drain() {
+    co_await drain_current();
+    co_await wait_idle();
+  }
+  // Where the next batches go: the download's file, or -1 when the source writes in place;
+  // and the counter of their source. Only after drain().
+  void set_target(int fd, std::atomic<std::uint64_t>* counter) {
+    fd_ = fd;
+    counter_ = counter;
+  }
+  const Status& status() const { return status_; }
+  std::uint64_t added() const { return added_; }
+  Digest finish() { return hasher_.finish(); }
+  // Stops publishing (the download is gone; jobs still on the pool finish unobserved).
+  void detach() { publish_ = nullptr; }
+
+ private:
+  Task<void> wait_idle() {
+    for (int i = 0; i < 1'000'000 && pending_ > 0; ++i) {
+      co_await idle_.wait_until(deadline_after(std::chrono::seconds(60)));
+    }
+  }
+  // Every byte of the current buffer has left for the pool (the last batch may still be there).
+  Task<void> drain_current() {
+    for (int i = 0; i < 4 && base_ < fill_ && status_; ++i) {
+      co_await wait_idle();
+      if (pending_ == 0 && base_ < fill_ && status_) dispatch();
+    }
+  }
+
+  void dispatch() {
+    const char* data = buffers_[cur_].data() + base_;
+    const std::size_t bytes = fill_ - base_;
+    const std::uint64_t offset = offset_;
+    base_ = fill_;
+    offset_ += bytes;
+    batch_bytes_ = bytes;
+    batch_counter_ = counter_;
+    pending_ = fd_ >= 0 ? 2 : 1;
+    auto self = shared_from_this();
+    asio::post(pool_, [self, data, bytes] {
+      self->hasher_.update(data, bytes);
+      asio::post(self->io_, [self] { self->job_done(Status{}); });
+    });
+    if (fd_ < 0) return;
+    asio::post(pool_, [self, data, bytes, offset, fd = fd_] {
+      Status written = pwrite_all(fd, data, bytes, offset);
+      asio::post(self->io_, [self, written = std::move(written)]() mutable {
+        self->job_done(std::move(written));
+      });
+    });
+  }
+
+  void job_done(Status result) {
+    if (!result && status_) status_ = std::move(result);
+    if (--pending_ > 0) return;
+    if (status_) {
+      if (publish_) publish_(batch_bytes_, batch_counter_);
+      if (base_ < fill_) dispatch();  // what the reads added meanwhile
+    }
+    idle_.notify_all();
+  }
+
+  Hasher hasher_;
+  std::vector<char> buffers_[2];
+  asio::thread_pool& pool_;
+  asio::any_io_executor io_;
+  Publish publish_;
+  int cur_ = 0;           // the buffer reads go into
+  std::size_t base_ = 0;  // buffers_[cur_][base_, fill_): read, not yet on the pool
+  std::size_t fill_ = 0;
+  std::uint64_t offset_ = 0;  // the file offset of buffers_[cur_][base_]
+  std::uint64_t added_ = 0;
+  int pending_ = 0;  // jobs of the batch on the pool
+  std::size_t batch_bytes_ = 0;
+  std::atomic<std::uint64_t>* batch_counter_ = nullptr;
+  int fd_ = -1;
+  std::atomic<std::uint64_t>* counter_ = nullptr;
+  Status status_;  // the first failed write
+  Notifier idle_;
+};
 
 }  // namespace
 
@@ -129,89 +235,79 @@ Task<Status> BlobFetcher::download(BlobFetch& fetch, BlobLocator blob,
   fetch.state_ = BlobFetch::State::kStreaming;
   fetch.progress_.notify_all();
 
-  // Hashing and writing a read's bytes run on the thread pool while the next read is under way
-  // (docs/architecture.md "Threads and time"): the io thread only moves bytes between sockets.
-  // One job at a time, so the hasher is never used by two threads; its state lives in `pipe`,
-  // which the job holds, so nothing it touches dies before it.
-  auto pipe = std::make_shared<Pipeline>(blob.digest.algorithm(), options_.buffer_size);
-  const auto executor = executor_;
-  int cur = 0;
+  // Hashing and writing run on the thread pool while the next reads are under way (Pipeline);
+  // the io thread only moves bytes between sockets.
+  auto publish = [observed](std::size_t bytes, std::atomic<std::uint64_t>* counter) {
+    observed->written_ += bytes;
+    observed->activity_ = std::chrono::steady_clock::now();
+    *counter += bytes;
+    observed->progress_.notify_all();
+  };
+  auto pipe = std::make_shared<Pipeline>(blob.digest.algorithm(), options_.batch_size, pool_,
+                                         executor_, std::move(publish));
+  // Whatever way this coroutine ends, late jobs no longer touch the fetch.
+  struct Detach {
+    Pipeline* pipe;
+    ~Detach() { pipe->detach(); }
+  } detach{pipe.get()};
+  auto target = [&] {
+    const std::string_view from = stream->source();
+    std::atomic<std::uint64_t>* counter = from == "supernode" ? &counters_.bytes_from_supernode
+                                          : from == "swarm"   ? &counters_.bytes_from_swarm
+                                                              : &counters_.bytes_from_upstream;
+    pipe->set_target(stream->in_place() ? -1 : fetch.fd(), counter);
+  };
+  target();
   int switches = 0;
   std::optional<Error> failure;
   for (long reads = 0; reads < kMaxReads; ++reads) {
-    auto n = co_await stream->read_some(pipe->buffers[cur].data(), pipe->buffers[cur].size());
-    co_await pipe->wait_idle();  // the previous read's bytes are hashed and in the file
-    if (!pipe->status) {
-      failure = pipe->status.error();
-      break;
-    }
-    if (!n) {
-      // The source broke mid-transfer: the next one continues from the byte reached.
-      if (index + 1 >= sources_.size() || switches >= 3 || !is_handover_error(n.error())) {
-        failure = n.error();
+    co_await pipe->make_room();
+    if (!pipe->status()) break;
+    auto n = co_await stream->read_some(pipe->space(), pipe->room());
+    if (n && *n > 0) {
+      if (fetch.size_ && pipe->added() + *n > *fetch.size_) {
+        failure = Error(Errc::kBadUpstreamResponse, "source sent more bytes than it announced");
         break;
       }
-      LOG_WARN("blob {}: {} failed at byte {} ({}); resuming from the next source",
-               blob.digest.str(), stream->source(), fetch.written_, n.error().what());
-      auto next = co_await sources_.open_from(index + 1, blob, fetch.written_,
-                                              deadline_after(options_.open_timeout), fetch.fd());
-      if (!next) {
-        failure = next.error();
-        break;
-      }
-      if (fetch.size_ && next->stream->size() && *next->stream->size() != *fetch.size_) {
-        failure = Error(Errc::kBadUpstreamResponse, "sources disagree on the blob's size");
-        break;
-      }
-      index = next->index;
-      counters_.source_fallbacks += next->fallbacks;
-      stream = std::move(next->stream);
-      stream->on_activity(on_activity);
-      fetch.source_ = std::string(stream->source());
-      ++switches;
-      ++counters_.source_switches;
+      pipe->add(*n);
       continue;
     }
-    if (*n == 0) break;
-    if (fetch.size_ && fetch.written_ + *n > *fetch.size_) {
-      failure = Error(Errc::kBadUpstreamResponse, "source sent more bytes than it announced");
+    // The end, or a break: what was read goes to the file first.
+    co_await pipe->drain();
+    if (!pipe->status() || n) break;
+    // The source broke mid-transfer: the next one continues from the byte reached.
+    if (index + 1 >= sources_.size() || switches >= 3 || !is_handover_error(n.error())) {
+      failure = n.error();
       break;
     }
-    const std::string_view from = stream->source();
-    std::atomic<std::uint64_t>& counter = from == "supernode" ? counters_.bytes_from_supernode
-                                          : from == "swarm"   ? counters_.bytes_from_swarm
-                                                              : counters_.bytes_from_upstream;
-    const std::size_t bytes = *n;
-    const char* data = pipe->buffers[cur].data();
-    const int fd = stream->in_place() ? -1 : fetch.fd();  // -1: the source wrote them already
-    const std::uint64_t offset = fetch.written_;
-    pipe->busy = true;
-    auto job = [pipe, executor, data, bytes, fd, offset, observed, &counter] {
-      pipe->hasher.update(data, bytes);
-      Status written = fd >= 0 ? pwrite_all(fd, data, bytes, offset) : Status{};
-      asio::post(executor, [pipe, observed, bytes, &counter, written = std::move(written)] {
-        if (written) {
-          observed->written_ += bytes;
-          observed->activity_ = std::chrono::steady_clock::now();
-          counter += bytes;
-          observed->progress_.notify_all();
-        } else {
-          pipe->status = written;
-        }
-        pipe->busy = false;
-        pipe->idle.notify_all();
-      });
-    };
-    asio::post(pool_, std::move(job));
-    cur ^= 1;
+    LOG_WARN("blob {}: {} failed at byte {} ({}); resuming from the next source", blob.digest.str(),
+             stream->source(), fetch.written_, n.error().what());
+    auto next = co_await sources_.open_from(index + 1, blob, fetch.written_,
+                                            deadline_after(options_.open_timeout), fetch.fd());
+    if (!next) {
+      failure = next.error();
+      break;
+    }
+    if (fetch.size_ && next->stream->size() && *next->stream->size() != *fetch.size_) {
+      failure = Error(Errc::kBadUpstreamResponse, "sources disagree on the blob's size");
+      break;
+    }
+    index = next->index;
+    counters_.source_fallbacks += next->fallbacks;
+    stream = std::move(next->stream);
+    stream->on_activity(on_activity);
+    fetch.source_ = std::string(stream->source());
+    target();
+    ++switches;
+    ++counters_.source_switches;
   }
-  co_await pipe->wait_idle();
-  if (!failure && !pipe->status) failure = pipe->status.error();
+  co_await pipe->drain();
+  if (!failure && !pipe->status()) failure = pipe->status().error();
   if (failure) co_return *failure;
   if (fetch.size_ && fetch.written_ != *fetch.size_) {
     co_return Error(Errc::kBadUpstreamResponse, "source sent fewer bytes than it announced");
   }
-  const Digest got = pipe->hasher.finish();
+  const Digest got = pipe->finish();
   if (!(got == blob.digest)) {
     ++counters_.digest_mismatches;
     co_return Error(Errc::kDigestMismatch,

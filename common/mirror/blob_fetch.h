@@ -58,10 +58,11 @@ class BlobFetch {
 
 struct FetchOptions {
   std::chrono::milliseconds open_timeout{20'000};  // until the source answers
-  // Readers trail the download by at most one read: small reads keep a client's pipeline full.
-  // Measured (cold 200 MiB skopeo pull vs direct, 11 runs): 64 KiB 1.10x, 128 KiB 1.14x,
-  // 256 KiB 1.12x, 1 MiB 1.19x; one 512 MiB stream runs as fast at 64 KiB as at 256 KiB.
-  std::size_t buffer_size = 64 * 1024;
+  // The most bytes handed to the hash and the file at once (blob_fetch.cpp, Pipeline). A batch
+  // leaves as soon as the pool is free, so readers trail a slow download by one read and a
+  // fast one by at most a batch. Measured (cold 1 GiB through one agent, loopback): one
+  // hand-off per 64 KiB read 2.5-3.2 s; see docs/benchmarks.md for the figures at this size.
+  std::size_t batch_size = 1024 * 1024;
 };
 
 class BlobFetcher {

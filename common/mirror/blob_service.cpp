@@ -58,7 +58,7 @@ Task<void> BlobService::serve(BlobLocator blob, const HttpRequest& request, Resp
                               RequestLog& log) {
   auto cached = store_.open_blob(blob.digest);
   if (cached) {
-    store_.touch(blob.digest);
+    store_.touch(blob.digest, cached->accessed_ms);
     ++counters_.cache_hits;
     log.source = "cache";
     co_await serve_file(blob.digest, std::move(*cached), request, out, log);

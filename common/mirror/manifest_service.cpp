@@ -31,7 +31,7 @@ ManifestService::ManifestService(Store& store, const Clock& clock, Counters& cou
 Result<ManifestAnswer> ManifestService::from_cache(const Digest& digest, std::string source) {
   auto m = store_.get_manifest(digest);
   if (!m) return m.error();
-  store_.touch(digest);
+  store_.touch(digest, m->accessed_ms);
   return ManifestAnswer{digest, std::move(*m), std::move(source)};
 }
 

@@ -16,10 +16,8 @@ Task<void> send_error(ResponseWriter& out, Error error, RequestLog& log) {
 
 Task<void> send_body(ResponseWriter& out, ResponseHead head, std::string_view body,
                      RequestLog& log) {
-  head.content_length = body.size();
   log.status = head.status;
-  const auto ec = co_await out.write_head(std::move(head));
-  if (!ec) co_await out.write_body(body);
+  co_await out.write_whole(std::move(head), body);
   log.bytes = out.body_bytes();
 }
 
