@@ -1,5 +1,6 @@
 #include "agent/agent.h"
 
+#include "agent/membership.h"
 #include "agent/seeder.h"
 #include "agent/supernode_link.h"
 #include "agent/swarm_source.h"
@@ -14,12 +15,36 @@ namespace layerswarm::agent {
 // and the swarm. The seeder uses the node's store only through its timers and coroutines, which
 // end with the io_context before anything here is destroyed.
 struct Agent::Impl {
-  std::unique_ptr<p2p::Swarm> swarm;
   std::unique_ptr<SupernodeLink> link;
+  std::unique_ptr<p2p::Swarm> swarm;
+  std::unique_ptr<MembershipKeeper> membership;
   std::unique_ptr<Seeder> seeder;
   std::unique_ptr<SwarmSource> swarm_source;
   std::unique_ptr<mirror::MirrorNode> node;
 };
+
+namespace {
+
+using FirstJoin = std::optional<Result<std::optional<Membership>>>;
+
+Task<void> first_join(SupernodeLink& link, FirstJoin& out) {
+  out = co_await request_membership(link, "");
+}
+
+// Asks the supernode for a member certificate before anything else runs on `ioc` (at most
+// 10 s): a closed site's swarm then starts TLS-only. Empty when no answer came in time.
+FirstJoin join_at_start(asio::io_context& ioc, SupernodeLink& link) {
+  FirstJoin result;
+  asio::co_spawn(ioc, first_join(link, result), asio::detached);
+  const SteadyTime deadline = deadline_after(std::chrono::seconds(10));
+  for (int i = 0; i < 100'000 && !result && std::chrono::steady_clock::now() < deadline; ++i) {
+    ioc.run_one_until(deadline);
+  }
+  ioc.restart();
+  return result;
+}
+
+}  // namespace
 
 Agent::Agent(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Agent::~Agent() = default;
@@ -31,7 +56,7 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentConfig& config, asio::io
   options.mirror = config.mirror;
   options.listen = config.listen;
   options.tls_listen = config.tls.listen;
-  options.tls = TlsFiles{config.tls.cert, config.tls.key};
+  options.tls = TlsFiles{config.tls.cert, config.tls.key, {}};
   options.drain_timeout = config.drain_timeout;
   options.direct_fallback = config.direct_fallback;
   auto impl = std::make_unique<Impl>();
@@ -41,16 +66,44 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentConfig& config, asio::io
     options.via =
         mirror::Via{*Url::parse(config.supernode), *token, config.supernode_ca_file, false};
     if (config.swarm.enabled) {
+      impl->link = std::make_unique<SupernodeLink>(
+          ioc.get_executor(),
+          SupernodeLinkOptions{options.via->url, *token, config.zone, config.supernode_ca_file});
       p2p::SwarmOptions swarm_options;
       swarm_options.listen = config.p2p_listen;
       swarm_options.upload_rate_limit = static_cast<int>(config.swarm.upload_rate_limit);
       swarm_options.download_rate_limit = static_cast<int>(config.swarm.download_rate_limit);
+      // A closed site's swarm admits members only (docs/security.md).
+      std::optional<Membership> member;
+      bool open_site = false;
+      FirstJoin joined = join_at_start(ioc, *impl->link);
+      if (!joined) {
+        LOG_WARN(
+            "swarm: the supernode did not answer a certificate request in 10 s; asking "
+            "again in the background (blobs come over HTTP meanwhile)");
+      } else if (!*joined) {
+        // A refused token is the operator's to fix; the agent still serves (from the registry
+        // directly, as its other requests to the supernode are refused too).
+        LOG_ERROR("swarm: no member certificate: {}; asking again in the background",
+                  joined->error().what());
+      } else if (!**joined) {
+        open_site = true;
+        LOG_WARN(
+            "swarm: an open site (the supernode issues no member certificates): peer "
+            "traffic is plaintext (docs/security.md)");
+      } else {
+        member = std::move(***joined);
+        swarm_options.identity = member->identity;
+        impl->link->set_member(true);
+        LOG_INFO("swarm: a closed site; member certificate sha256 {} (until {})",
+                 member->fingerprint, member->expires);
+      }
       auto swarm = p2p::Swarm::start(ioc.get_executor(), swarm_options);
       if (!swarm) return swarm.error();
       impl->swarm = std::move(*swarm);
-      impl->link = std::make_unique<SupernodeLink>(
-          ioc.get_executor(),
-          SupernodeLinkOptions{options.via->url, *token, config.zone, config.supernode_ca_file});
+      impl->membership =
+          std::make_unique<MembershipKeeper>(ioc.get_executor(), *impl->link, *impl->swarm, "");
+      impl->membership->start(std::move(member), open_site);
       SeederOptions seeding;
       seeding.idle = config.swarm.seed_idle;
       seeding.max_blobs = static_cast<std::size_t>(config.swarm.max_seeding_blobs);

@@ -68,8 +68,21 @@ Task<Result<Answer>> SupernodeLink::get(std::string target, std::size_t limit,
   ClientRequest request;
   request.url = options_.supernode;
   request.url.target = std::move(target);
-  request.headers.add("Authorization", "Bearer " + options_.token);
   request.timeout = timeout;
+  co_return co_await send(std::move(request), limit);
+}
+
+Task<Result<Answer>> SupernodeLink::post(std::string target, Headers headers, std::size_t limit) {
+  ClientRequest request;
+  request.method = "POST";
+  request.url = options_.supernode;
+  request.url.target = std::move(target);
+  request.headers = std::move(headers);
+  co_return co_await send(std::move(request), limit);
+}
+
+Task<Result<Answer>> SupernodeLink::send(ClientRequest request, std::size_t limit) {
+  request.headers.add("Authorization", "Bearer " + options_.token);
   auto response = co_await client_.send(std::move(request));
   if (!response) co_return response.error();
   ClientResponse& r = **response;
@@ -83,9 +96,12 @@ Task<Result<Answer>> SupernodeLink::get(std::string target, std::size_t limit,
 }
 
 std::vector<std::string> SupernodeLink::trackers() const {
-  std::string url =
-      options_.supernode.origin() + "/announce?token=" + percent_encode(options_.token);
-  if (!options_.zone.empty()) url += "&zone=" + percent_encode(options_.zone);
+  std::string url = options_.supernode.origin() + "/announce";
+  std::string query;
+  if (!member_) query = "token=" + percent_encode(options_.token);
+  if (!options_.zone.empty())
+    query += (query.empty() ? "" : "&") + ("zone=" + percent_encode(options_.zone));
+  if (!query.empty()) url += "?" + query;
   return {url};
 }
 

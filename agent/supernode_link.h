@@ -60,16 +60,23 @@ class SupernodeLink {
   // Errors: transport errors and timeouts (the client's read timeout, or `timeout`).
   Task<Result<Answer>> get(std::string target, std::size_t limit,
                            std::optional<std::chrono::milliseconds> timeout = std::nullopt);
-  // The announce URL for chunk torrents (the token and zone in its query: libtorrent sends no
-  // headers).
+  // POST `target` (no body) with the cluster token and `headers`; as get().
+  Task<Result<Answer>> post(std::string target, Headers headers, std::size_t limit);
+  // The announce URL for chunk torrents. An open site's carries the token in its query
+  // (libtorrent sends no headers); a member of a closed site proves membership with its
+  // certificate instead, and its URL holds no secret (set_member).
   std::vector<std::string> trackers() const;
+  void set_member(bool member) { member_ = member; }
   // The supernode's IP address (resolved), for connecting to its seed port at once.
   Task<Result<std::string>> ip(SteadyTime deadline);
 
  private:
   asio::any_io_executor executor_;
+  Task<Result<Answer>> send(ClientRequest request, std::size_t limit);
+
   SupernodeLinkOptions options_;
   HttpClient client_;
+  bool member_ = false;
 };
 
 }  // namespace layerswarm::agent

@@ -32,6 +32,25 @@ constexpr std::uint64_t kNagleMinimum = 1024 * 1024;    // sendfile with Nagle o
 constexpr std::size_t kLingerBytes = 1024 * 1024;       // unread request body dropped at close
 constexpr std::chrono::seconds kLingerTime{2};
 
+// The common name of the certificate the client presented, when the handshake verified it
+// (TlsFiles::client_ca_file); empty otherwise.
+std::string verified_client(SSL* ssl) {
+  X509* peer = SSL_get1_peer_certificate(ssl);
+  if (!peer) return {};
+  std::string name;
+  if (SSL_get_verify_result(ssl) == X509_V_OK) {
+    X509_NAME* subject = X509_get_subject_name(peer);
+    const int i = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+    if (i >= 0) {
+      const ASN1_STRING* s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i));
+      name.assign(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                  static_cast<std::size_t>(ASN1_STRING_length(s)));
+    }
+  }
+  X509_free(peer);
+  return name;
+}
+
 // The part of a connection the server needs for draining.
 class ConnectionBase {
  public:
@@ -174,8 +193,12 @@ class Connection final : public ConnectionBase,
     if constexpr (kIsTls<Stream>) {
       co_await stream_.async_handshake(ssl::stream_base::server,
                                        asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) LOG_DEBUG("tls handshake with {} failed: {}", remote_, ec.message());
-      co_return !ec;
+      if (ec) {
+        LOG_DEBUG("tls handshake with {} failed: {}", remote_, ec.message());
+        co_return false;
+      }
+      client_identity_ = verified_client(stream_.native_handle());
+      co_return true;
     } else {
       const std::size_t n = co_await stream_.async_read_some(
           buffer_.prepare(4096), asio::redirect_error(asio::use_awaitable, ec));
@@ -219,6 +242,8 @@ class Connection final : public ConnectionBase,
     req.method = std::string(msg.method_string());
     req.target = std::string(msg.target());
     req.remote = remote_;
+    req.client_identity = client_identity_;
+    req.secure = kIsTls<Stream>;
     for (const auto& field : msg) {
       req.headers.add(std::string(field.name_string()), std::string(field.value()));
     }
@@ -404,6 +429,7 @@ class Connection final : public ConnectionBase,
   beast::flat_buffer buffer_;
   std::vector<char> file_buffer_;
   std::string remote_;
+  std::string client_identity_;  // a verified client certificate's common name
   std::uint64_t requests_ = 0;
   std::uint64_t declared_ = 0;
   std::uint64_t body_bytes_ = 0;
@@ -493,6 +519,11 @@ Result<std::string> HttpServer::listen(const std::string& address,
     if (ec) return Error(Errc::kConfigInvalid, "cannot load TLS certificate " + tls->cert_file);
     listener->tls->use_private_key_file(tls->key_file, ssl::context::pem, ec);
     if (ec) return Error(Errc::kConfigInvalid, "cannot load TLS key " + tls->key_file);
+    if (!tls->client_ca_file.empty()) {
+      listener->tls->load_verify_file(tls->client_ca_file, ec);
+      if (ec) return Error(Errc::kConfigInvalid, "cannot load client CA " + tls->client_ca_file);
+      listener->tls->set_verify_mode(ssl::verify_peer, ec);
+    }
   }
   error_code ec;
   auto& acc = listener->acceptor;

@@ -70,6 +70,10 @@ struct ServerLimits {
 struct TlsFiles {
   std::string cert_file;  // PEM chain
   std::string key_file;   // PEM private key
+  // PEM CA: clients may present a certificate it signed (mutual TLS); the request then carries
+  // its common name (HttpRequest::client_identity). A client without one is served as before;
+  // one whose certificate does not verify fails the handshake.
+  std::string client_ca_file = {};
 };
 
 class HttpServer {

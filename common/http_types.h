@@ -43,6 +43,10 @@ struct HttpRequest {
   std::string target;  // origin-form: path and query
   Headers headers;
   std::string remote;  // "ip:port" of the peer, for logs
+  // The common name of the client certificate the TLS handshake verified (TlsFiles::
+  // client_ca_file); empty without one.
+  std::string client_identity;
+  bool secure = false;  // arrived over TLS
   bool is_head() const { return method == "HEAD"; }
 };
 

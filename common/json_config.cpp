@@ -111,4 +111,12 @@ Result<std::string> read_secret_file(const std::string& file) {
   return token;
 }
 
+Result<std::string> read_text_file(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) return Error(Errc::kConfigInvalid, "cannot read " + file);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (text.empty()) return Error(Errc::kConfigInvalid, file + " is empty");
+  return text;
+}
+
 }  // namespace layerswarm

@@ -31,6 +31,8 @@ Status read_duration(const nlohmann::json& obj, const char* key, const std::stri
 // Reads a secret (the cluster token) from a file, surrounding whitespace trimmed.
 // Errors: kConfigInvalid (unreadable, empty, whitespace inside).
 Result<std::string> read_secret_file(const std::string& file);
+// A whole text file (PEM). Errors: kConfigInvalid.
+Result<std::string> read_text_file(const std::string& file);
 
 // Reads and parses a JSON file. Errors: kConfigInvalid naming the file and the parse error.
 Result<nlohmann::json> load_json_file(const std::string& file);

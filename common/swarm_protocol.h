@@ -4,6 +4,7 @@
 //   GET /swarm/v1/blobs/<digest>?ns=<registry>&repo=<repository>            the blob's layout
 //   GET /swarm/v1/blobs/<digest>/chunks/<k>?ns=<registry>&repo=<repository> chunk k's metainfo
 //   GET /swarm/v1/demand?after=<seq>                                          blobs in demand
+//   POST /swarm/v1/certificate                                   a member certificate (closed site)
 //
 // The digest and chunk index are path segments of fixed grammar and the repository travels in
 // the query, so a repository named `team/chunks` or `x/blobs/y` can never be mistaken for a
@@ -17,6 +18,11 @@
 // blobs some agent started to download through the swarm after sequence number `after`. Agents
 // holding one of them in their cache load its chunk torrents and seed them (lazy seeding:
 // docs/architecture.md "Seeding what is in demand").
+//
+// The certificate request (a closed site, docs/security.md) carries the agent's public key,
+// base64 of its DER SubjectPublicKeyInfo, in the Layerswarm-Public-Key header (the private key
+// never leaves the agent). 200: {"certificate": PEM, "ca": PEM, "expires": unix seconds}; 404:
+// the site is open (no certificates, a plaintext swarm).
 //
 // Pure functions; safe from any thread.
 #pragma once
@@ -40,6 +46,9 @@ inline constexpr std::string_view kPieceSize = "X-Layerswarm-Piece-Size";
 inline constexpr std::string_view kSeedPort = "X-Layerswarm-Seed-Port";
 inline constexpr std::string_view kAvailable = "X-Layerswarm-Available";
 inline constexpr std::string_view kMetainfoType = "application/x-bittorrent";
+inline constexpr std::string_view kCertificatePath = "/swarm/v1/certificate";
+inline constexpr std::string_view kPublicKey = "Layerswarm-Public-Key";
+inline constexpr std::size_t kMaxPublicKey = 1024;  // base64 characters
 // Bounds of what an agent accepts: a chunk's metainfo, the number of chunks of one blob.
 inline constexpr std::size_t kMaxMetainfo = 4 << 20;
 inline constexpr std::size_t kMaxChunks = 1 << 20;

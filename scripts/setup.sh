@@ -15,6 +15,8 @@ packages=(
   # tests and demo: a real upstream registry, a real client, helpers
   docker-registry skopeo apache2-utils python3 openssl curl ca-certificates clang-format
   busybox-static iproute2
+  # the outsider in tests/integration/security_test.cpp: a plain BitTorrent client
+  python3-libtorrent
 )
 for arg in "$@"; do
   case "$arg" in

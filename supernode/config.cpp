@@ -26,7 +26,7 @@ Result<SupernodeConfig> parse_config(const json& doc) {
   if (auto s = check_keys(doc,
                           {"listen", "data_dir", "token_file", "upstream", "registries",
                            "allow_unlisted_registries", "tls", "cache", "upstream_client", "log",
-                           "drain_timeout", "p2p_listen", "swarm"},
+                           "drain_timeout", "p2p_listen", "swarm", "site"},
                           "config");
       !s) {
     return s.error();
@@ -46,6 +46,13 @@ Result<SupernodeConfig> parse_config(const json& doc) {
   if (s && doc.contains("tls")) {
     s = parse_section(doc["tls"], "tls", {"listen", "cert", "key"},
                       {{"listen", &c.tls.listen}, {"cert", &c.tls.cert}, {"key", &c.tls.key}});
+  }
+  if (s && doc.contains("site")) {
+    const json& t = doc["site"];
+    s = check_keys(t, {"ca_cert", "ca_key", "member_validity"}, "site");
+    if (s) s = read_string(t, "ca_cert", "site", c.site.ca_cert);
+    if (s) s = read_string(t, "ca_key", "site", c.site.ca_key);
+    if (s) s = read_duration(t, "member_validity", "site", c.site.member_validity);
   }
   if (s && doc.contains("log")) {
     s = parse_section(doc["log"], "log", {"level", "file"},
@@ -76,6 +83,15 @@ Result<SupernodeConfig> load_config(const std::string& file, const Overrides& o)
   if (c.token_file.empty()) return bad("token_file is required: agents prove membership with it");
   if (!c.tls.listen.empty() && (c.tls.cert.empty() || c.tls.key.empty())) {
     return bad("tls.listen needs tls.cert and tls.key");
+  }
+  if (c.site.ca_cert.empty() != c.site.ca_key.empty()) {
+    return bad("site.ca_cert and site.ca_key are given together");
+  }
+  if (!c.site.ca_cert.empty() && c.tls.listen.empty()) {
+    return bad("a closed site (site.ca_cert) serves its agents over https: set tls.listen");
+  }
+  if (c.site.member_validity < std::chrono::hours(1)) {
+    return bad("site.member_validity must be at least 1h");
   }
   const auto p = c.swarm.piece_size;
   if (p < (16 << 10) || p > (16 << 20) || (p & (p - 1)) != 0) {

@@ -28,6 +28,15 @@ struct SupernodeConfig {
     std::string key;
   } tls;
 
+  // A closed site (docs/security.md): the site CA signs a member certificate for every agent
+  // that asks with the token; chunk torrents carry the CA and exchange pieces with members
+  // only, over TLS; the control plane is https only.
+  struct Site {
+    std::string ca_cert;  // PEM; empty: an open site (plaintext swarm, token in announce URLs)
+    std::string ca_key;   // PEM, readable by the supernode only
+    Millis member_validity = std::chrono::hours(24 * 30);
+  } site;
+
   struct Log {
     std::string level = "info";
     std::string file;

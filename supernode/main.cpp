@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/service.h"
 #include "layerswarm_version.h"
+#include "supernode/site.h"
 #include "supernode/supernode.h"
 
 int main(int argc, char** argv) {
@@ -32,10 +33,36 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 65535));
   app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error|off (default info)");
   app.set_version_flag("--version", "layerswarm-supernode " LAYERSWARM_VERSION);
+  supernode::SiteFiles site;
+  CLI::App* init = app.add_subcommand(
+      "init-site",
+      "Create a new closed site in --dir: its CA (ca.pem, ca.key), the supernode's https "
+      "certificate (supernode.pem, supernode.key) and the cluster token (token); then exit "
+      "(docs/security.md)");
+  init->add_option("--dir", site.dir, "Directory to create the files in")->required();
+  init->add_option("--name", site.names, "A DNS name agents reach the supernode by (repeatable)");
+  init->add_option("--ip", site.ips, "An IP address agents reach the supernode at (repeatable)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (*init) {
+    if (auto s = supernode::init_site(site); !s) {
+      std::fprintf(stderr, "layerswarm-supernode init-site: %s\n", s.error().what().c_str());
+      return s.error().code == make_error_code(Errc::kConfigInvalid) ? 2 : 1;
+    }
+    std::printf(
+        "created a site in %s. Supernode configuration:\n"
+        "  \"token_file\": \"%s/token\",\n"
+        "  \"tls\": {\"listen\": \"0.0.0.0:65101\", \"cert\": \"%s/supernode.pem\", "
+        "\"key\": \"%s/supernode.key\"},\n"
+        "  \"site\": {\"ca_cert\": \"%s/ca.pem\", \"ca_key\": \"%s/ca.key\"}\n"
+        "Agents: \"supernode\": \"https://<name>:65101\", \"token_file\" (a copy of token), "
+        "\"supernode_ca_file\" (a copy of ca.pem). ca.key never leaves this host.\n",
+        site.dir.c_str(), site.dir.c_str(), site.dir.c_str(), site.dir.c_str(), site.dir.c_str(),
+        site.dir.c_str());
+    return 0;
   }
 
   auto config = supernode::load_config(config_file, o);

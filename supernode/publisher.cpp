@@ -287,8 +287,9 @@ Task<Status> Publisher::publish_chunks(std::shared_ptr<Blob> blob, int fd, std::
     }
     if (fetch && fetch->state() == BlobFetch::State::kFailed) co_return fetch->error();
     const int piece = options_.piece_size;
-    auto job = [fd, begin, end, piece] {
-      return p2p::Swarm::make_metainfo(fd, begin, end - begin, piece);
+    const std::string* root = &options_.root_cert;  // the publisher outlives its jobs
+    auto job = [fd, begin, end, piece, root] {
+      return p2p::Swarm::make_metainfo(fd, begin, end - begin, piece, *root);
     };
     auto metainfo = co_await offload(node_.pool(), std::move(job));
     if (!metainfo) co_return metainfo.error();

@@ -37,6 +37,7 @@ struct PublisherOptions {
   int piece_size = 256 << 10;
   std::chrono::milliseconds wait{5'000};  // longest long-poll for a chunk not made yet
   bool first_seed = true;                 // Swarm::Add::first_seed
+  std::string root_cert;  // a closed site's CA (PEM): chunk torrents are SSL torrents
   // Longest long-poll of the demand feed: well under the agents' read timeout (15 s).
   std::chrono::milliseconds demand_wait{10'000};
   // A blob is listed at most once per this time (a rollout's nodes all ask at once); a request

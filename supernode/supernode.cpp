@@ -2,12 +2,18 @@
 
 #include <openssl/crypto.h>
 
+#include <nlohmann/json.hpp>
+
+#include "common/encoding.h"
 #include "common/json_config.h"
 #include "common/log.h"
 #include "common/mirror/node.h"
 #include "common/mirror/responses.h"
 #include "common/p2p/swarm.h"
+#include "common/pki.h"
+#include "common/swarm_protocol.h"
 #include "supernode/publisher.h"
+#include "supernode/site.h"
 #include "supernode/tracker.h"
 
 namespace layerswarm::supernode {
@@ -21,37 +27,53 @@ bool carries_token(std::string_view authorization, std::string_view token) {
 
 namespace {
 
+namespace proto = swarm_protocol;
+
 // Routes the tracker's announces, admits cluster members only, then passes requests to the
-// OCI API.
+// OCI API. In a closed site (`site` set) everything is https only, announces need a member
+// certificate, and agents get theirs at POST /swarm/v1/certificate.
 class Front final : public HttpHandler {
  public:
-  Front(HttpHandler& api, Publisher& publisher, std::string token)
+  Front(HttpHandler& api, Publisher& publisher, std::string token, const SiteAuthority* site)
       : api_(api),
         publisher_(publisher),
         token_(token),
+        site_(site),
         tracker_(std::move(token), TrackerOptions{}) {}
 
   Task<void> handle(HttpRequest request, ResponseWriter& out) override {
     const auto q = request.target.find('?');
-    if (request.target.substr(0, q) == "/announce" && request.method == "GET") {
+    const std::string path = request.target.substr(0, q);
+    RequestLog log;
+    log.method = request.method;
+    log.remote = request.remote;
+    log.object = path;
+    if (site_ && !request.secure) {
+      // The token must never cross the network in clear: a closed site answers plain http
+      // with nothing but this.
+      Error refused(Errc::kDenied, "this site's supernode answers over https only");
+      co_await mirror::send_error(out, std::move(refused), log);
+      log_request(log);
+      co_return;
+    }
+    if (path == "/announce" && request.method == "GET") {
       co_await announce(std::move(request), out);
       co_return;
     }
     if (!carries_token(request.headers.get("Authorization").value_or(""), token_)) {
-      RequestLog log;
-      log.method = request.method;
-      log.remote = request.remote;
-      log.object = request.target.substr(0, request.target.find('?'));
       Error refused(Errc::kUnauthorized, "this supernode serves cluster members only");
       co_await refuse(out, std::move(refused), log);
       log_request(log);
       co_return;
     }
+    if (path == proto::kCertificatePath) {
+      co_await certificate(request, out, log);
+      log_request(log);
+      co_return;
+    }
     if (Publisher::handles(request.target)) {
       const auto start = std::chrono::steady_clock::now();
-      RequestLog log;
-      log.method = request.method;
-      log.remote = request.remote;
+      log.object.clear();  // the publisher names what was asked
       co_await publisher_.serve(std::move(request), out, log);
       log.millis =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
@@ -75,7 +97,46 @@ class Front final : public HttpHandler {
     co_await mirror::send_body(out, std::move(head), body, log);
   }
 
-  // The token is checked by the tracker: it travels in the query (libtorrent sends no headers).
+  // A member certificate for the public key in the request (docs/security.md).
+  Task<void> certificate(const HttpRequest& request, ResponseWriter& out, RequestLog& log) {
+    if (request.method != "POST") {
+      Error wrong(Errc::kMethodNotAllowed, "POST only");
+      co_await mirror::send_error(out, std::move(wrong), log);
+      co_return;
+    }
+    if (!site_) {
+      Error open(Errc::kNotFound, "an open site: no member certificates (plaintext swarm)");
+      co_await mirror::send_error(out, std::move(open), log);
+      co_return;
+    }
+    const std::string encoded(request.headers.get(proto::kPublicKey).value_or(""));
+    std::optional<std::string> der;
+    if (encoded.size() <= proto::kMaxPublicKey) der = base64_decode(encoded);
+    if (!der || der->empty()) {
+      Error bad(Errc::kNameInvalid, std::string(proto::kPublicKey) + ": base64 DER public key");
+      co_await mirror::send_error(out, std::move(bad), log);
+      co_return;
+    }
+    const std::string remote = request.remote.substr(0, request.remote.rfind(':'));
+    auto issued = site_->issue_member(*der, "layerswarm member " + remote);
+    if (!issued) {
+      Error bad(Errc::kNameInvalid, issued.error().message);
+      co_await mirror::send_error(out, std::move(bad), log);
+      co_return;
+    }
+    auto info = pki::inspect(issued->certificate);
+    LOG_INFO("issued a member certificate to {} (sha256 {}, until {})", remote,
+             info ? info->fingerprint : std::string("?"), issued->expires);
+    nlohmann::json body = {{"certificate", issued->certificate},
+                           {"ca", site_->ca_certificate()},
+                           {"expires", issued->expires}};
+    ResponseHead head;
+    head.headers.add("Content-Type", "application/json");
+    co_await mirror::send_body(out, std::move(head), body.dump(), log);
+  }
+
+  // An open site's token travels in the query (libtorrent sends no headers); a closed site's
+  // members prove membership with their certificate, and their announce URLs hold no secret.
   Task<void> announce(HttpRequest request, ResponseWriter& out) {
     const auto q = request.target.find('?');
     const std::string_view query = q == std::string::npos
@@ -83,7 +144,13 @@ class Front final : public HttpHandler {
                                        : std::string_view(request.target).substr(q + 1);
     const std::string_view remote =
         std::string_view(request.remote).substr(0, request.remote.rfind(':'));
-    const std::string body = tracker_.announce(query, remote, std::chrono::steady_clock::now());
+    const bool member = !request.client_identity.empty();
+    std::string body;
+    if (site_ && !member) {
+      body = "d14:failure reason49:a closed site: announce with a member certificatee";
+    } else {
+      body = tracker_.announce(query, remote, std::chrono::steady_clock::now(), member);
+    }
     ResponseHead head;
     head.headers.add("Content-Type", "text/plain");
     RequestLog log;  // announces are frequent: not logged per request
@@ -93,13 +160,23 @@ class Front final : public HttpHandler {
   HttpHandler& api_;
   Publisher& publisher_;
   std::string token_;
+  const SiteAuthority* site_;
   Tracker tracker_;
 };
+
+PublisherOptions publisher_options(const SupernodeConfig& config, std::string root_cert) {
+  PublisherOptions p;
+  p.chunk_size = config.swarm.chunk_size;
+  p.piece_size = static_cast<int>(config.swarm.piece_size);
+  p.root_cert = std::move(root_cert);
+  return p;
+}
 
 }  // namespace
 
 // Declared in dependency order: the front and publisher go before the swarm and the node.
 struct Supernode::Impl {
+  std::optional<SiteAuthority> site;
   std::unique_ptr<mirror::MirrorNode> node;
   std::unique_ptr<p2p::Swarm> swarm;
   std::unique_ptr<Publisher> publisher;
@@ -118,13 +195,33 @@ Result<std::unique_ptr<Supernode>> Supernode::create(const SupernodeConfig& conf
   options.mirror = config.mirror;
   options.listen = config.listen;
   options.tls_listen = config.tls.listen;
-  options.tls = TlsFiles{config.tls.cert, config.tls.key};
+  options.tls = TlsFiles{config.tls.cert, config.tls.key, config.site.ca_cert};
   options.drain_timeout = config.drain_timeout;
+  auto impl = std::make_unique<Impl>();
+  p2p::SwarmOptions swarm_options;
+  if (!config.site.ca_cert.empty()) {
+    auto site =
+        SiteAuthority::load(config.site.ca_cert, config.site.ca_key, config.site.member_validity);
+    if (!site) return site.error();
+    impl->site = std::move(*site);
+    // The supernode is a member like the agents: a key of its own, a certificate from the CA.
+    auto key = pki::generate_key();
+    if (!key) return key.error();
+    auto pub = pki::public_key_der(*key);
+    if (!pub) return pub.error();
+    auto member = impl->site->issue_member(*pub, "layerswarm supernode");
+    if (!member) return member.error();
+    auto dh = pki::dh_params();
+    if (!dh) return dh.error();
+    swarm_options.identity = p2p::Identity{member->certificate, *key, *dh};
+  } else {
+    LOG_WARN(
+        "an open site: the swarm is plaintext and any holder of a chunk's metainfo can "
+        "download it; set site.ca_cert and site.ca_key (docs/security.md)");
+  }
   auto node = mirror::MirrorNode::create(options, ioc, clock);
   if (!node) return node.error();
-  auto impl = std::make_unique<Impl>();
   impl->node = std::move(*node);
-  p2p::SwarmOptions swarm_options;
   swarm_options.listen = config.p2p_listen;
   swarm_options.upload_rate_limit = static_cast<int>(config.swarm.upload_rate_limit);
   auto swarm = p2p::Swarm::start(ioc.get_executor(), swarm_options);
@@ -132,9 +229,10 @@ Result<std::unique_ptr<Supernode>> Supernode::create(const SupernodeConfig& conf
   impl->swarm = std::move(*swarm);
   impl->publisher = std::make_unique<Publisher>(
       *impl->node, *impl->swarm,
-      PublisherOptions{config.swarm.chunk_size, static_cast<int>(config.swarm.piece_size)},
+      publisher_options(config, impl->site ? impl->site->ca_certificate() : std::string()),
       ioc.get_executor());
-  impl->front = std::make_unique<Front>(impl->node->mirror(), *impl->publisher, *token);
+  impl->front = std::make_unique<Front>(impl->node->mirror(), *impl->publisher, *token,
+                                        impl->site ? &*impl->site : nullptr);
   impl->node->set_front(impl->front.get());
   return std::unique_ptr<Supernode>(new Supernode(std::move(impl)));
 }

@@ -37,9 +37,11 @@ class Tracker {
   Tracker(std::string token, TrackerOptions options);
 
   // Answers one announce (the request's query string) from peer address `remote_ip` at `now`.
-  // Always a bencoded body: peers, or a "failure reason".
+  // `member`: the peer proved membership with its certificate (a closed site's mutual TLS);
+  // otherwise the query must carry the cluster token. Always a bencoded body: peers, or a
+  // "failure reason".
   std::string announce(std::string_view query, std::string_view remote_ip,
-                       std::chrono::steady_clock::time_point now);
+                       std::chrono::steady_clock::time_point now, bool member = false);
 
   std::size_t swarms() const { return swarms_.size(); }
   std::uint64_t announces() const { return announces_; }

@@ -28,10 +28,13 @@ namespace {
 // torrents run at once, so a node trades with many more distinct peers than this.
 constexpr int kPeersPerTorrent = 16;
 
+// libtorrent's listen_interfaces: "ip:port", with an "s" suffix for a TLS listener.
+std::string listen_spec(const std::string& listen, bool tls) { return tls ? listen + "s" : listen; }
+
 lt::settings_pack base_settings(const SwarmOptions& o) {
   // libtorrent's high-throughput preset: measured on a 4-node rollout, 29.6 s -> 21.0 s.
   lt::settings_pack s = lt::high_performance_seed();
-  s.set_str(lt::settings_pack::listen_interfaces, o.listen);
+  s.set_str(lt::settings_pack::listen_interfaces, listen_spec(o.listen, o.identity.has_value()));
   s.set_bool(lt::settings_pack::enable_outgoing_utp, false);  // uTP caps loopback at ~15 MB/s
   s.set_bool(lt::settings_pack::enable_incoming_utp, false);
   s.set_bool(lt::settings_pack::enable_dht, false);  // a closed swarm: the tracker only
@@ -82,6 +85,8 @@ struct Swarm::Impl {
 
   asio::any_io_executor executor;
   std::unique_ptr<lt::session> session;
+  std::string listen;
+  std::optional<Identity> identity;
   std::unordered_map<TorrentId, lt::torrent_handle> by_id;
   std::unordered_map<lt::torrent_handle, Entry> by_handle;
   TorrentId next_id = 1;
@@ -92,6 +97,9 @@ struct Swarm::Impl {
 
   void drain();
   void on_alert(lt::alert* a);
+  std::uint16_t bound_port() const {
+    return identity ? session->ssl_listen_port() : session->listen_port();
+  }
   static void set_priorities(const lt::torrent_handle& handle, int first, int count);
 };
 
@@ -147,6 +155,8 @@ Swarm::~Swarm() {
 Result<std::unique_ptr<Swarm>> Swarm::start(asio::any_io_executor executor, SwarmOptions options) {
   auto impl = std::make_unique<Impl>();
   impl->executor = executor;
+  impl->listen = options.listen;
+  impl->identity = options.identity;
   // No plugins: ut_metadata and ut_pex do nothing for private torrents, and libtorrent bans
   // a peer whose block failed a hash check by itself (smart_ban is not needed for that).
   lt::session_params params(base_settings(options), std::vector<std::shared_ptr<lt::plugin>>{});
@@ -167,9 +177,9 @@ Result<std::unique_ptr<Swarm>> Swarm::start(asio::any_io_executor executor, Swar
         return Error(Errc::kConfigInvalid, "swarm: " + failed->message());
       }
     }
-    if (impl->session->listen_port() != 0) break;
+    if (impl->bound_port() != 0) break;
   }
-  if (impl->session->listen_port() == 0) {
+  if (impl->bound_port() == 0) {
     return Error(Errc::kConfigInvalid, "swarm: cannot listen on " + options.listen);
   }
   // Rate limits apply to every peer: libtorrent exempts local networks by default, and a
@@ -193,12 +203,28 @@ Result<std::unique_ptr<Swarm>> Swarm::start(asio::any_io_executor executor, Swar
   return std::unique_ptr<Swarm>(new Swarm(std::move(impl)));
 }
 
-std::uint16_t Swarm::port() const { return impl_->session->listen_port(); }
+std::uint16_t Swarm::port() const { return impl_->bound_port(); }
+
+bool Swarm::has_identity() const { return impl_->identity.has_value(); }
+
+void Swarm::set_identity(Identity identity) {
+  const bool was_closed = impl_->identity.has_value();
+  const std::uint16_t plain_port = impl_->session->listen_port();
+  impl_->identity = std::move(identity);
+  if (was_closed) return;  // a renewed certificate: torrents added from now on use it
+  // Keep the port the node has (a configured port 0 picked one already).
+  std::string listen = impl_->listen;
+  const auto colon = listen.rfind(':');
+  if (colon != std::string::npos) listen = listen.substr(0, colon + 1) + std::to_string(plain_port);
+  lt::settings_pack s;
+  s.set_str(lt::settings_pack::listen_interfaces, listen_spec(listen, true));
+  impl_->session->apply_settings(std::move(s));
+}
 
 std::size_t Swarm::torrents() const { return impl_->by_id.size(); }
 
 Result<std::string> Swarm::make_metainfo(int fd, std::uint64_t offset, std::uint64_t length,
-                                         int piece_length) {
+                                         int piece_length, const std::string& root_cert) {
   lt::file_storage fs;
   fs.add_file("chunk", static_cast<std::int64_t>(length));
   // Hybrid (v1 + v2): pieces are checked against SHA-256 merkle roots and SHA-1 alike. A v2-only
@@ -206,6 +232,7 @@ Result<std::string> Swarm::make_metainfo(int fd, std::uint64_t offset, std::uint
   // corrupt piece: tests/integration "a peer sending corrupt pieces" caught it.
   lt::create_torrent ct(fs, piece_length);
   ct.set_priv(true);
+  if (!root_cert.empty()) ct.set_root_cert(root_cert);
   auto file = SharedFile::dup(fd);
   if (!file) return file.error();
   const Registered path = register_file(std::move(*file), offset);
@@ -256,12 +283,23 @@ Result<TorrentId> Swarm::add(Add params, TorrentObserver* observer) {
   if (impl_->removing.count(ti->info_hashes())) {
     return Error(Errc::kBusy, "the torrent is still being removed");
   }
+  const bool ssl = !ti->ssl_cert().empty();
+  if (ssl && !impl_->identity) {
+    return Error(Errc::kUpstreamUnavailable,
+                 "a closed site's torrent, and this node has no member certificate yet");
+  }
   Registered path = register_file(std::move(params.file), params.offset);
   lt::add_torrent_params atp;
   atp.ti = std::move(ti);
   atp.save_path = path.save_path;
   atp.flags &= ~lt::torrent_flags::auto_managed;  // every chunk stays active
-  atp.flags &= ~lt::torrent_flags::paused;
+  // An SSL torrent connects to no peer before it has a certificate: added paused, resumed once
+  // the certificate is set.
+  if (ssl) {
+    atp.flags |= lt::torrent_flags::paused;
+  } else {
+    atp.flags &= ~lt::torrent_flags::paused;
+  }
   if (params.seed) atp.flags |= lt::torrent_flags::seed_mode;
   if (params.seed && params.first_seed) atp.max_uploads = 1;
   // A chunk torrent needs a handful of peers, not the whole site: at 1,000 nodes, every chunk
@@ -273,6 +311,11 @@ Result<TorrentId> Swarm::add(Add params, TorrentObserver* observer) {
   if (ec) {
     release_fd(path.save_path);
     return Error(Errc::kInternal, "adding a torrent: " + ec.message());
+  }
+  if (ssl) {
+    const Identity& me = *impl_->identity;
+    handle.set_ssl_certificate_buffer(me.certificate, me.private_key, me.dh_params);
+    handle.resume();
   }
   for (const auto& [host, port] : params.peers) {
     boost::system::error_code bad;

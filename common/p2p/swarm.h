@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,9 +27,20 @@ namespace layerswarm::p2p {
 // 300 s, silently stretched a 15 s interval and made late joiners see no peers).
 inline constexpr int kMinAnnounceIntervalSeconds = 5;
 
+// A node's swarm membership in a closed site (docs/security.md): its member certificate signed
+// by the site CA, that certificate's key, and DH parameters (libtorrent takes them together).
+struct Identity {
+  std::string certificate;  // PEM
+  std::string private_key;  // PEM
+  std::string dh_params;    // PEM
+};
+
 struct SwarmOptions {
-  std::string listen = "0.0.0.0:6881";  // "ip:port"; port 0 picks one
-  int upload_rate_limit = 0;            // bytes per second, 0: unlimited
+  // "ip:port"; port 0 picks one. With an identity the port speaks TLS only: a closed site's
+  // torrents accept no plaintext peer.
+  std::string listen = "0.0.0.0:6881";
+  std::optional<Identity> identity = std::nullopt;
+  int upload_rate_limit = 0;  // bytes per second, 0: unlimited
   int download_rate_limit = 0;
 };
 
@@ -55,12 +67,17 @@ class Swarm {
   ~Swarm();
 
   std::uint16_t port() const;
+  // Joins a closed site later (the member certificate arrived after start): the listen port
+  // turns TLS-only, and SSL torrents can be added from now on.
+  void set_identity(Identity identity);
+  bool has_identity() const;
 
   // The metainfo (bencoded .torrent) of [offset, offset + length) of `fd`: one file, pieces of
-  // `piece_length` bytes, hybrid v1+v2 (SHA-1 and SHA-256 piece checks), private. Reads and hashes
-  // the bytes. Errors: kStorage.
+  // `piece_length` bytes, hybrid v1+v2 (SHA-1 and SHA-256 piece checks), private. With
+  // `root_cert` (the site CA, PEM) an SSL torrent: only peers holding a certificate it signed
+  // exchange its pieces, over TLS. Reads and hashes the bytes. Errors: kStorage.
   static Result<std::string> make_metainfo(int fd, std::uint64_t offset, std::uint64_t length,
-                                           int piece_length);
+                                           int piece_length, const std::string& root_cert = {});
   // What a metainfo describes. Errors: kBadUpstreamResponse.
   static Result<ChunkInfo> inspect(const std::string& metainfo);
 
@@ -78,7 +95,8 @@ class Swarm {
     bool first_seed = false;
   };
   // Errors: kBadUpstreamResponse (metainfo), kStorage, kInternal, kBusy (the same torrent was
-  // removed and libtorrent has not finished removing it: try again in a moment).
+  // removed and libtorrent has not finished removing it: try again in a moment),
+  // kUpstreamUnavailable (an SSL torrent, and this node has no member certificate yet).
   Result<TorrentId> add(Add params, TorrentObserver* observer);
   // Stops and forgets a torrent. Nothing is written through it once this returns.
   void remove(TorrentId id);
