@@ -33,6 +33,7 @@ PIECE=256
 CHECK=
 TTFB=
 LATE=
+CLOSED=
 while [ $# -gt 0 ]; do
   case "$1" in
     --nodes) NODES=$2; shift 2 ;;
@@ -45,7 +46,8 @@ while [ $# -gt 0 ]; do
     --check) CHECK=1; shift ;;
     --ttfb) TTFB=1; shift ;;
     --late) LATE=$2; shift 2 ;;
-    *) echo "usage: $0 [--nodes LIST] [--size MiB] [--layers N] [--rate Mbit] [--systems LIST] [--chunk MiB] [--check]" >&2; exit 2 ;;
+    --closed) CLOSED=1; shift ;;
+    *) echo "usage: $0 [--nodes LIST] [--size MiB] [--layers N] [--rate Mbit] [--systems LIST] [--chunk MiB] [--check] [--ttfb] [--late "S ..."] [--closed]" >&2; exit 2 ;;
   esac
 done
 if [ "$(id -u)" != 0 ]; then echo "swarm.sh: needs root (network namespaces)" >&2; exit 77; fi
@@ -218,13 +220,26 @@ IMAGE_BYTES=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print
 BLOBS=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(" ".join(b["digest"] for b in d["blobs"] if "manifest" not in b["mediaType"]))' "$WORK/image.json")
 mkdir -p /var/lib/containers/cache
 echo "layerswarm-cluster-token-$P" >"$WORK/token"
+# --closed: a closed site (docs/security.md): TLS between peers, an https control plane.
+SN_URL=http://10.77.0.3:65100
+TOKEN_FILE=$WORK/token
+SN_JSON_EXTRA=
+AGENT_CONF=()
+if [ -n "$CLOSED" ]; then
+  "$SUPERNODE_BIN" init-site --dir "$WORK/site" --ip 10.77.0.3 >/dev/null
+  SN_URL=https://10.77.0.3:65101
+  TOKEN_FILE=$WORK/site/token
+  SN_JSON_EXTRA=", \"tls\": {\"listen\": \"10.77.0.3:65101\", \"cert\": \"$WORK/site/supernode.pem\", \"key\": \"$WORK/site/supernode.key\"}, \"site\": {\"ca_cert\": \"$WORK/site/ca.pem\", \"ca_key\": \"$WORK/site/ca.key\"}"
+  echo "{\"supernode_ca_file\": \"$WORK/site/ca.pem\"}" >"$WORK/agent.json"
+  AGENT_CONF=(--config "$WORK/agent.json")
+fi
 
 if [ -n "$TTFB" ]; then
   net_up 1
   start_registry up 5000 upstream
   in_ns up skopeo --insecure-policy copy --dest-tls-verify=false "oci:$WORK/image:$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tag"])' "$WORK/image.json")" \
     "docker://10.77.0.2:5000/bench/app:v1" >"$WORK/push.log" 2>&1
-  echo "{\"swarm\": {\"chunk_size\": $((CHUNK << 20)), \"piece_size\": $((PIECE << 10))}}" >"$WORK/supernode.json"
+  echo "{\"swarm\": {\"chunk_size\": $((CHUNK << 20)), \"piece_size\": $((PIECE << 10))}$SN_JSON_EXTRA}" >"$WORK/supernode.json"
   # Seconds from sending the GET to the first body byte (not the headers), then drains it.
   first_byte='import http.client, sys, time
 c = http.client.HTTPConnection(sys.argv[1], timeout=120)
@@ -235,11 +250,11 @@ print("%.3f" % (time.monotonic() - t)); r.read()'
   for d in $BLOBS; do
     i=$((i + 1))
     ip netns exec "$P-sn" "$SUPERNODE_BIN" --listen 10.77.0.3:65100 --data-dir "$WORK/sn-ttfb-$i" \
-      --upstream http://10.77.0.2:5000 --token-file "$WORK/token" --p2p-listen 10.77.0.3:6881 \
+      --upstream http://10.77.0.2:5000 --token-file "$TOKEN_FILE" --p2p-listen 10.77.0.3:6881 \
       --config "$WORK/supernode.json" >"$WORK/supernode-ttfb-$i.log" 2>&1 &
     sn=$!
     ip netns exec "$P-n1" "$AGENT_BIN" --listen 127.0.0.1:65001 --data-dir "$WORK/agent-ttfb-$i" \
-      --upstream http://10.77.0.2:5000 --supernode http://10.77.0.3:65100 --token-file "$WORK/token" \
+      --upstream http://10.77.0.2:5000 --supernode "$SN_URL" "${AGENT_CONF[@]}" --token-file "$TOKEN_FILE" \
       --p2p-listen 10.77.0.11:6881 >"$WORK/agent-ttfb-$i.log" 2>&1 &
     ag=$!
     ls_wait_log "$WORK/supernode-ttfb-$i.log" "listening on"
@@ -267,8 +282,8 @@ late_joiners() {
     stop_pid "${started[1]}"
     name=late$delay
     ip netns exec "$P-n1" "$AGENT_BIN" --listen 127.0.0.1:65001 --data-dir "$WORK/agent-data-$n-$name" \
-      --upstream http://10.77.0.2:5000 --supernode http://10.77.0.3:65100 \
-      --token-file "$WORK/token" --p2p-listen "$(addr_of n1):6881" ${LS_AGENT_ARGS:-} \
+      --upstream http://10.77.0.2:5000 --supernode "$SN_URL" "${AGENT_CONF[@]}" \
+      --token-file "$TOKEN_FILE" --p2p-listen "$(addr_of n1):6881" ${LS_AGENT_ARGS:-} \
       >"$WORK/agent-$n-$name.log" 2>&1 &
     started[1]=$!; PIDS+=($!)
     ls_wait_log "$WORK/agent-$n-$name.log" "listening on"
@@ -300,16 +315,16 @@ for n in $NODES; do
     started=()
     case "$system" in
       layerswarm)
-        echo "{\"swarm\": {\"chunk_size\": $((CHUNK << 20)), \"piece_size\": $((PIECE << 10))}}" >"$WORK/supernode.json"
+        echo "{\"swarm\": {\"chunk_size\": $((CHUNK << 20)), \"piece_size\": $((PIECE << 10))}$SN_JSON_EXTRA}" >"$WORK/supernode.json"
         ip netns exec "$P-sn" "$SUPERNODE_BIN" --listen 10.77.0.3:65100 --data-dir "$WORK/sn-data-$n" \
-          --upstream http://10.77.0.2:5000 --token-file "$WORK/token" --p2p-listen 10.77.0.3:6881 \
+          --upstream http://10.77.0.2:5000 --token-file "$TOKEN_FILE" --p2p-listen 10.77.0.3:6881 \
           --config "$WORK/supernode.json" ${LS_SUPERNODE_ARGS:-} >"$WORK/supernode-$n.log" 2>&1 &
         started+=($!); PIDS+=($!)
         ls_wait_log "$WORK/supernode-$n.log" "listening on"
         for ((i = 1; i <= n; i++)); do
           ip netns exec "$P-n$i" "$AGENT_BIN" --listen 127.0.0.1:65001 --data-dir "$WORK/agent-data-$n-$i" \
-            --upstream http://10.77.0.2:5000 --supernode http://10.77.0.3:65100 \
-            --token-file "$WORK/token" --p2p-listen "$(addr_of "n$i"):6881" ${LS_AGENT_ARGS:-} \
+            --upstream http://10.77.0.2:5000 --supernode "$SN_URL" "${AGENT_CONF[@]}" \
+            --token-file "$TOKEN_FILE" --p2p-listen "$(addr_of "n$i"):6881" ${LS_AGENT_ARGS:-} \
             >"$WORK/agent-$n-$i.log" 2>&1 &
           started+=($!); PIDS+=($!)
         done

@@ -12,6 +12,7 @@
 #include <map>
 #include <vector>
 
+#include "common/address_policy.h"
 #include "common/log.h"
 
 namespace layerswarm {
@@ -230,6 +231,23 @@ Task<Result<std::unique_ptr<Conn>>> HttpClient::Impl::connect(Url url) {
     guard.cancel();
     if (ec) co_return Error(ec, "cannot resolve " + url.host + ": " + ec.message());
     for (const auto& r : results) endpoints.push_back(r.endpoint());
+  }
+  if (options.deny_internal) {
+    std::string refused;
+    std::vector<tcp::endpoint> allowed;
+    for (const auto& e : endpoints) {
+      if (is_internal_address(e.address().to_string())) {
+        refused = e.address().to_string();
+      } else {
+        allowed.push_back(e);
+      }
+    }
+    if (allowed.empty()) {
+      co_return Error(Errc::kDenied, "refusing to connect to " + url.host + " (" + refused +
+                                         "): an internal address, and the registry is not "
+                                         "configured on this mirror");
+    }
+    endpoints = std::move(allowed);
   }
 
   conn->tcp = std::make_unique<beast::tcp_stream>(executor);

@@ -29,6 +29,9 @@ struct ClientOptions {
   std::size_t max_idle_per_origin = 8;
   std::chrono::milliseconds idle_keep{30'000};  // reuse an idle connection only this long
   std::string user_agent = "layerswarm";
+  // Refuse to connect to internal addresses (common/address_policy.h): for registries nobody
+  // configured, their redirects and token realms (docs/security.md "Request forgery").
+  bool deny_internal = false;
 };
 
 struct ClientRequest {
@@ -66,7 +69,9 @@ class HttpClient {
 
   // Sends `request` and returns once the response head has arrived; the body is read through
   // the response. A reused connection that turns out closed is retried once on a new one.
-  // Errors: kConfigInvalid (CA file), DNS/connect/TLS/timeout errors, kBadUpstreamResponse.
+  // Errors: kConfigInvalid (CA file), DNS/connect/TLS/timeout errors, kBadUpstreamResponse,
+  // kDenied (deny_internal and the host is, or resolves only to, an internal address: no
+  // connection is made).
   Task<Result<std::unique_ptr<ClientResponse>>> send(ClientRequest request);
 
   const ClientOptions& options() const;

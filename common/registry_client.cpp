@@ -96,6 +96,11 @@ Task<Result<std::unique_ptr<ClientResponse>>> RegistryClient::fetch(UpstreamCall
     }
     auto resp = co_await http_.send(std::move(req));
     if (!resp) {
+      // A refused address (docs/security.md "Request forgery") is final: no retry, and the
+      // client learns it is denied, not that the registry is down.
+      if (resp.error().code == make_error_code(Errc::kDenied)) {
+        co_return Error(Errc::kDenied, entry_.name + ": " + resp.error().what());
+      }
       const bool timed_out = resp.error().code == make_error_code(Errc::kTimeout);
       LOG_DEBUG("upstream {} {}: {}", method, url.str(), resp.error().what());
       bool again = ++failures < retry_.attempts;
@@ -194,7 +199,9 @@ Task<Result<Token>> RegistryClient::fetch_token(Challenge challenge, std::string
   req.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
   auto resp = co_await http_.send(std::move(req));
   if (!resp) {
-    co_return Error(Errc::kUpstreamUnavailable, "token endpoint: " + resp.error().what());
+    const bool denied = resp.error().code == make_error_code(Errc::kDenied);
+    co_return Error(denied ? Errc::kDenied : Errc::kUpstreamUnavailable,
+                    "token endpoint: " + resp.error().what());
   }
   const int status = (*resp)->status;
   auto body = co_await (*resp)->read_all(kTokenBodyLimit);

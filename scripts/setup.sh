@@ -16,7 +16,7 @@ packages=(
   docker-registry skopeo apache2-utils python3 openssl curl ca-certificates clang-format
   busybox-static iproute2
   # the outsider in tests/integration/security_test.cpp: a plain BitTorrent client
-  python3-libtorrent
+  python3-libtorrent tcpdump
 )
 for arg in "$@"; do
   case "$arg" in

@@ -66,8 +66,13 @@ std::shared_ptr<RegistryClient> Upstreams::client_for(const RegistryEntry& entry
       reached.ca_file = via_->ca_file;
       reached.insecure_skip_verify = via_->insecure_skip_verify;
     }
-    Slot slot{std::make_shared<RegistryClient>(executor_, reached, client_options_, retry_, clock_),
-              0, listed};
+    ClientOptions options = client_options_;
+    // A registry nobody configured is named by a client (`?ns=`): it, its redirects and its
+    // token realm must not reach the node's own network (docs/security.md "Request forgery").
+    // Through the supernode the supernode applies the same rule.
+    options.deny_internal = !listed && !via_;
+    Slot slot{std::make_shared<RegistryClient>(executor_, reached, options, retry_, clock_), 0,
+              listed};
     it = clients_.emplace(entry.name, std::move(slot)).first;
     if (!listed) ++unlisted_;
   }

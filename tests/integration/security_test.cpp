@@ -1,11 +1,14 @@
 // Trust (docs/security.md), with real processes: a closed site's swarm exchanges pieces with
 // members only, over TLS; an outsider holding a chunk's metainfo (a plain libtorrent client,
 // tests/tools/outsider.py) gets nothing from the supernode or an agent, while the same outsider
-// downloads the chunk from an open site (the control that shows the probe works); the control
-// plane is https only and the token shows up in no log line, even at debug.
+// downloads the chunk from an open site (the control that shows the probe works); a capture of
+// the peer connections (tcpdump) holds none of the blob's bytes in a closed site and most of
+// them in an open one; the control plane is https only and the token shows up in no log line,
+// even at debug.
 #include <catch2/catch.hpp>
 
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "tests/support/cluster.h"
 
@@ -120,6 +123,50 @@ nlohmann::json run_outsider(const TempDir& dir, const std::string& metainfo,
   return nlohmann::json::parse(text.substr(line));
 }
 
+// tcpdump on the loopback, for `ports` only (the peers' BitTorrent ports: the test's own HTTP
+// requests carry blob bytes in clear and are left out).
+class Capture {
+ public:
+  Capture(const TempDir& dir, const std::string& name, const std::vector<int>& ports)
+      : file_(dir.file(name + ".pcap")), log_(dir.file(name + ".log")) {
+    std::string filter = "tcp and (";
+    for (std::size_t i = 0; i < ports.size(); ++i) {
+      filter += (i ? " or port " : "port ") + std::to_string(ports[i]);
+    }
+    filter += ")";
+    process_.emplace(std::vector<std::string>{"tcpdump", "-i", "lo", "-U", "-B", "65536", "-s", "0",
+                                              "-n", "-w", file_, filter},
+                     log_);
+    REQUIRE(!wait_for_line(log_, "listening on").empty());
+  }
+  // Stops the capture; its bytes.
+  std::string stop() {
+    process_->terminate();
+    return read_file(file_);
+  }
+
+ private:
+  std::string file_;
+  std::string log_;
+  std::optional<Process> process_;
+};
+
+// How many of 64 windows of 32 bytes spread over `bytes` appear in `capture`.
+int windows_found(const std::string& capture, const std::string& bytes) {
+  int found = 0;
+  for (std::size_t i = 0; i < 64; ++i) {
+    const std::size_t at = (bytes.size() - 64) * i / 64;
+    if (capture.find(bytes.substr(at, 32)) != std::string::npos) ++found;
+  }
+  return found;
+}
+
+int seed_port_of(const TempDir& dir, const std::string& layout_url, const std::string& token,
+                 const std::string& ca) {
+  REQUIRE(curl_get(dir, layout_url, token, ca, dir.file("layout")) == 0);
+  return std::stoi("0" + header(dir.file("layout.head"), "X-Layerswarm-Seed-Port"));
+}
+
 }  // namespace
 
 TEST_CASE("a closed site: members trade over TLS and an outsider with the metainfo gets nothing",
@@ -135,13 +182,26 @@ TEST_CASE("a closed site: members trade over TLS and an outsider with the metain
   auto b = closed_agent(dir, site, upstream.url(), *supernode, "agent-b");
   CHECK(a->log_lines({"a closed site; member certificate sha256"}) == 1);
 
-  // Members pull through the swarm.
+  // Members pull through the swarm: a first, then b, from the supernode and a. A capture of
+  // the peer connections during b's pull holds none of the blob's bytes.
+  const std::string target = "https://" + supernode->tls_address() + "/swarm/v1/blobs/" + digest;
+  const std::string query = "?ns=" + upstream.address() + "&repo=site/app";
+  const int seed_port = seed_port_of(dir, target + query, site.token(), site.ca());
+  REQUIRE(seed_port > 0);
+  REQUIRE(p2p_port(*a) > 0);
+  REQUIRE(p2p_port(*b) > 0);
+  std::optional<Capture> capture;
   for (Agent* agent : {a.get(), b.get()}) {
+    if (agent == b.get())
+      capture.emplace(dir, "closed", std::vector<int>{seed_port, p2p_port(*a), p2p_port(*b)});
     const HttpResult r = http_get(agent->address(), "/v2/site/app/blobs/" + digest);
     CHECK(r.status == 200);
     CHECK(r.body == bytes);
     CHECK(eventually([&] { return agent->log_lines({digest, "source=swarm"}); }, 1) == 1);
   }
+  const std::string captured = capture->stop();
+  CHECK(captured.size() > bytes.size());  // the pieces crossed, encrypted
+  CHECK(windows_found(captured, bytes) == 0);
 
   // The control plane: https only, the token never in the clear.
   const HttpResult plain = http_get(supernode->address(), "/v2/",
@@ -151,14 +211,7 @@ TEST_CASE("a closed site: members trade over TLS and an outsider with the metain
   // The outsider got chunk 0's metainfo (as from a leaked file) and knocks on the supernode's
   // and agent a's BitTorrent ports.
   const std::string meta = dir.file("chunk0.torrent");
-  const std::string target = "https://" + supernode->tls_address() + "/swarm/v1/blobs/" + digest;
-  REQUIRE(curl_get(dir, target + "?ns=" + upstream.address() + "&repo=site/app", site.token(),
-                   site.ca(), dir.file("layout")) == 0);
-  const int seed_port = std::stoi("0" + header(dir.file("layout.head"), "X-Layerswarm-Seed-Port"));
-  REQUIRE(seed_port > 0);
-  REQUIRE(curl_get(dir, target + "/chunks/0?ns=" + upstream.address() + "&repo=site/app",
-                   site.token(), site.ca(), meta) == 0);
-  REQUIRE(p2p_port(*a) > 0);
+  REQUIRE(curl_get(dir, target + "/chunks/0" + query, site.token(), site.ca(), meta) == 0);
   const auto got = run_outsider(dir, meta, {seed_port, p2p_port(*a)}, "outsider-closed");
   CHECK(got["ssl_torrent"] == true);
   CHECK(got["downloaded"] == 0);
@@ -182,17 +235,49 @@ TEST_CASE("an open site: the same outsider downloads a chunk (the probe works)",
   auto supernode = start_supernode(dir, upstream.url(), std::string("{") + kMiBChunks + "}");
   auto a = start_agent(dir, upstream.url(), supernode->address(), "agent-a", token_file(dir),
                        R"({"swarm": {"min_blob_size": 0}})");
+  const std::string target = "http://" + supernode->address() + "/swarm/v1/blobs/" + digest;
+  const int seed_port =
+      seed_port_of(dir, target + "?ns=" + upstream.address() + "&repo=site/app", kToken, "");
+  REQUIRE(seed_port > 0);
+  Capture capture(dir, "open", {seed_port});
   const HttpResult r = http_get(a->address(), "/v2/site/app/blobs/" + digest);
   REQUIRE(r.status == 200);
-  const std::string target = "http://" + supernode->address() + "/swarm/v1/blobs/" + digest;
-  REQUIRE(curl_get(dir, target + "?ns=" + upstream.address() + "&repo=site/app", kToken, "",
-                   dir.file("layout")) == 0);
-  const int seed_port = std::stoi("0" + header(dir.file("layout.head"), "X-Layerswarm-Seed-Port"));
-  REQUIRE(seed_port > 0);
+  CHECK(eventually([&] { return a->log_lines({digest, "source=swarm"}); }, 1) == 1);
+  // In clear: the capture finds the blob's bytes (the closed site's check could see them).
+  CHECK(windows_found(capture.stop(), bytes) > 8);
   const std::string meta = dir.file("chunk0.torrent");
   REQUIRE(curl_get(dir, target + "/chunks/0?ns=" + upstream.address() + "&repo=site/app", kToken,
                    "", meta) == 0);
   const auto got = run_outsider(dir, meta, {seed_port}, "outsider-open");
   CHECK(got["ssl_torrent"] == false);
   CHECK(got["downloaded"].get<long long>() > 0);
+}
+
+TEST_CASE("a client cannot make the agent connect to internal addresses",
+          "[integration][security]") {
+  TempDir dir;
+  Registry internal(dir, {}, "internal");
+  const Image image = make_image(dir, "img", {"--layer", "100K"});
+  push_image(dir, image, internal, "site/app:v1");
+  const int pings = internal.requests("GET", "/v2/");  // skopeo's, while pushing
+  // The internal registry is not configured: `?ns=` names it, and it is on loopback.
+  Agent agent(dir, {"--upstream", "http://127.0.0.1:9"});
+  for (const std::string& ns : {internal.address(), "localhost:" + internal.address().substr(10)}) {
+    INFO(ns);
+    const auto r = http_get(agent.address(), "/v2/site/app/manifests/v1?ns=" + ns);
+    CHECK(r.status == 403);
+    CHECK(r.body.find("DENIED") != std::string::npos);
+    CHECK(r.body.find("internal address") != std::string::npos);
+  }
+  CHECK(internal.requests("GET", "/v2/site/app/manifests/v1") == 0);
+  CHECK(internal.requests("HEAD", "/v2/site/app/manifests/v1") == 0);
+  CHECK(internal.requests("GET", "/v2/") == pings);
+
+  // Listed, the same registry is served.
+  Agent listed(
+      dir,
+      {"--upstream", "http://127.0.0.1:9", "--registry", internal.address() + "=" + internal.url()},
+      "", "listed");
+  CHECK(http_get(listed.address(), "/v2/site/app/manifests/v1?ns=" + internal.address()).status ==
+        200);
 }
