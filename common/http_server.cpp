@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sys/resource.h>
 #include <array>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -11,7 +12,10 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+
 #include <list>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/log.h"
@@ -68,12 +72,32 @@ struct HttpServer::Impl {
   };
 
   Impl(asio::io_context& ioc_in, HttpHandler& handler_in, ServerLimits limits_in)
-      : ioc(ioc_in), handler(handler_in), limits(limits_in) {}
+      : ioc(ioc_in), handler(handler_in), limits(limits_in) {
+    limits.max_connections = std::min(limits.max_connections, descriptor_budget());
+    limits.max_per_address =
+        std::max<std::size_t>(1, std::min(limits.max_per_address, limits.max_connections / 4));
+  }
 
   Task<void> accept_loop(Listener* listener);
-  void on_closed(std::list<std::shared_ptr<ConnectionBase>>::iterator it) {
+  void on_closed(std::list<std::shared_ptr<ConnectionBase>>::iterator it,
+                 const std::string& address) {
     connections.erase(it);
+    auto a = per_address.find(address);
+    if (a != per_address.end() && --a->second == 0) {
+      per_address.erase(a);
+      warned.erase(address);  // a new episode is logged again
+    }
+    if (!under_pressure()) warned.erase("*");
     if (connections.empty()) all_closed.notify_all();
+  }
+  bool under_pressure() const { return connections.size() * 2 >= limits.max_connections; }
+  // Connections may use half the descriptors the process may open, less a reserve for the
+  // cache, the index and the swarm.
+  static std::size_t descriptor_budget() {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 1 << 20;
+    const auto soft = static_cast<std::size_t>(rl.rlim_cur);
+    return soft > 512 ? (soft - 256) / 2 : 128;
   }
 
   asio::io_context& ioc;
@@ -81,6 +105,9 @@ struct HttpServer::Impl {
   ServerLimits limits;
   std::vector<std::unique_ptr<Listener>> listeners;
   std::list<std::shared_ptr<ConnectionBase>> connections;
+  std::unordered_map<std::string, std::size_t> per_address;  // open connections per remote IP
+  std::unordered_set<std::string> warned;                    // addresses refused this episode
+  std::chrono::steady_clock::time_point last_sweep{};
   Notifier all_closed;
   bool stopping = false;
   bool drain_cut = false;
@@ -104,8 +131,11 @@ class Connection final : public ConnectionBase,
                          public ResponseWriter,
                          public std::enable_shared_from_this<Connection<Stream>> {
  public:
-  Connection(Stream stream, HttpServer::Impl& server)
-      : stream_(std::move(stream)), server_(server), watchdog_(stream_.get_executor()) {}
+  Connection(Stream stream, HttpServer::Impl& server, std::string address)
+      : stream_(std::move(stream)),
+        server_(server),
+        watchdog_(stream_.get_executor()),
+        address_(std::move(address)) {}
 
   void set_position(std::list<std::shared_ptr<ConnectionBase>>::iterator it) { position_ = it; }
 
@@ -119,7 +149,7 @@ class Connection final : public ConnectionBase,
       if (!more) break;
     }
     co_await shutdown();
-    server_.on_closed(position_);
+    server_.on_closed(position_, address_);
   }
 
   // ConnectionBase
@@ -189,7 +219,8 @@ class Connection final : public ConnectionBase,
   // TLS: handshake. Plain: answer a TLS ClientHello with 400 (skopeo's http fallback).
   Task<bool> prepare() {
     error_code ec;
-    tcp_layer().expires_after(server_.limits.header_timeout);
+    tcp_layer().expires_after(server_.under_pressure() ? server_.limits.pressure_header_timeout
+                                                       : server_.limits.header_timeout);
     if constexpr (kIsTls<Stream>) {
       co_await stream_.async_handshake(ssl::stream_base::server,
                                        asio::redirect_error(asio::use_awaitable, ec));
@@ -221,8 +252,11 @@ class Connection final : public ConnectionBase,
   Task<bool> serve_one() {
     http::request_parser<http::empty_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(server_.limits.header_limit));
-    tcp_layer().expires_after(requests_ == 0 ? server_.limits.header_timeout
-                                             : server_.limits.idle_timeout);
+    const bool pressure = server_.under_pressure();
+    tcp_layer().expires_after(
+        requests_ == 0
+            ? (pressure ? server_.limits.pressure_header_timeout : server_.limits.header_timeout)
+            : (pressure ? server_.limits.pressure_idle_timeout : server_.limits.idle_timeout));
     error_code ec;
     co_await http::async_read_header(stream_, buffer_, parser,
                                      asio::redirect_error(asio::use_awaitable, ec));
@@ -294,6 +328,7 @@ class Connection final : public ConnectionBase,
     }
     text += "Content-Length: " + std::to_string(head.content_length) + "\r\n";
     text += "Docker-Distribution-API-Version: registry/2.0\r\n";
+    if (head.close) keep_alive_ = false;
     if (!keep_alive_ || server_.stopping) {
       keep_alive_ = false;
       text += "Connection: close\r\n";
@@ -429,6 +464,7 @@ class Connection final : public ConnectionBase,
   beast::flat_buffer buffer_;
   std::vector<char> file_buffer_;
   std::string remote_;
+  std::string address_;          // the remote IP (per-address accounting)
   std::string client_identity_;  // a verified client certificate's common name
   std::uint64_t requests_ = 0;
   std::uint64_t declared_ = 0;
@@ -442,8 +478,9 @@ class Connection final : public ConnectionBase,
 };
 
 template <class Stream>
-void spawn_connection(HttpServer::Impl& server, Stream stream) {
-  auto conn = std::make_shared<Connection<Stream>>(std::move(stream), server);
+void spawn_connection(HttpServer::Impl& server, Stream stream, const std::string& address) {
+  auto conn = std::make_shared<Connection<Stream>>(std::move(stream), server, address);
+  ++server.per_address[address];
   server.connections.push_back(conn);
   conn->set_position(std::prev(server.connections.end()));
   asio::co_spawn(server.ioc, conn->run(), asio::detached);
@@ -484,16 +521,42 @@ Task<void> HttpServer::Impl::accept_loop(Listener* listener) {
       co_await backoff.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
-    if (connections.size() >= limits.max_connections) {
-      LOG_WARN("connection limit {} reached; refusing a connection", limits.max_connections);
+    const std::string address = sock.remote_endpoint(ec).address().to_string();
+    if (ec) continue;  // already gone
+    if (auto a = per_address.find(address);
+        a != per_address.end() && a->second >= limits.max_per_address) {
+      if (warned.insert(address).second) {
+        LOG_WARN(
+            "{} holds {} connections, the most one address may; refusing its new ones "
+            "until some close (logged once)",
+            address, a->second);
+      }
       continue;  // the socket closes here
+    }
+    if (connections.size() >= limits.max_connections) {
+      // Make room: connections waiting for a request give way to new ones (a sweep at most
+      // every 100 ms, so that a flood does not turn every accept into a walk of the list).
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_sweep >= std::chrono::milliseconds(100)) {
+        last_sweep = now;
+        for (auto& c : connections) c->close_if_idle();
+      }
+      if (warned.insert("*").second) {
+        LOG_WARN(
+            "connection limit {} reached; closing idle connections, refusing new ones "
+            "meanwhile (logged once)",
+            limits.max_connections);
+      }
+      continue;
     }
     sock.set_option(tcp::no_delay(true), ec);
     if (listener->tls) {
-      spawn_connection(*this, beast::ssl_stream<beast::tcp_stream>(
-                                  beast::tcp_stream(std::move(sock)), *listener->tls));
+      spawn_connection(
+          *this,
+          beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(sock)), *listener->tls),
+          address);
     } else {
-      spawn_connection(*this, beast::tcp_stream(std::move(sock)));
+      spawn_connection(*this, beast::tcp_stream(std::move(sock)), address);
     }
   }
 }

@@ -59,12 +59,20 @@ class HttpHandler {
   virtual Task<void> handle(HttpRequest request, ResponseWriter& out) = 0;
 };
 
+// Connection limits (docs/security.md "Connection floods"). One address holds at most
+// `max_per_address` connections (further ones are closed at accept, logged once per episode);
+// from half of `max_connections` on ("pressure") connections waiting for a request head get the
+// short timeouts, and at the limit idle connections are closed to make room before a new one is
+// refused. `max_connections` is also capped by the descriptor limit (half of it, less a reserve).
 struct ServerLimits {
   std::size_t header_limit = 16 * 1024;
   std::size_t max_connections = 4096;
+  std::size_t max_per_address = 512;
   std::chrono::milliseconds header_timeout{30'000};  // to receive a request head
   std::chrono::milliseconds idle_timeout{120'000};   // keep-alive wait for the next request
   std::chrono::milliseconds write_timeout{60'000};   // a write without progress
+  std::chrono::milliseconds pressure_header_timeout{2'000};
+  std::chrono::milliseconds pressure_idle_timeout{1'000};
 };
 
 struct TlsFiles {

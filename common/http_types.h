@@ -56,6 +56,7 @@ struct ResponseHead {
   int status = 200;
   Headers headers;
   std::uint64_t content_length = 0;
+  bool close = false;  // end the connection after this response (Connection: close)
 };
 
 std::string_view reason_phrase(int status);

@@ -93,6 +93,7 @@ class Front final : public HttpHandler {
     head.status = 401;
     head.headers.add("Content-Type", "application/json");
     head.headers.add("WWW-Authenticate", "Bearer realm=\"layerswarm-cluster\"");
+    head.close = true;  // a stranger keeps no connection open
     log.error = error.message;
     co_await mirror::send_body(out, std::move(head), body, log);
   }
@@ -197,6 +198,9 @@ Result<std::unique_ptr<Supernode>> Supernode::create(const SupernodeConfig& conf
   options.tls_listen = config.tls.listen;
   options.tls = TlsFiles{config.tls.cert, config.tls.key, config.site.ca_cert};
   options.drain_timeout = config.drain_timeout;
+  // Agents send their request as soon as they connect: a connection that sends nothing for
+  // 5 s is not an agent (docs/security.md "Connection floods").
+  options.limits.header_timeout = std::chrono::seconds(5);
   auto impl = std::make_unique<Impl>();
   p2p::SwarmOptions swarm_options;
   if (!config.site.ca_cert.empty()) {

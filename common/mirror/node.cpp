@@ -71,7 +71,7 @@ struct MirrorNode::Impl {
         api(via ? *via : direct, manifests, blobs, counters,
             opts.mirror.upstream_client.response_timeout),
         dispatch(api),
-        server(io, dispatch),
+        server(io, dispatch, opts.limits),
         sweep_timer(io) {
     if (via && opts.direct_fallback) via->set_fallback(&direct);
   }

@@ -40,6 +40,7 @@ struct NodeOptions {
   std::string tls_listen;  // empty: none
   TlsFiles tls;
   std::chrono::milliseconds drain_timeout{10'000};
+  ServerLimits limits;
   // An agent's supernode: manifests and blobs are asked from it first.
   std::optional<Via> via;
   // With `via`: ask the registry itself when the supernode cannot answer.

@@ -5,6 +5,13 @@
 // the peer connections (tcpdump) holds none of the blob's bytes in a closed site and most of
 // them in an open one; the control plane is https only and the token shows up in no log line,
 // even at debug.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 
 #include <nlohmann/json.hpp>
@@ -280,4 +287,113 @@ TEST_CASE("a client cannot make the agent connect to internal addresses",
       "", "listed");
   CHECK(http_get(listed.address(), "/v2/site/app/manifests/v1?ns=" + internal.address()).status ==
         200);
+}
+
+namespace {
+
+// A TCP connection to `host_port` from `source` (any 127.x.y.z is this host's loopback), left
+// idle; -1 when refused.
+int idle_connection(const std::string& host_port, const std::string& source) {
+  const auto colon = host_port.rfind(':');
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in from{};
+  from.sin_family = AF_INET;
+  ::inet_pton(AF_INET, source.c_str(), &from.sin_addr);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<std::uint16_t>(std::stoi(host_port.substr(colon + 1))));
+  ::inet_pton(AF_INET, host_port.substr(0, colon).c_str(), &to.sin_addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0 ||
+      ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Whether the server closed `fd` (reads EOF or an error without blocking long).
+bool closed_by_server(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, 2000) <= 0) return false;
+  char c;
+  return ::recv(fd, &c, 1, MSG_DONTWAIT) <= 0;
+}
+
+// A GET of /v2/ from `source`: the status, 0 when no answer came.
+int ping_from(const std::string& host_port, const std::string& source) {
+  const int fd = idle_connection(host_port, source);
+  if (fd < 0) return 0;
+  const std::string req = "GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  (void)::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  std::string got;
+  char buf[1024];
+  pollfd p{fd, POLLIN, 0};
+  for (int i = 0; i < 50 && ::poll(&p, 1, 200) >= 0; ++i) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) got.append(buf, static_cast<std::size_t>(n));
+    if (n == 0 || got.find("\r\n\r\n") != std::string::npos) break;
+  }
+  ::close(fd);
+  return got.rfind("HTTP/1.1 ", 0) == 0 ? std::stoi(got.substr(9, 3)) : 0;
+}
+
+}  // namespace
+
+TEST_CASE("one address holding hundreds of idle connections locks nobody out",
+          "[integration][security]") {
+  // This process holds the flood: it needs the descriptors.
+  rlimit rl{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &rl) == 0);
+  rl.rlim_cur = rl.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &rl);
+  REQUIRE(rl.rlim_cur >= 1200);
+  TempDir dir;
+  Registry upstream(dir);
+  Agent agent(dir, {"--upstream", upstream.url()});
+  std::vector<int> flood;
+  for (int i = 0; i < 700; ++i) {
+    const int fd = idle_connection(agent.address(), "127.0.0.1");
+    if (fd >= 0) flood.push_back(fd);
+  }
+  // The agent keeps at most 512 of them; the rest it closes at once.
+  int closed = 0;
+  for (std::size_t i = 600; i < flood.size(); ++i) closed += closed_by_server(flood[i]) ? 1 : 0;
+  CHECK(closed == static_cast<int>(flood.size()) - 600);
+  // Others are served meanwhile.
+  for (const char* source : {"127.0.0.2", "127.0.0.3"}) {
+    INFO(source);
+    CHECK(ping_from(agent.address(), source) == 200);
+  }
+  CHECK(eventually([&] { return agent.log_lines({"127.0.0.1 holds 512 connections"}); }, 1) == 1);
+  for (int fd : flood) ::close(fd);
+  // A new episode is logged again; the same one was logged once.
+  CHECK(agent.log_lines({"holds 512 connections"}) == 1);
+}
+
+TEST_CASE("the supernode answers a stranger once and closes", "[integration][security]") {
+  TempDir dir;
+  Registry upstream(dir);
+  auto supernode = start_supernode(dir, upstream.url());
+  const int fd = idle_connection(supernode->address(), "127.0.0.2");
+  REQUIRE(fd >= 0);
+  const std::string req = "GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n";  // keep-alive asked
+  REQUIRE(::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size()));
+  std::string got;
+  char buf[4096];
+  for (int i = 0; i < 50; ++i) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 200) <= 0) continue;
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;  // closed by the supernode
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  CHECK(got.rfind("HTTP/1.1 401", 0) == 0);
+  CHECK(got.find("Connection: close") != std::string::npos);
+  // A connection that sends nothing is dropped within the 5 s head timeout.
+  const int silent = idle_connection(supernode->address(), "127.0.0.3");
+  REQUIRE(silent >= 0);
+  CHECK(wait_until([&] { return closed_by_server(silent); }, 8s, 100ms));
+  ::close(silent);
 }
