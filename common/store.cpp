@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -46,6 +47,8 @@ namespace {
 //   m:<digest>                   manifest bytes
 //   t:<registry>|<repo>|<tag>    tag: {d: digest, t: media type, s: size, v: validated ms}
 //   x:<digest>                   a blob's extra record (the agent's chunk metainfo)
+//   r:<digest>|<registry>|<repo> when the upstream last gave or confirmed the object in that
+//                                repository (ms; docs/security.md "Per-repository access")
 struct ObjectRecord {
   char kind = 'b';
   std::uint64_t size = 0;
@@ -57,6 +60,10 @@ struct ObjectRecord {
 std::string object_key(const Digest& d) { return "o:" + d.str(); }
 std::string manifest_key(const Digest& d) { return "m:" + d.str(); }
 std::string extra_key(const Digest& d) { return "x:" + d.str(); }
+std::string shown_prefix(const Digest& d) { return "r:" + d.str() + "|"; }
+std::string shown_key(const Digest& d, std::string_view reg, std::string_view repo) {
+  return shown_prefix(d) + std::string(reg) + "|" + std::string(repo);
+}
 std::string tag_key(std::string_view reg, std::string_view repo, std::string_view tag) {
   return "t:" + std::string(reg) + "|" + std::string(repo) + "|" + std::string(tag);
 }
@@ -136,6 +143,14 @@ struct Store::Impl {
     batch.Delete(access_key(r.accessed, d.str()));
     if (r.kind == 'm') batch.Delete(manifest_key(d));
     if (r.kind == 'b') batch.Delete(extra_key(d));
+    const std::string prefix = shown_prefix(d);
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+    int n = 0;
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) && n < 100'000;
+         it->Next()) {
+      batch.Delete(it->key());
+      ++n;
+    }
     db->Write(write_options, &batch);
   }
 };
@@ -256,6 +271,32 @@ std::optional<std::string> Store::get_extra(const Digest& digest) {
   std::string value;
   if (!impl_->db->Get(rocksdb::ReadOptions(), extra_key(digest), &value).ok()) return std::nullopt;
   return value;
+}
+
+std::optional<TimePoint> Store::shown_in(const Digest& digest, std::string_view registry,
+                                         std::string_view repository) {
+  std::string value;
+  if (!impl_->db->Get(rocksdb::ReadOptions(), shown_key(digest, registry, repository), &value)
+           .ok()) {
+    return std::nullopt;
+  }
+  std::int64_t ms = 0;
+  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), ms);
+  if (ec != std::errc() || end != value.data() + value.size()) return std::nullopt;
+  return from_unix_ms(ms);
+}
+
+void Store::note_shown(const Digest& digest, std::string_view registry,
+                       std::string_view repository) {
+  const std::string now = std::to_string(to_unix_ms(impl_->clock->now()));
+  auto s = impl_->db->Put(impl_->write_options, shown_key(digest, registry, repository), now);
+  if (!s.ok())
+    LOG_WARN("recording {} in {}/{}: {}", digest.str(), registry, repository, s.ToString());
+}
+
+void Store::forget_shown(const Digest& digest, std::string_view registry,
+                         std::string_view repository) {
+  (void)impl_->db->Delete(impl_->write_options, shown_key(digest, registry, repository));
 }
 
 std::vector<std::pair<Digest, std::string>> Store::extras() {

@@ -124,6 +124,15 @@ class Store {
                  const TagRecord& record);
   Status delete_tag(std::string_view registry, std::string_view repository, std::string_view tag);
 
+  // Per-repository access (docs/security.md): when the upstream last gave or confirmed
+  // `digest` in (registry, repository); nullopt when it never did (as far as this cache knows).
+  std::optional<TimePoint> shown_in(const Digest& digest, std::string_view registry,
+                                    std::string_view repository);
+  // Records that the upstream gave or confirmed `digest` there, now. Never fails (logged).
+  void note_shown(const Digest& digest, std::string_view registry, std::string_view repository);
+  // The upstream says `digest` is not (or no longer) there.
+  void forget_shown(const Digest& digest, std::string_view registry, std::string_view repository);
+
   // Records an access (rate-limited by access_granularity). `accessed_ms`: the access time the
   // caller read with the object (OpenBlob, StoredManifest), which saves a lookup when recent.
   void touch(const Digest& digest);

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "common/mirror/blob_fetch.h"
+#include "common/mirror/blob_service.h"
 #include "common/mirror/node.h"
 #include "common/mirror/responses.h"
 #include "common/p2p/swarm.h"
@@ -169,6 +170,15 @@ Task<void> Publisher::serve(HttpRequest request, ResponseWriter& out, RequestLog
   log.registry = locator->registry;
   log.repository = locator->repository;
   log.object = "blobs/" + locator->digest.str();
+  // Per-repository access (docs/security.md): a blob this supernode holds or fetches for one
+  // repository is published under another only once the upstream shows it there.
+  if (node_.store().blob_size(locator->digest) || node_.fetcher().find(locator->digest)) {
+    auto admitted = co_await node_.blobs().admit(*locator);
+    if (!admitted) {
+      co_await mirror::send_error(out, admitted.error(), log);
+      co_return;
+    }
+  }
   std::optional<std::size_t> chunk;
   if (parsed->kind == proto::Request::Kind::kChunk) {
     chunk = parsed->chunk;

@@ -25,8 +25,8 @@ class SiteAuthority {
                                     std::chrono::milliseconds validity);
 
   const std::string& ca_certificate() const { return ca_cert_; }
-  // A member certificate for the public key `public_der` (DER SubjectPublicKeyInfo), with the
-  // subject alternative name "*" that libtorrent's SSL torrents accept for any torrent.
+  // A member certificate for the public key `public_der` (DER SubjectPublicKeyInfo), named "*"
+  // (libtorrent's SSL torrents accept that name for any torrent). `common_name` is for logs.
   // Errors: kConfigInvalid (not a P-256 or Ed25519 public key), kInternal.
   Result<MemberCertificate> issue_member(const std::string& public_der,
                                          const std::string& common_name) const;

@@ -173,6 +173,8 @@ std::shared_ptr<BlobFetch> BlobFetcher::find(const Digest& digest) const {
 std::shared_ptr<BlobFetch> BlobFetcher::join(const BlobLocator& blob) {
   if (auto running = find(blob.digest)) return running;
   auto fetch = std::make_shared<BlobFetch>();
+  fetch->registry_ = blob.registry;
+  fetch->repository_ = blob.repository;
   inflight_.emplace(blob.digest.str(), fetch);
   ++counters_.upstream_blob_fetches;
   asio::co_spawn(executor_, run(fetch, blob), asio::detached);
@@ -206,8 +208,10 @@ Task<void> BlobFetcher::run(std::shared_ptr<BlobFetch> fetch, BlobLocator blob) 
   const Status committed = co_await offload(pool_, std::move(commit));
   if (!committed) {
     LOG_ERROR("blob {}: verified but not cached: {}", digest.str(), committed.error().what());
-  } else if (stream) {
-    stream->cached();
+  } else {
+    // The upstream gave it for this repository (docs/security.md "Per-repository access").
+    store_.note_shown(digest, fetch->registry_, fetch->repository_);
+    if (stream) stream->cached();
   }
   finish(*fetch, digest, std::nullopt);
 }

@@ -38,6 +38,9 @@ class BlobFetch {
   // The temporary file, valid while this object lives.
   int fd() const { return temp_.fd.get(); }
   const std::string& source() const { return source_; }
+  // The registry and repository the fetch was started for (the upstream shows the blob there).
+  const std::string& registry() const { return registry_; }
+  const std::string& repository() const { return repository_; }
   // The last time the source made progress: bytes written, or out-of-order progress it
   // reported (BlobStream::on_activity).
   SteadyTime last_activity() const { return activity_; }
@@ -52,6 +55,8 @@ class BlobFetch {
   Error error_;
   TempFile temp_;
   std::string source_ = "upstream";
+  std::string registry_;
+  std::string repository_;
   SteadyTime activity_ = std::chrono::steady_clock::now();
   Notifier progress_;
 };

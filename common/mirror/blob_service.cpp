@@ -51,12 +51,50 @@ Task<void> send_unsatisfiable(ResponseWriter& out, std::uint64_t size, RequestLo
 }  // namespace
 
 BlobService::BlobService(Store& store, BlobFetcher& fetcher, BlobSource& source, Counters& counters,
-                         BlobServiceOptions options)
-    : store_(store), fetcher_(fetcher), source_(source), counters_(counters), options_(options) {}
+                         const Clock& clock, BlobServiceOptions options)
+    : store_(store),
+      fetcher_(fetcher),
+      source_(source),
+      counters_(counters),
+      clock_(clock),
+      options_(options) {}
+
+Task<Status> BlobService::admit(const BlobLocator& blob) {
+  const auto shown = store_.shown_in(blob.digest, blob.registry, blob.repository);
+  if (shown && clock_.now() - *shown < options_.repository_check) co_return Status{};
+  if (auto fetch = fetcher_.find(blob.digest);
+      fetch && fetch->registry() == blob.registry && fetch->repository() == blob.repository) {
+    co_return Status{};  // being fetched for this very repository
+  }
+  auto stat = co_await source_.stat(blob, deadline_after(options_.head_timeout));
+  if (stat) {
+    store_.note_shown(blob.digest, blob.registry, blob.repository);
+    co_return Status{};
+  }
+  const auto code = stat.error().code;
+  if (code == make_error_code(Errc::kBlobUnknown) || code == make_error_code(Errc::kNameUnknown) ||
+      code == make_error_code(Errc::kDenied) || code == make_error_code(Errc::kUnauthorized)) {
+    if (shown) store_.forget_shown(blob.digest, blob.registry, blob.repository);
+    co_return Error(Errc::kBlobUnknown,
+                    "blob unknown to registry in " + blob.registry + "/" + blob.repository);
+  }
+  if (shown) co_return Status{};  // the upstream cannot tell now; it showed it here before
+  co_return stat.error();
+}
 
 Task<void> BlobService::serve(BlobLocator blob, const HttpRequest& request, ResponseWriter& out,
                               RequestLog& log) {
   auto cached = store_.open_blob(blob.digest);
+  const auto running = cached ? nullptr : fetcher_.find(blob.digest);
+  if (cached || running) {
+    // Held (or being fetched) for some repository: this one must be shown to hold it too.
+    auto admitted = co_await admit(blob);
+    if (!admitted) {
+      log.source = "check";
+      co_await send_error(out, admitted.error(), log);
+      co_return;
+    }
+  }
   if (cached) {
     store_.touch(blob.digest, cached->accessed_ms);
     ++counters_.cache_hits;

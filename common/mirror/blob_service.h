@@ -8,6 +8,7 @@
 
 #include <chrono>
 
+#include "common/clock.h"
 #include "common/http_server.h"
 #include "common/log.h"
 #include "common/mirror/blob_fetch.h"
@@ -24,16 +25,24 @@ struct BlobServiceOptions {
   // either (BlobFetch::last_activity), before the response is aborted. Not the configurable
   // swarm.stall_timeout, after which the swarm hands over to HTTP.
   std::chrono::milliseconds response_stall_timeout{35'000};
+  // How long the upstream's word that a blob is in a repository is trusted (MirrorOptions).
+  std::chrono::milliseconds repository_check{600'000};
 };
 
 class BlobService {
  public:
   BlobService(Store& store, BlobFetcher& fetcher, BlobSource& source, Counters& counters,
-              BlobServiceOptions options);
+              const Clock& clock, BlobServiceOptions options);
 
   // `request` is HEAD or GET; `log` receives source, status and bytes.
   Task<void> serve(BlobLocator blob, const HttpRequest& request, ResponseWriter& out,
                    RequestLog& log);
+  // Per-repository access (docs/security.md): whether the cache may hand out `blob` (held,
+  // or being fetched for another repository) under its registry and repository: the upstream
+  // gave or confirmed it there within repository_check, or confirms it now (a HEAD). When
+  // the upstream cannot be asked, an earlier confirmation there still counts (offline).
+  // Errors: kBlobUnknown (not there, or the upstream refuses us there), the upstream's errors.
+  Task<Status> admit(const BlobLocator& blob);
 
  private:
   Task<void> serve_file(const Digest& digest, OpenBlob blob, const HttpRequest& request,
@@ -48,6 +57,7 @@ class BlobService {
   BlobFetcher& fetcher_;
   BlobSource& source_;
   Counters& counters_;
+  const Clock& clock_;
   BlobServiceOptions options_;
 };
 

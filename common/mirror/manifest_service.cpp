@@ -38,6 +38,8 @@ Result<ManifestAnswer> ManifestService::from_cache(const Digest& digest, std::st
 Task<Result<ManifestAnswer>> ManifestService::by_digest(UpstreamTarget target,
                                                         std::string repository, Digest digest) {
   if (auto hit = from_cache(digest, "cache")) {
+    auto admitted = co_await admit(target, repository, digest);
+    if (!admitted) co_return admitted.error();
     ++counters_.cache_hits;
     co_return hit;
   }
@@ -59,6 +61,35 @@ Task<Result<ManifestAnswer>> ManifestService::by_tag(UpstreamTarget target, std:
   const std::string key = "t|" + target.registry + "|" + repository + "|" + tag;
   Task<Result<ManifestAnswer>> task = revalidate(target, repository, tag);
   co_return co_await flights_.run(key, std::move(task));
+}
+
+Task<Status> ManifestService::admit(UpstreamTarget target, std::string repository, Digest digest) {
+  const auto shown = store_.shown_in(digest, target.registry, repository);
+  if (shown && clock_.now() - *shown < policy_.repository_check) co_return Status{};
+  UpstreamCall call =
+      manifest_call("HEAD", repository, digest.str(), deadline_after(policy_.response_timeout));
+  auto fetched = co_await fetch_with_fallback(target, std::move(call));
+  Error error(Errc::kUpstreamUnavailable, "no answer");
+  if (fetched) {
+    const int status = fetched->response->status;
+    if (status == 200) {
+      store_.note_shown(digest, target.registry, repository);
+      co_return Status{};
+    }
+    error = upstream_status_error(status, Errc::kManifestUnknown);
+  } else {
+    error = fetched.error();
+  }
+  if (error.code == make_error_code(Errc::kManifestUnknown) ||
+      error.code == make_error_code(Errc::kNameUnknown) ||
+      error.code == make_error_code(Errc::kDenied) ||
+      error.code == make_error_code(Errc::kUnauthorized)) {
+    if (shown) store_.forget_shown(digest, target.registry, repository);
+    co_return Error(Errc::kManifestUnknown,
+                    "manifest unknown to registry in " + target.registry + "/" + repository);
+  }
+  if (shown) co_return Status{};  // the upstream cannot tell now; it showed it here before
+  co_return error;
 }
 
 Task<Result<ManifestAnswer>> ManifestService::revalidate(UpstreamTarget target,
@@ -155,6 +186,8 @@ Task<Result<ManifestAnswer>> ManifestService::fetch(UpstreamTarget target, std::
   }
   if (auto s = store_.put_manifest(got, *media_type, *body); !s) {
     LOG_WARN("manifest {} verified but not cached: {}", got.str(), s.error().what());
+  } else {
+    store_.note_shown(got, target.registry, repository);
   }
   co_return ManifestAnswer{got, StoredManifest{std::move(*media_type), std::move(*body)},
                            fetched->source};
@@ -167,6 +200,8 @@ void ManifestService::remember_tag(const UpstreamTarget& target, const std::stri
   if (auto s = store_.put_tag(target.registry, repository, tag, record); !s) {
     LOG_WARN("tag {}:{} not cached: {}", repository, tag, s.error().what());
   }
+  // The tag resolved to this digest in this repository: the manifest is shown there.
+  store_.note_shown(answer.digest, target.registry, repository);
 }
 
 }  // namespace layerswarm::mirror

@@ -28,6 +28,8 @@ struct ManifestPolicy {
   std::chrono::milliseconds tag_ttl{30'000};
   std::chrono::milliseconds max_stale{std::chrono::hours(24 * 7)};
   std::chrono::milliseconds response_timeout{20'000};
+  // How long the upstream's word that a manifest is in a repository is trusted.
+  std::chrono::milliseconds repository_check{600'000};
 };
 
 struct ManifestAnswer {
@@ -48,6 +50,9 @@ class ManifestService {
                                       std::string tag);
 
  private:
+  // Per-repository access (docs/security.md), as BlobService::admit: a cached manifest is
+  // handed out under `repository` only once the upstream gave or confirmed it there.
+  Task<Status> admit(UpstreamTarget target, std::string repository, Digest digest);
   Task<Result<ManifestAnswer>> fetch(UpstreamTarget target, std::string repository,
                                      std::string reference, std::optional<Digest> expected,
                                      SteadyTime deadline);

@@ -63,11 +63,12 @@ struct MirrorNode::Impl {
                 FetchOptions{opts.mirror.upstream_client.response_timeout}),
         manifests(*store, clk, counters,
                   ManifestPolicy{opts.mirror.cache.tag_ttl, opts.mirror.cache.max_stale,
-                                 opts.mirror.upstream_client.response_timeout}),
-        blobs(
-            *store, fetcher, chain, counters,
-            BlobServiceOptions{opts.mirror.upstream_client.response_timeout,
-                               opts.mirror.upstream_client.read_timeout + std::chrono::seconds(5)}),
+                                 opts.mirror.upstream_client.response_timeout,
+                                 opts.mirror.cache.repository_check}),
+        blobs(*store, fetcher, chain, counters, clk,
+              BlobServiceOptions{opts.mirror.upstream_client.response_timeout,
+                                 opts.mirror.upstream_client.read_timeout + std::chrono::seconds(5),
+                                 opts.mirror.cache.repository_check}),
         api(via ? *via : direct, manifests, blobs, counters,
             opts.mirror.upstream_client.response_timeout),
         dispatch(api),
@@ -155,6 +156,7 @@ const Counters& MirrorNode::counters() const { return impl_->counters; }
 Store& MirrorNode::store() { return *impl_->store; }
 asio::thread_pool& MirrorNode::pool() { return impl_->pool; }
 BlobFetcher& MirrorNode::fetcher() { return impl_->fetcher; }
+BlobService& MirrorNode::blobs() { return impl_->blobs; }
 
 Result<BlobLocator> MirrorNode::locate(std::string_view registry, std::string_view name,
                                        const Digest& digest) {

@@ -30,6 +30,8 @@ class Store;
 
 namespace layerswarm::mirror {
 
+class BlobService;
+
 class BlobFetcher;
 class ManifestService;
 
@@ -74,6 +76,7 @@ class MirrorNode {
   Store& store();
   asio::thread_pool& pool();
   BlobFetcher& fetcher();
+  BlobService& blobs();
   // The canonical blob a request names: `registry` as requested ("" for the default),
   // `name` as requested. Errors: those of Upstreams::resolve.
   Result<BlobLocator> locate(std::string_view registry, std::string_view name,

@@ -12,13 +12,16 @@ using nlohmann::json;
 namespace {
 
 Status parse_cache(const json& j, MirrorOptions::Cache& c) {
-  if (auto s = check_keys(j, {"ttl", "tag_ttl", "max_stale", "sweep_interval"}, "cache"); !s) {
+  if (auto s = check_keys(
+          j, {"ttl", "tag_ttl", "max_stale", "sweep_interval", "repository_check_ttl"}, "cache");
+      !s) {
     return s;
   }
   Status s = read_duration(j, "ttl", "cache", c.ttl);
   if (s) s = read_duration(j, "tag_ttl", "cache", c.tag_ttl);
   if (s) s = read_duration(j, "max_stale", "cache", c.max_stale);
   if (s) s = read_duration(j, "sweep_interval", "cache", c.sweep_interval);
+  if (s) s = read_duration(j, "repository_check_ttl", "cache", c.repository_check);
   return s;
 }
 

@@ -28,6 +28,9 @@ struct MirrorOptions {
     Millis tag_ttl = std::chrono::seconds(30);      // tags answered without asking upstream
     Millis max_stale = std::chrono::hours(24 * 7);  // tags served while upstream is down
     Millis sweep_interval = std::chrono::hours(1);
+    // Per-repository access (docs/security.md): the upstream's word that an object is in a
+    // repository is trusted this long, then asked again (a HEAD).
+    Millis repository_check = std::chrono::minutes(10);
   } cache;
 
   struct UpstreamClient {
