@@ -1,7 +1,8 @@
 // The site's small public-key infrastructure (OpenSSL 3; docs/security.md "The site CA"): one
 // CA per site signs the supernode's HTTPS certificate and a member certificate for every
 // agent. Member certificates are what libtorrent's SSL torrents require of every peer: signed
-// by the CA embedded in the chunk torrent, named "*" (any torrent name). Keys are EC P-256. Everything is PEM text in and out.
+// by the CA embedded in the chunk torrent, named "*" (any torrent name). Keys are EC P-256.
+// Everything is PEM text in and out.
 //
 // Threading: pure functions; safe from any thread.
 #pragma once
