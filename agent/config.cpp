@@ -78,13 +78,14 @@ Result<AgentConfig> parse_config(const json& doc) {
   if (auto s = check_keys(
           doc,
           {"listen", "data_dir", "upstream", "registries", "allow_unlisted_registries", "tls",
-           "cache", "upstream_client", "log", "drain_timeout", "supernode", "token_file",
-           "supernode_ca_file", "direct_fallback", "p2p_listen", "zone", "swarm"},
+           "cache", "upstream_client", "log", "drain_timeout", "audit_log", "supernode",
+           "token_file", "supernode_ca_file", "direct_fallback", "p2p_listen", "zone", "swarm"},
           "config");
       !s) {
     return s.error();
   }
   Status s = read_string(doc, "listen", "config", c.listen);
+  if (s) s = read_string(doc, "audit_log", "config", c.audit_log);
   if (s) s = read_string(doc, "data_dir", "config", c.data_dir);
   if (s) s = read_duration(doc, "drain_timeout", "config", c.drain_timeout);
   if (s) s = read_string(doc, "supernode", "config", c.supernode);

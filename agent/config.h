@@ -33,6 +33,9 @@ struct AgentConfig {
     std::string key;
   } tls;
 
+  // JSON lines of who pulled what, when (common/audit.h); empty: off.
+  std::string audit_log;
+
   struct Log {
     std::string level = "info";
     std::string file;  // empty: stderr

@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "agent/agent.h"
+#include "common/audit.h"
 #include "common/log.h"
 #include "common/service.h"
 #include "layerswarm_version.h"
@@ -50,6 +51,10 @@ int main(int argc, char** argv) {
   if (auto s = init_logging(config->log.level, config->log.file); !s) {
     std::fprintf(stderr, "layerswarm-agent: %s\n", s.error().what().c_str());
     return 2;
+  }
+  if (auto s = open_audit_log(config->audit_log); !s) {
+    LOG_ERROR("cannot start: {}", s.error().what());
+    return 1;
   }
   raise_descriptor_limit();
   boost::asio::io_context ioc(1);

@@ -1,5 +1,7 @@
 #include "common/log.h"
 
+#include "common/audit.h"
+
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
@@ -51,6 +53,7 @@ std::string printable(std::string_view s) {
 }  // namespace
 
 void log_request(const RequestLog& r) {
+  audit(r);
   if (!spdlog::default_logger_raw()->should_log(spdlog::level::info)) return;
   std::string what;
   for (const std::string* part : {&r.registry, &r.repository, &r.object}) {

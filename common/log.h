@@ -37,7 +37,9 @@ struct RequestLog {
   double millis = 0;
   std::string error;  // message for failures
   std::string remote;
+  std::string identity;  // who asked (common/audit.h audit_identity)
 };
+// The request's log line (info), and its audit line (common/audit.h) when the audit log is on.
 void log_request(const RequestLog& r);
 
 }  // namespace layerswarm

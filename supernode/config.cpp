@@ -26,12 +26,13 @@ Result<SupernodeConfig> parse_config(const json& doc) {
   if (auto s = check_keys(doc,
                           {"listen", "data_dir", "token_file", "upstream", "registries",
                            "allow_unlisted_registries", "tls", "cache", "upstream_client", "log",
-                           "drain_timeout", "p2p_listen", "swarm", "site"},
+                           "drain_timeout", "audit_log", "p2p_listen", "swarm", "site"},
                           "config");
       !s) {
     return s.error();
   }
   Status s = read_string(doc, "listen", "config", c.listen);
+  if (s) s = read_string(doc, "audit_log", "config", c.audit_log);
   if (s) s = read_string(doc, "data_dir", "config", c.data_dir);
   if (s) s = read_string(doc, "token_file", "config", c.token_file);
   if (s) s = read_duration(doc, "drain_timeout", "config", c.drain_timeout);

@@ -37,6 +37,9 @@ struct SupernodeConfig {
     Millis member_validity = std::chrono::hours(24 * 30);
   } site;
 
+  // JSON lines of who pulled what, when (common/audit.h); empty: off.
+  std::string audit_log;
+
   struct Log {
     std::string level = "info";
     std::string file;

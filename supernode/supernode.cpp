@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/audit.h"
 #include "common/encoding.h"
 #include "common/json_config.h"
 #include "common/log.h"
@@ -48,6 +49,9 @@ class Front final : public HttpHandler {
     log.method = request.method;
     log.remote = request.remote;
     log.object = path;
+    log.identity = request.client_identity.empty()
+                       ? audit_identity(request.headers.get("Authorization").value_or(""))
+                       : "member:" + request.client_identity;
     if (site_ && !request.secure) {
       // The token must never cross the network in clear: a closed site answers plain http
       // with nothing but this.

@@ -1,5 +1,7 @@
 #include "common/mirror/mirror.h"
 
+#include "common/audit.h"
+
 #include "common/mirror/responses.h"
 #include "common/reference.h"
 #include "common/url.h"
@@ -20,6 +22,7 @@ Task<void> Mirror::handle(HttpRequest request, ResponseWriter& out) {
   RequestLog log;
   log.method = request.method;
   log.remote = request.remote;
+  log.identity = audit_identity(request.headers.get("Authorization").value_or(""));
   co_await route(request, out, log);
   if (log.status >= 400) ++counters_.errors;
   log.millis =

@@ -454,3 +454,55 @@ TEST_CASE("content is served under a repository only once the upstream shows it 
             },
             1) == 1);
 }
+
+TEST_CASE("the audit log records who pulled what, and refusals, without secrets",
+          "[integration][security]") {
+  TempDir dir;
+  Registry upstream(dir);
+  const std::string bytes = random_bytes(200'000, 31);
+  const std::string digest = push_blob(upstream, "team/app", bytes);
+  const std::string agent_audit = dir.file("agent-audit.jsonl");
+  const std::string supernode_audit = dir.file("supernode-audit.jsonl");
+  auto supernode =
+      start_supernode(dir, upstream.url(), R"({"audit_log": ")" + supernode_audit + R"("})");
+  auto agent = start_agent(dir, upstream.url(), supernode->address(), "agent", token_file(dir),
+                           R"({"audit_log": ")" + agent_audit + R"("})");
+  const HeaderList alice = {{"Authorization", "Basic YWxpY2U6cHc="}};  // alice:pw
+  CHECK(http_get(agent->address(), "/v2/team/app/blobs/" + digest, alice).status == 200);
+  CHECK(http_get(agent->address(), "/v2/probe/x/blobs/" + digest).status == 404);
+  CHECK(http_get(supernode->address(), "/v2/").status == 401);  // a stranger
+  CHECK(agent->stop() == 0);
+  CHECK(supernode->stop() == 0);
+
+  std::vector<nlohmann::json> lines;
+  for (const std::string& file : {agent_audit, supernode_audit}) {
+    const std::string text = read_file(file);
+    CHECK(text.find(kToken) == std::string::npos);
+    CHECK(text.find("YWxpY2U6cHc=") == std::string::npos);
+    std::size_t at = 0;
+    for (int i = 0; i < 1000 && at < text.size(); ++i) {
+      const auto end = text.find('\n', at);
+      lines.push_back(nlohmann::json::parse(text.substr(at, end - at)));
+      at = end + 1;
+    }
+  }
+  auto count = [&](const std::function<bool(const nlohmann::json&)>& match) {
+    return std::count_if(lines.begin(), lines.end(), match);
+  };
+  CHECK(count([&](const nlohmann::json& l) {
+          return l["identity"] == "user:alice" && l["repository"] == "team/app" &&
+                 l["reference"] == digest && l["decision"] == "served" && l["kind"] == "blobs";
+        }) == 1);
+  CHECK(count([&](const nlohmann::json& l) {
+          return l["identity"] == "anonymous" && l["repository"] == "probe/x" &&
+                 l["decision"] == "refused" && l["status"] == 404 && l.contains("reason");
+        }) == 1);
+  // The supernode saw the agent by its token's hash, and the stranger's refusal.
+  CHECK(count([&](const nlohmann::json& l) {
+          return l["identity"].get<std::string>().rfind("token:", 0) == 0 &&
+                 l["repository"] == "team/app" && l["decision"] == "served";
+        }) >= 1);
+  CHECK(count([&](const nlohmann::json& l) {
+          return l["status"] == 401 && l["decision"] == "refused";
+        }) == 1);
+}
