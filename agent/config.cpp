@@ -75,12 +75,13 @@ Status validate(const AgentConfig& c) {
 
 Result<AgentConfig> parse_config(const json& doc) {
   AgentConfig c;
-  if (auto s = check_keys(
-          doc,
-          {"listen", "data_dir", "upstream", "registries", "allow_unlisted_registries", "tls",
-           "cache", "upstream_client", "log", "drain_timeout", "audit_log", "supernode",
-           "token_file", "supernode_ca_file", "direct_fallback", "p2p_listen", "zone", "swarm"},
-          "config");
+  if (auto s =
+          check_keys(doc,
+                     {"listen", "data_dir", "upstream", "registries", "allow_unlisted_registries",
+                      "authorize_ttl", "tls", "cache", "upstream_client", "log", "drain_timeout",
+                      "audit_log", "supernode", "token_file", "supernode_ca_file",
+                      "direct_fallback", "p2p_listen", "zone", "swarm"},
+                     "config");
       !s) {
     return s.error();
   }

@@ -39,10 +39,10 @@ Result<Registries> Registries::from_json(const json& registries) {
     if (!is_valid_registry_host(canonical_registry(host))) {
       return Error(Errc::kConfigInvalid, path + ": not a registry host");
     }
-    if (auto s = check_keys(
-            spec,
-            {"url", "username", "password", "docker_config", "ca_file", "insecure_skip_verify"},
-            path);
+    if (auto s = check_keys(spec,
+                            {"url", "username", "password", "docker_config", "ca_file",
+                             "insecure_skip_verify", "authorize_clients"},
+                            path);
         !s) {
       return s.error();
     }
@@ -54,6 +54,7 @@ Result<Registries> Registries::from_json(const json& registries) {
     if (s) s = read_string(spec, "docker_config", path, docker_config);
     if (s) s = read_string(spec, "ca_file", path, e.ca_file);
     if (s) s = read_bool(spec, "insecure_skip_verify", path, e.insecure_skip_verify);
+    if (s) s = read_bool(spec, "authorize_clients", path, e.authorize_clients);
     if (!s) return s.error();
     if (!url.empty()) {
       auto u = Url::parse(url);

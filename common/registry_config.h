@@ -21,6 +21,9 @@ struct RegistryEntry {
   std::string password;  // never logged
   std::string ca_file;
   bool insecure_skip_verify = false;
+  // Clients must bring credentials the registry accepts for the repository, for cached content
+  // too (docs/security.md "Client credentials").
+  bool authorize_clients = false;
   // Set when `url` is a supernode mirroring this registry: every request names the registry
   // with ?ns=, and carries the cluster token as a bearer token (no challenge flow).
   std::string ns;
@@ -35,7 +38,8 @@ class Registries {
   Registries();
 
   // Reads the "registries" object: {"host": {"url", "username", "password", "docker_config",
-  // "ca_file", "insecure_skip_verify"}}. Errors: kConfigInvalid naming the key.
+  // "ca_file", "insecure_skip_verify", "authorize_clients"}}. Errors: kConfigInvalid naming the
+  // key.
   static Result<Registries> from_json(const nlohmann::json& registries);
 
   // "HOST=URL": sets the URL of HOST's entry, creating it. Errors: kConfigInvalid.

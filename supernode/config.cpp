@@ -23,11 +23,12 @@ Status parse_section(const json& j, const char* path, std::initializer_list<std:
 
 Result<SupernodeConfig> parse_config(const json& doc) {
   SupernodeConfig c;
-  if (auto s = check_keys(doc,
-                          {"listen", "data_dir", "token_file", "upstream", "registries",
-                           "allow_unlisted_registries", "tls", "cache", "upstream_client", "log",
-                           "drain_timeout", "audit_log", "p2p_listen", "swarm", "site"},
-                          "config");
+  if (auto s = check_keys(
+          doc,
+          {"listen", "data_dir", "token_file", "upstream", "registries",
+           "allow_unlisted_registries", "authorize_ttl", "tls", "cache", "upstream_client", "log",
+           "drain_timeout", "audit_log", "p2p_listen", "swarm", "site"},
+          "config");
       !s) {
     return s.error();
   }

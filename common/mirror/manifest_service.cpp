@@ -6,10 +6,7 @@ namespace layerswarm::mirror {
 
 namespace {
 
-constexpr const char* kAcceptAll =
-    "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "
-    "application/vnd.docker.distribution.manifest.list.v2+json, "
-    "application/vnd.docker.distribution.manifest.v2+json";
+constexpr const char* kAcceptAll = kManifestAccept;
 
 UpstreamCall manifest_call(const char* method, const std::string& repository,
                            const std::string& reference, SteadyTime deadline) {

@@ -24,6 +24,12 @@
 
 namespace layerswarm::mirror {
 
+// The Accept header of every manifest request to an upstream: all the types a mirror serves.
+inline constexpr const char* kManifestAccept =
+    "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "
+    "application/vnd.docker.distribution.manifest.list.v2+json, "
+    "application/vnd.docker.distribution.manifest.v2+json";
+
 struct ManifestPolicy {
   std::chrono::milliseconds tag_ttl{30'000};
   std::chrono::milliseconds max_stale{std::chrono::hours(24 * 7)};

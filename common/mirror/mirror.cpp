@@ -2,6 +2,7 @@
 
 #include "common/audit.h"
 
+#include "common/digest.h"
 #include "common/mirror/responses.h"
 #include "common/reference.h"
 #include "common/url.h"
@@ -9,12 +10,76 @@
 namespace layerswarm::mirror {
 
 Mirror::Mirror(Upstreams& upstreams, ManifestService& manifests, BlobService& blobs,
-               Counters& counters, std::chrono::milliseconds response_timeout)
+               Counters& counters, std::chrono::milliseconds authorize_ttl,
+               std::chrono::milliseconds response_timeout)
     : upstreams_(upstreams),
       manifests_(manifests),
       blobs_(blobs),
       counters_(counters),
-      response_timeout_(response_timeout) {}
+      response_timeout_(response_timeout),
+      authorize_ttl_(authorize_ttl) {}
+
+Task<void> Mirror::challenge(const std::string& registry, ResponseWriter& out, RequestLog& log,
+                             std::string why) {
+  ResponseHead head;
+  head.status = 401;
+  head.headers.add("Content-Type", "application/json");
+  head.headers.add("WWW-Authenticate", "Basic realm=\"layerswarm mirror of " + registry + "\"");
+  log.error = why;
+  const std::string body = oci_error_body(make_error_code(Errc::kUnauthorized), why);
+  co_await send_body(out, std::move(head), body, log);
+}
+
+Task<bool> Mirror::authorize(const HttpRequest& request, const UpstreamTarget& target,
+                             const std::string& repository, const std::string& path,
+                             ResponseWriter& out, RequestLog& log) {
+  const std::string credential(request.headers.get("Authorization").value_or(""));
+  if (credential.empty()) {
+    co_await challenge(target.registry, out, log, "this registry needs your own credentials");
+    co_return false;
+  }
+  Hasher hasher(Digest::Algorithm::kSha256);
+  hasher.update(credential.data(), credential.size());
+  const std::string key =
+      std::string(hasher.finish().hex()) + "|" + target.registry + "|" + repository;
+  const auto now = std::chrono::steady_clock::now();
+  int status = 0;
+  if (auto it = decisions_.find(key); it != decisions_.end() && now < it->second.until) {
+    status = it->second.status;
+  } else {
+    auto client = upstreams_.client_with(target.registry, credential);
+    UpstreamCall call;
+    call.method = path == "tags/list" ? "GET" : "HEAD";
+    call.repository = repository;
+    call.path = path;
+    if (path.rfind("manifests/", 0) == 0) call.headers.add("Accept", kManifestAccept);
+    call.deadline = deadline_after(response_timeout_);
+    auto resp = co_await client->fetch(std::move(call));
+    if (!resp) {
+      co_await send_error(out, resp.error(), log);  // not cached: the registry could not tell
+      co_return false;
+    }
+    status = (*resp)->status;
+    // Only answers about the credential are reused for the repository; a 404 is about the
+    // object asked for.
+    if (status == 200 || status == 401 || status == 403) {
+      if (decisions_.size() >= 10'000) decisions_.clear();  // a bound; entries are cheap to redo
+      decisions_[key] = Decision{status, now + authorize_ttl_};
+    }
+  }
+  if (status == 200) co_return true;
+  if (status == 401) {
+    co_await challenge(target.registry, out, log, "the registry refused these credentials");
+    co_return false;
+  }
+  Error refused = status == 403   ? Error(Errc::kDenied, "the registry denies these credentials")
+                  : status == 404 ? upstream_status_error(404, path.rfind("blobs/", 0) == 0
+                                                                   ? Errc::kBlobUnknown
+                                                                   : Errc::kManifestUnknown)
+                                  : upstream_status_error(status, Errc::kUpstreamUnavailable);
+  co_await send_error(out, std::move(refused), log);
+  co_return false;
+}
 
 Task<void> Mirror::handle(HttpRequest request, ResponseWriter& out) {
   const auto start = std::chrono::steady_clock::now();
@@ -40,6 +105,12 @@ Task<void> Mirror::route(const HttpRequest& request, ResponseWriter& out, Reques
   const Route& r = *parsed;
   if (r.kind == Route::Kind::kPing) {
     log.object = "v2";
+    // A client learns here that the default registry wants its credentials.
+    const std::string registry = upstreams_.default_registry();
+    if (upstreams_.entry(registry).authorize_clients && !request.headers.get("Authorization")) {
+      co_await challenge(registry, out, log, "this registry needs your own credentials");
+      co_return;
+    }
     ResponseHead head;
     head.headers.add("Content-Type", "application/json");
     co_await send_body(out, std::move(head), "{}", log);
@@ -52,6 +123,14 @@ Task<void> Mirror::route(const HttpRequest& request, ResponseWriter& out, Reques
   }
   log.registry = target->registry;
   log.repository = canonical_name(target->registry, r.name);
+  if (upstreams_.entry(target->registry).authorize_clients) {
+    const std::string path = r.kind == Route::Kind::kManifest
+                                 ? "manifests/" + (r.digest ? r.digest->str() : r.tag)
+                             : r.kind == Route::Kind::kBlob ? "blobs/" + r.digest->str()
+                                                            : "tags/list";
+    const bool allowed = co_await authorize(request, *target, log.repository, path, out, log);
+    if (!allowed) co_return;
+  }
   switch (r.kind) {
     case Route::Kind::kManifest:
       log.object = "manifests/" + (r.digest ? r.digest->str() : r.tag);

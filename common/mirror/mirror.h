@@ -5,6 +5,8 @@
 // Threading: the io_context thread.
 #pragma once
 
+#include <map>
+
 #include <chrono>
 
 #include "common/http_server.h"
@@ -19,7 +21,7 @@ namespace layerswarm::mirror {
 class Mirror final : public HttpHandler {
  public:
   Mirror(Upstreams& upstreams, ManifestService& manifests, BlobService& blobs, Counters& counters,
-         std::chrono::milliseconds response_timeout);
+         std::chrono::milliseconds authorize_ttl, std::chrono::milliseconds response_timeout);
 
   Task<void> handle(HttpRequest request, ResponseWriter& out) override;
 
@@ -29,12 +31,28 @@ class Mirror final : public HttpHandler {
                             RequestLog& log);
   Task<void> serve_tags(const Route& route, UpstreamTarget target, ResponseWriter& out,
                         RequestLog& log);
+  // authorize_clients (docs/security.md "Client credentials"): whether the client's own
+  // credential may read `path` ("manifests/<ref>", "blobs/<digest>", "tags/list") of the
+  // repository, as the registry answers a request made with it (cached per credential and
+  // repository for authorize_ttl). When not, the answer is sent and false returned.
+  Task<bool> authorize(const HttpRequest& request, const UpstreamTarget& target,
+                       const std::string& repository, const std::string& path, ResponseWriter& out,
+                       RequestLog& log);
+  Task<void> challenge(const std::string& registry, ResponseWriter& out, RequestLog& log,
+                       std::string why);
+
+  struct Decision {
+    int status = 0;
+    std::chrono::steady_clock::time_point until;
+  };
 
   Upstreams& upstreams_;
   ManifestService& manifests_;
   BlobService& blobs_;
   Counters& counters_;
   std::chrono::milliseconds response_timeout_;
+  std::chrono::milliseconds authorize_ttl_;
+  std::map<std::string, Decision> decisions_;  // sha256(credential)|registry|repository
 };
 
 }  // namespace layerswarm::mirror

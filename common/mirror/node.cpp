@@ -69,7 +69,7 @@ struct MirrorNode::Impl {
               BlobServiceOptions{opts.mirror.upstream_client.response_timeout,
                                  opts.mirror.upstream_client.read_timeout + std::chrono::seconds(5),
                                  opts.mirror.cache.repository_check}),
-        api(via ? *via : direct, manifests, blobs, counters,
+        api(via ? *via : direct, manifests, blobs, counters, opts.mirror.authorize_ttl,
             opts.mirror.upstream_client.response_timeout),
         dispatch(api),
         server(io, dispatch, opts.limits),

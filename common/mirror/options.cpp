@@ -44,6 +44,7 @@ Status parse_upstream_client(const json& j, MirrorOptions::UpstreamClient& u) {
 Status parse_mirror_options(const json& doc, MirrorOptions& o) {
   Status s = read_string(doc, "upstream", "config", o.upstream);
   if (s) s = read_bool(doc, "allow_unlisted_registries", "config", o.allow_unlisted_registries);
+  if (s) s = read_duration(doc, "authorize_ttl", "config", o.authorize_ttl);
   if (s && doc.contains("cache")) s = parse_cache(doc["cache"], o.cache);
   if (s && doc.contains("upstream_client")) {
     s = parse_upstream_client(doc["upstream_client"], o.upstream_client);

@@ -33,6 +33,10 @@ struct MirrorOptions {
     Millis repository_check = std::chrono::minutes(10);
   } cache;
 
+  // How long a client credential's answer from the registry (allowed or not, per repository)
+  // is reused for registries with authorize_clients.
+  Millis authorize_ttl = std::chrono::seconds(60);
+
   struct UpstreamClient {
     Millis connect_timeout = std::chrono::seconds(10);
     Millis read_timeout = std::chrono::seconds(30);

@@ -1,5 +1,6 @@
 #include "common/mirror/upstreams.h"
 
+#include "common/encoding.h"
 #include "common/log.h"
 #include "common/mirror/source_chain.h"
 #include "common/reference.h"
@@ -78,6 +79,27 @@ std::shared_ptr<RegistryClient> Upstreams::client_for(const RegistryEntry& entry
   }
   it->second.last_use = ++uses_;
   return it->second.client;
+}
+
+std::shared_ptr<RegistryClient> Upstreams::client_with(const std::string& name,
+                                                       std::string_view authorization) {
+  RegistryEntry entry = registries_.lookup(name);
+  entry.username.clear();
+  entry.password.clear();
+  entry.bearer_token.clear();
+  entry.ns.clear();
+  if (authorization.substr(0, 6) == "Basic ") {
+    if (auto decoded = base64_decode(authorization.substr(6))) {
+      const auto colon = decoded->find(':');
+      entry.username = decoded->substr(0, colon);
+      entry.password = colon == std::string::npos ? "" : decoded->substr(colon + 1);
+    }
+  } else if (authorization.substr(0, 7) == "Bearer ") {
+    entry.bearer_token = std::string(authorization.substr(7));
+  }
+  RetryPolicy once = retry_;
+  once.attempts = 1;
+  return std::make_shared<RegistryClient>(executor_, entry, client_options_, once, clock_);
 }
 
 void Upstreams::evict_unlisted() {

@@ -62,6 +62,13 @@ class Upstreams {
   Result<UpstreamTarget> resolve(std::string_view requested);
 
   const std::string& default_registry() const { return default_name_; }
+  // The registry's entry as configured here (`name` canonical).
+  RegistryEntry entry(const std::string& name) const { return registries_.lookup(name); }
+  // A one-off client of the registry itself (never through a supernode) that sends a client's
+  // own credential, `authorization` (the header value it sent us: Basic or Bearer), instead of
+  // ours (docs/security.md "Client credentials").
+  std::shared_ptr<RegistryClient> client_with(const std::string& name,
+                                              std::string_view authorization);
   std::size_t clients() const { return clients_.size(); }
 
   static constexpr std::size_t kMaxUnlisted = 64;

@@ -506,3 +506,63 @@ TEST_CASE("the audit log records who pulled what, and refusals, without secrets"
           return l["status"] == 401 && l["decision"] == "refused";
         }) == 1);
 }
+
+TEST_CASE("authorize_clients: only clients whose own credentials the registry accepts are served",
+          "[integration][security]") {
+  TempDir dir;
+  RegistryAuth auth;
+  auth.kind = RegistryAuth::Kind::kHtpasswd;
+  Registry upstream(dir, auth);
+  const Image image = make_image(dir, "img", {"--layer", "60K"});
+  push_image(dir, image, upstream, "team/app:v1");
+  const std::string host = upstream.address();
+  // The agent has credentials of its own (it fetches with them), and asks clients for theirs.
+  const std::string config = R"({"upstream": ")" + host + R"(", "registries": {")" + host +
+                             R"(": {"url": ")" + upstream.url() + R"(", "username": ")" +
+                             auth.user + R"(", "password": ")" + auth.password +
+                             R"(", "authorize_clients": true}}})";
+  Agent agent(dir, {}, config);
+  const std::string good = "Basic " + [&] {
+    const std::string raw = auth.user + ":" + auth.password;
+    static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    for (std::size_t i = 0; i < raw.size(); i += 3) {
+      const unsigned n = (static_cast<unsigned char>(raw[i]) << 16) |
+                         (i + 1 < raw.size() ? static_cast<unsigned char>(raw[i + 1]) << 8 : 0) |
+                         (i + 2 < raw.size() ? static_cast<unsigned char>(raw[i + 2]) : 0);
+      out += k[(n >> 18) & 63];
+      out += k[(n >> 12) & 63];
+      out += i + 1 < raw.size() ? k[(n >> 6) & 63] : '=';
+      out += i + 2 < raw.size() ? k[n & 63] : '=';
+    }
+    return out;
+  }();
+  const std::string bad = "Basic " + std::string("dGVzdGVyOndyb25n");  // tester:wrong
+  const std::string accept = "application/vnd.oci.image.manifest.v1+json";
+  const std::string manifest = "/v2/team/app/manifests/v1";
+
+  // No credentials: challenged (the ping too, so clients learn to send them).
+  const auto ping = http_get(agent.address(), "/v2/");
+  CHECK(ping.status == 401);
+  CHECK(ping.header("www-authenticate").rfind("Basic realm=", 0) == 0);
+  CHECK(http_get(agent.address(), manifest, {{"Accept", accept}}).status == 401);
+  // Good credentials: served (and cached).
+  const auto served =
+      http_get(agent.address(), manifest, {{"Accept", accept}, {"Authorization", good}});
+  CHECK(served.status == 200);
+  const std::string blob = image.blob_digests().front();
+  CHECK(http_get(agent.address(), "/v2/team/app/blobs/" + blob, {{"Authorization", good}}).status ==
+        200);
+  // Refused credentials get nothing, cached content included.
+  CHECK(http_get(agent.address(), manifest, {{"Accept", accept}, {"Authorization", bad}}).status ==
+        401);
+  CHECK(http_get(agent.address(), "/v2/team/app/blobs/" + blob, {{"Authorization", bad}}).status ==
+        401);
+  CHECK(http_get(agent.address(), "/v2/team/app/blobs/" + blob).status == 401);
+  // The decision is cached per credential and repository: a second blob request with the good
+  // credential asks the registry nothing more for authorization.
+  const int heads = upstream.requests("HEAD", "/v2/team/app/blobs/" + blob);
+  CHECK(http_get(agent.address(), "/v2/team/app/blobs/" + blob, {{"Authorization", good}}).status ==
+        200);
+  CHECK(upstream.requests("HEAD", "/v2/team/app/blobs/" + blob) == heads);
+}

@@ -149,7 +149,7 @@ TEST_CASE("a cache of many chunk torrents holds no descriptors while nobody want
   }
   // Nobody else wants them: every blob stops seeding after seed_idle, and the descriptors go.
   CHECK(eventually([&] { return agent->log_lines({"stopped seeding (idle)"}); }, kBlobs) >= kBlobs);
-  CHECK(wait_until([&] { return open_fds(pid) <= idle_fds + 2; }, 10s));
+  CHECK(wait_until([&] { return open_fds(pid) <= idle_fds + 2; }, 30s));
   done = true;
   sampler.join();
   INFO("descriptors: idle " << idle_fds << ", peak " << peak << ", after " << open_fds(pid));
