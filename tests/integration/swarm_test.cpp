@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <thread>
 
 #include "tests/support/cluster.h"
@@ -149,7 +150,17 @@ TEST_CASE("a cache of many chunk torrents holds no descriptors while nobody want
   }
   // Nobody else wants them: every blob stops seeding after seed_idle, and the descriptors go.
   CHECK(eventually([&] { return agent->log_lines({"stopped seeding (idle)"}); }, kBlobs) >= kBlobs);
-  CHECK(wait_until([&] { return open_fds(pid) <= idle_fds + 2; }, 30s));
+  const bool closed = wait_until([&] { return open_fds(pid) <= idle_fds + 2; }, 30s);
+  if (!closed) {
+    std::string held;
+    std::error_code ec;
+    for (const auto& e :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
+      held += " " + std::filesystem::read_symlink(e.path(), ec).string();
+    }
+    INFO("descriptors held:" << held);
+    CHECK(closed);
+  }
   done = true;
   sampler.join();
   INFO("descriptors: idle " << idle_fds << ", peak " << peak << ", after " << open_fds(pid));
