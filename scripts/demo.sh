@@ -25,19 +25,28 @@ skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$WORK/image:latest
   "docker://$UPSTREAM/demo/app:latest"
 echo "demo: upstream registry at $UPSTREAM holds demo/app:latest"
 
-echo "layerswarm-demo-token-$$" >"$WORK/token"
+# A closed site (docs/security.md): a site CA, the supernode's https certificate and the token;
+# peers trade over TLS with member certificates only.
+build/supernode/layerswarm-supernode init-site --dir "$WORK/site" --ip 127.0.0.1 >/dev/null
+cat >"$WORK/supernode.json" <<JSON
+{"tls": {"listen": "127.0.0.1:0", "cert": "$WORK/site/supernode.pem", "key": "$WORK/site/supernode.key"},
+ "site": {"ca_cert": "$WORK/site/ca.pem", "ca_key": "$WORK/site/ca.key"}}
+JSON
+echo "{\"supernode_ca_file\": \"$WORK/site/ca.pem\"}" >"$WORK/agent.json"
 build/supernode/layerswarm-supernode --listen 127.0.0.1:0 --p2p-listen 127.0.0.1:0 \
-  --data-dir "$WORK/supernode" --upstream "http://$UPSTREAM" --token-file "$WORK/token" \
-  >"$WORK/supernode.log" 2>&1 &
+  --data-dir "$WORK/supernode" --upstream "http://$UPSTREAM" --token-file "$WORK/site/token" \
+  --config "$WORK/supernode.json" >"$WORK/supernode.log" 2>&1 &
 PIDS+=($!)
-ls_wait_log "$WORK/supernode.log" "listening on"
-SUPERNODE=$(ls_listening "$WORK/supernode.log")
-echo "demo: layerswarm-supernode at $SUPERNODE (tracker and first seed)"
+ls_wait_log "$WORK/supernode.log" "listening on https"
+SUPERNODE=$(grep -o 'listening on https://127\.0\.0\.1:[0-9]*' "$WORK/supernode.log" | head -1 |
+  grep -o '127\.0\.0\.1:[0-9]*')
+echo "demo: layerswarm-supernode at https://$SUPERNODE (tracker and first seed; a closed site: TLS between members)"
 AGENTS=()
 for a in 1 2 3; do
   build/agent/layerswarm-agent --listen 127.0.0.1:0 --p2p-listen 127.0.0.1:0 \
-    --data-dir "$WORK/agent$a" --upstream "http://$UPSTREAM" --supernode "http://$SUPERNODE" \
-    --token-file "$WORK/token" --zone "rack-$((a % 2))" >"$WORK/agent$a.log" 2>&1 &
+    --data-dir "$WORK/agent$a" --upstream "http://$UPSTREAM" --supernode "https://$SUPERNODE" \
+    --token-file "$WORK/site/token" --config "$WORK/agent.json" --zone "rack-$((a % 2))" \
+    >"$WORK/agent$a.log" 2>&1 &
   PIDS+=($!)
   ls_wait_log "$WORK/agent$a.log" "listening on"
   AGENTS+=("$(ls_listening "$WORK/agent$a.log")")
