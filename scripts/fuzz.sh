@@ -10,7 +10,7 @@ scripts/setup.sh --fuzz
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DLAYERSWARM_FUZZ=ON \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 ninja -C build-fuzz -j "${JOBS:-2}"
-for name in route range challenge token manifest values config announce swarm_protocol; do
+for name in route range challenge token manifest values config announce swarm_protocol pki; do
   corpus=build-fuzz/corpus-$name
   mkdir -p "$corpus"
   cp -n tests/fuzz/corpus/$name/* "$corpus/" 2>/dev/null || true
