@@ -205,6 +205,7 @@ Result<std::unique_ptr<Supernode>> Supernode::create(const SupernodeConfig& conf
   // Agents send their request as soon as they connect: a connection that sends nothing for
   // 5 s is not an agent (docs/security.md "Connection floods").
   options.limits.header_timeout = std::chrono::seconds(5);
+  options.honour_forwarded_credentials = true;
   auto impl = std::make_unique<Impl>();
   p2p::SwarmOptions swarm_options;
   if (!config.site.ca_cert.empty()) {

@@ -10,14 +10,13 @@
 namespace layerswarm::mirror {
 
 Mirror::Mirror(Upstreams& upstreams, ManifestService& manifests, BlobService& blobs,
-               Counters& counters, std::chrono::milliseconds authorize_ttl,
-               std::chrono::milliseconds response_timeout)
+               Counters& counters, MirrorAuth auth, std::chrono::milliseconds response_timeout)
     : upstreams_(upstreams),
       manifests_(manifests),
       blobs_(blobs),
       counters_(counters),
       response_timeout_(response_timeout),
-      authorize_ttl_(authorize_ttl) {}
+      auth_(auth) {}
 
 Task<void> Mirror::challenge(const std::string& registry, ResponseWriter& out, RequestLog& log,
                              std::string why) {
@@ -30,10 +29,9 @@ Task<void> Mirror::challenge(const std::string& registry, ResponseWriter& out, R
   co_await send_body(out, std::move(head), body, log);
 }
 
-Task<bool> Mirror::authorize(const HttpRequest& request, const UpstreamTarget& target,
+Task<bool> Mirror::authorize(std::string credential, const UpstreamTarget& target,
                              const std::string& repository, const std::string& path,
                              ResponseWriter& out, RequestLog& log) {
-  const std::string credential(request.headers.get("Authorization").value_or(""));
   if (credential.empty()) {
     co_await challenge(target.registry, out, log, "this registry needs your own credentials");
     co_return false;
@@ -47,13 +45,20 @@ Task<bool> Mirror::authorize(const HttpRequest& request, const UpstreamTarget& t
   if (auto it = decisions_.find(key); it != decisions_.end() && now < it->second.until) {
     status = it->second.status;
   } else {
-    auto client = upstreams_.client_with(target.registry, credential);
     UpstreamCall call;
     call.method = path == "tags/list" ? "GET" : "HEAD";
     call.repository = repository;
     call.path = path;
     if (path.rfind("manifests/", 0) == 0) call.headers.add("Accept", kManifestAccept);
     call.deadline = deadline_after(response_timeout_);
+    // Behind a supernode the supernode asks the registry with the forwarded credential (the
+    // agent may not reach the registry itself); otherwise a one-off client of the registry.
+    std::shared_ptr<RegistryClient> client = target.client;
+    if (upstreams_.through_supernode()) {
+      call.headers.add(kForwardedAuthorization, credential);
+    } else {
+      client = upstreams_.client_with(target.registry, credential);
+    }
     auto resp = co_await client->fetch(std::move(call));
     if (!resp) {
       co_await send_error(out, resp.error(), log);  // not cached: the registry could not tell
@@ -64,7 +69,7 @@ Task<bool> Mirror::authorize(const HttpRequest& request, const UpstreamTarget& t
     // object asked for.
     if (status == 200 || status == 401 || status == 403) {
       if (decisions_.size() >= 10'000) decisions_.clear();  // a bound; entries are cheap to redo
-      decisions_[key] = Decision{status, now + authorize_ttl_};
+      decisions_[key] = Decision{status, now + auth_.ttl};
     }
   }
   if (status == 200) co_return true;
@@ -123,12 +128,19 @@ Task<void> Mirror::route(const HttpRequest& request, ResponseWriter& out, Reques
   }
   log.registry = target->registry;
   log.repository = canonical_name(target->registry, r.name);
-  if (upstreams_.entry(target->registry).authorize_clients) {
+  // Client credentials: the registry's own setting here, or (on a supernode) a credential an
+  // agent forwards, which is checked whatever this node's setting.
+  const auto forwarded =
+      auth_.honour_forwarded ? request.headers.get(kForwardedAuthorization) : std::nullopt;
+  if (forwarded || upstreams_.entry(target->registry).authorize_clients) {
     const std::string path = r.kind == Route::Kind::kManifest
                                  ? "manifests/" + (r.digest ? r.digest->str() : r.tag)
                              : r.kind == Route::Kind::kBlob ? "blobs/" + r.digest->str()
                                                             : "tags/list";
-    const bool allowed = co_await authorize(request, *target, log.repository, path, out, log);
+    std::string credential(forwarded ? *forwarded
+                                     : request.headers.get("Authorization").value_or(""));
+    const bool allowed =
+        co_await authorize(std::move(credential), *target, log.repository, path, out, log);
     if (!allowed) co_return;
   }
   switch (r.kind) {

@@ -18,10 +18,19 @@
 
 namespace layerswarm::mirror {
 
+// The header in which an agent forwards its client's own credential to its supernode, for
+// registries with authorize_clients (docs/security.md "Client credentials").
+inline constexpr const char* kForwardedAuthorization = "Layerswarm-Client-Authorization";
+
+struct MirrorAuth {
+  std::chrono::milliseconds ttl{60'000};  // authorize_ttl
+  bool honour_forwarded = false;          // a supernode: check kForwardedAuthorization
+};
+
 class Mirror final : public HttpHandler {
  public:
   Mirror(Upstreams& upstreams, ManifestService& manifests, BlobService& blobs, Counters& counters,
-         std::chrono::milliseconds authorize_ttl, std::chrono::milliseconds response_timeout);
+         MirrorAuth auth, std::chrono::milliseconds response_timeout);
 
   Task<void> handle(HttpRequest request, ResponseWriter& out) override;
 
@@ -35,7 +44,7 @@ class Mirror final : public HttpHandler {
   // credential may read `path` ("manifests/<ref>", "blobs/<digest>", "tags/list") of the
   // repository, as the registry answers a request made with it (cached per credential and
   // repository for authorize_ttl). When not, the answer is sent and false returned.
-  Task<bool> authorize(const HttpRequest& request, const UpstreamTarget& target,
+  Task<bool> authorize(std::string credential, const UpstreamTarget& target,
                        const std::string& repository, const std::string& path, ResponseWriter& out,
                        RequestLog& log);
   Task<void> challenge(const std::string& registry, ResponseWriter& out, RequestLog& log,
@@ -51,7 +60,7 @@ class Mirror final : public HttpHandler {
   BlobService& blobs_;
   Counters& counters_;
   std::chrono::milliseconds response_timeout_;
-  std::chrono::milliseconds authorize_ttl_;
+  MirrorAuth auth_;
   std::map<std::string, Decision> decisions_;  // sha256(credential)|registry|repository
 };
 

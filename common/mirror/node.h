@@ -47,6 +47,9 @@ struct NodeOptions {
   std::optional<Via> via;
   // With `via`: ask the registry itself when the supernode cannot answer.
   bool direct_fallback = true;
+  // A supernode: a client credential its agents forward (kForwardedAuthorization) is checked
+  // with the registry before anything is served for that request.
+  bool honour_forwarded_credentials = false;
 };
 
 class MirrorNode {

@@ -62,6 +62,8 @@ class Upstreams {
   Result<UpstreamTarget> resolve(std::string_view requested);
 
   const std::string& default_registry() const { return default_name_; }
+  // Whether registries are reached through a supernode.
+  bool through_supernode() const { return via_.has_value(); }
   // The registry's entry as configured here (`name` canonical).
   RegistryEntry entry(const std::string& name) const { return registries_.lookup(name); }
   // A one-off client of the registry itself (never through a supernode) that sends a client's

@@ -566,3 +566,44 @@ TEST_CASE("authorize_clients: only clients whose own credentials the registry ac
         200);
   CHECK(upstream.requests("HEAD", "/v2/team/app/blobs/" + blob) == heads);
 }
+
+TEST_CASE("authorize_clients behind a supernode: the supernode checks the forwarded credential",
+          "[integration][security]") {
+  TempDir dir;
+  RegistryAuth auth;
+  auth.kind = RegistryAuth::Kind::kHtpasswd;
+  Registry upstream(dir, auth);
+  const Image image = make_image(dir, "img", {"--layer", "60K"});
+  push_image(dir, image, upstream, "team/app:v1");
+  const std::string host = upstream.address();
+  // The supernode holds the registry's credentials and knows nothing of authorize_clients.
+  const std::string sn_config = R"({"upstream": ")" + host + R"(", "registries": {")" + host +
+                                R"(": {"url": ")" + upstream.url() + R"(", "username": ")" +
+                                auth.user + R"(", "password": ")" + auth.password + R"("}}})";
+  auto supernode = start_supernode(dir, upstream.url(), sn_config);
+  // The agent has no credentials of its own and asks its clients for theirs.
+  const std::string config = R"({"upstream": ")" + host + R"(", "direct_fallback": false, )" +
+                             R"("registries": {")" + host + R"(": {"url": ")" + upstream.url() +
+                             R"(", "authorize_clients": true}}})";
+  auto agent =
+      start_agent(dir, upstream.url(), supernode->address(), "agent", token_file(dir), config);
+  const std::string good = "Basic dGVzdGVyOnMzY3JldC1wYXNz";  // tester:s3cret-pass
+  const std::string bad = "Basic dGVzdGVyOndyb25n";           // tester:wrong
+  const HeaderList accept = {{"Accept", "application/vnd.oci.image.manifest.v1+json"}};
+  const std::string manifest = "/v2/team/app/manifests/v1";
+  auto with = [&](const std::string& credential) {
+    HeaderList h = accept;
+    h.emplace_back("Authorization", credential);
+    return h;
+  };
+  CHECK(http_get(agent->address(), manifest, accept).status == 401);
+  CHECK(http_get(agent->address(), manifest, with(bad)).status == 401);
+  CHECK(http_get(agent->address(), manifest, with(good)).status == 200);
+  const std::string blob = image.blob_digests().front();
+  CHECK(http_get(agent->address(), "/v2/team/app/blobs/" + blob, with(good)).status == 200);
+  CHECK(http_get(agent->address(), "/v2/team/app/blobs/" + blob, with(bad)).status == 401);
+  // A client cannot forge the forwarding header at the agent: the agent ignores it.
+  HeaderList forged = accept;
+  forged.emplace_back("Layerswarm-Client-Authorization", good);
+  CHECK(http_get(agent->address(), manifest, forged).status == 401);
+}
