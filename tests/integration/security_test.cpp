@@ -565,6 +565,14 @@ TEST_CASE("authorize_clients: only clients whose own credentials the registry ac
   CHECK(http_get(agent.address(), "/v2/team/app/blobs/" + blob, {{"Authorization", good}}).status ==
         200);
   CHECK(upstream.requests("HEAD", "/v2/team/app/blobs/" + blob) == heads);
+
+  // A real client follows the challenge: skopeo with credentials for the mirror pulls, skopeo
+  // without them or with wrong ones does not.
+  CHECK(pull_to_dir(dir, agent.address(), "team/app:v1", "with-creds",
+                    {"--src-creds", auth.user + ":" + auth.password}) == 0);
+  CHECK(pull_to_dir(dir, agent.address(), "team/app:v1", "no-creds") != 0);
+  CHECK(pull_to_dir(dir, agent.address(), "team/app:v1", "bad-creds",
+                    {"--src-creds", auth.user + ":wrong"}) != 0);
 }
 
 TEST_CASE("authorize_clients behind a supernode: the supernode checks the forwarded credential",
