@@ -615,3 +615,38 @@ TEST_CASE("authorize_clients behind a supernode: the supernode checks the forwar
   forged.emplace_back("Layerswarm-Client-Authorization", good);
   CHECK(http_get(agent->address(), manifest, forged).status == 401);
 }
+
+TEST_CASE("a full connection table makes room: idle connections give way to new clients",
+          "[integration][security]") {
+  rlimit rl{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &rl) == 0);
+  if (rl.rlim_max < 9000) {
+    WARN("skipped: a descriptor limit of " << rl.rlim_max << " cannot hold the flood");
+    return;
+  }
+  rl.rlim_cur = rl.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &rl);
+  TempDir dir;
+  Registry upstream(dir);
+  Agent agent(dir, {"--upstream", upstream.url()});
+  // Eight addresses, 512 idle connections each: the agent's 4,096 slots.
+  std::vector<int> flood;
+  for (int a = 1; a <= 8; ++a) {
+    for (int i = 0; i < 512; ++i) {
+      const int fd = idle_connection(agent.address(), "127.0.1." + std::to_string(a));
+      if (fd >= 0) flood.push_back(fd);
+    }
+  }
+  REQUIRE(flood.size() == 4096);
+  // A new client is served after at most a few tries (the first may arrive before the sweep).
+  int status = 0;
+  for (int attempt = 0; attempt < 20 && status != 200; ++attempt) {
+    status = ping_from(agent.address(), "127.0.2.1");
+  }
+  CHECK(status == 200);
+  CHECK(eventually([&] { return agent.log_lines({"connection limit 4096 reached"}); }, 1) == 1);
+  int closed = 0;
+  for (int fd : flood) closed += closed_by_server(fd) ? 1 : 0;
+  CHECK(closed > 2048);  // the idle ones were closed to make room
+  for (int fd : flood) ::close(fd);
+}
