@@ -650,3 +650,42 @@ TEST_CASE("a full connection table makes room: idle connections give way to new 
   CHECK(closed > 2048);  // the idle ones were closed to make room
   for (int fd : flood) ::close(fd);
 }
+
+TEST_CASE("authorize_clients: a client's own bearer token from the registry's token service works",
+          "[integration][security]") {
+  TempDir dir;
+  TokenServer tokens(dir, "tester", "s3cret-pass");
+  RegistryAuth auth;
+  auth.kind = RegistryAuth::Kind::kToken;
+  auth.token_server = &tokens;
+  Registry upstream(dir, auth);
+  const Image image = make_image(dir, "img", {"--layer", "40K"});
+  push_image(dir, image, upstream, "team/app:v1");
+  const std::string host = upstream.address();
+  const std::string config = R"({"upstream": ")" + host + R"(", "registries": {")" + host +
+                             R"(": {"url": ")" + upstream.url() +
+                             R"(", "username": "tester", "password": "s3cret-pass", )" +
+                             R"("authorize_clients": true}}})";
+  Agent agent(dir, {}, config);
+  // The client gets a pull token for team/app from the registry's token service itself.
+  std::string realm = tokens.realm();  // http://HOST:PORT/token
+  const std::string token_host = realm.substr(7, realm.find('/', 7) - 7);
+  const auto issued = http_get(token_host,
+                               "/token?service=layerswarm-test-registry&scope=repository:team/"
+                               "app:pull",
+                               {{"Authorization", "Basic dGVzdGVyOnMzY3JldC1wYXNz"}});
+  REQUIRE(issued.status == 200);
+  const std::string token = nlohmann::json::parse(issued.body)["token"].get<std::string>();
+  const HeaderList accept = {{"Accept", "application/vnd.oci.image.manifest.v1+json"}};
+  auto with = [&](const std::string& credential) {
+    HeaderList h = accept;
+    h.emplace_back("Authorization", credential);
+    return h;
+  };
+  const std::string manifest = "/v2/team/app/manifests/v1";
+  CHECK(http_get(agent.address(), manifest, with("Bearer " + token)).status == 200);
+  CHECK(http_get(agent.address(), manifest, with("Bearer not-a-token")).status == 401);
+  // The token is for team/app only: another repository of the registry is refused.
+  CHECK(http_get(agent.address(), "/v2/team/other/manifests/v1", with("Bearer " + token)).status !=
+        200);
+}
