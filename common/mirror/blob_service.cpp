@@ -1,5 +1,6 @@
 #include "common/mirror/blob_service.h"
 
+#include "common/mirror/repository_access.h"
 #include "common/mirror/responses.h"
 #include "common/range.h"
 
@@ -60,26 +61,17 @@ BlobService::BlobService(Store& store, BlobFetcher& fetcher, BlobSource& source,
       options_(options) {}
 
 Task<Status> BlobService::admit(const BlobLocator& blob) {
-  const auto shown = store_.shown_in(blob.digest, blob.registry, blob.repository);
-  if (shown && clock_.now() - *shown < options_.repository_check) co_return Status{};
+  const Shown shown = shown_in(store_, clock_, blob.digest, blob.registry, blob.repository,
+                               options_.repository_check);
+  if (shown.fresh) co_return Status{};
   if (auto fetch = fetcher_.find(blob.digest);
       fetch && fetch->registry() == blob.registry && fetch->repository() == blob.repository) {
     co_return Status{};  // being fetched for this very repository
   }
   auto stat = co_await source_.stat(blob, deadline_after(options_.head_timeout));
-  if (stat) {
-    store_.note_shown(blob.digest, blob.registry, blob.repository);
-    co_return Status{};
-  }
-  const auto code = stat.error().code;
-  if (code == make_error_code(Errc::kBlobUnknown) || code == make_error_code(Errc::kNameUnknown) ||
-      code == make_error_code(Errc::kDenied) || code == make_error_code(Errc::kUnauthorized)) {
-    if (shown) store_.forget_shown(blob.digest, blob.registry, blob.repository);
-    co_return Error(Errc::kBlobUnknown,
-                    "blob unknown to registry in " + blob.registry + "/" + blob.repository);
-  }
-  if (shown) co_return Status{};  // the upstream cannot tell now; it showed it here before
-  co_return stat.error();
+  const Status answer = stat ? Status{} : Status(stat.error());
+  co_return settle(store_, blob.digest, blob.registry, blob.repository, shown, answer,
+                   Errc::kBlobUnknown);
 }
 
 Task<void> BlobService::serve(BlobLocator blob, const HttpRequest& request, ResponseWriter& out,

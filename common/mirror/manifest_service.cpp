@@ -1,6 +1,7 @@
 #include "common/mirror/manifest_service.h"
 
 #include "common/log.h"
+#include "common/mirror/repository_access.h"
 
 namespace layerswarm::mirror {
 
@@ -61,32 +62,20 @@ Task<Result<ManifestAnswer>> ManifestService::by_tag(UpstreamTarget target, std:
 }
 
 Task<Status> ManifestService::admit(UpstreamTarget target, std::string repository, Digest digest) {
-  const auto shown = store_.shown_in(digest, target.registry, repository);
-  if (shown && clock_.now() - *shown < policy_.repository_check) co_return Status{};
+  const Shown shown =
+      shown_in(store_, clock_, digest, target.registry, repository, policy_.repository_check);
+  if (shown.fresh) co_return Status{};
   UpstreamCall call =
       manifest_call("HEAD", repository, digest.str(), deadline_after(policy_.response_timeout));
   auto fetched = co_await fetch_with_fallback(target, std::move(call));
-  Error error(Errc::kUpstreamUnavailable, "no answer");
-  if (fetched) {
-    const int status = fetched->response->status;
-    if (status == 200) {
-      store_.note_shown(digest, target.registry, repository);
-      co_return Status{};
-    }
-    error = upstream_status_error(status, Errc::kManifestUnknown);
-  } else {
-    error = fetched.error();
+  Status answer;
+  if (!fetched) {
+    answer = fetched.error();
+  } else if (const int status = fetched->response->status; status != 200) {
+    answer = upstream_status_error(status, Errc::kManifestUnknown);
   }
-  if (error.code == make_error_code(Errc::kManifestUnknown) ||
-      error.code == make_error_code(Errc::kNameUnknown) ||
-      error.code == make_error_code(Errc::kDenied) ||
-      error.code == make_error_code(Errc::kUnauthorized)) {
-    if (shown) store_.forget_shown(digest, target.registry, repository);
-    co_return Error(Errc::kManifestUnknown,
-                    "manifest unknown to registry in " + target.registry + "/" + repository);
-  }
-  if (shown) co_return Status{};  // the upstream cannot tell now; it showed it here before
-  co_return error;
+  co_return settle(store_, digest, target.registry, repository, shown, answer,
+                   Errc::kManifestUnknown);
 }
 
 Task<Result<ManifestAnswer>> ManifestService::revalidate(UpstreamTarget target,
