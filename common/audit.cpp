@@ -54,10 +54,8 @@ bool audit_enabled() { return g_audit_fd >= 0; }
 std::string audit_identity(std::string_view authorization) {
   if (authorization.empty()) return "anonymous";
   if (starts_with(authorization, "Basic ")) {
-    const auto decoded = base64_decode(authorization.substr(6));
-    if (!decoded) return "unknown";
-    const auto colon = decoded->find(':');
-    return "user:" + decoded->substr(0, colon);
+    const auto credentials = decode_basic_credentials(authorization.substr(6));
+    return credentials ? "user:" + credentials->username : "unknown";
   }
   if (starts_with(authorization, "Bearer ")) {
     const std::string_view token = authorization.substr(7);

@@ -17,6 +17,7 @@ namespace layerswarm {
 // Opens (creates, mode 0640) `path` for appending; "" turns the audit log off.
 // Errors: kConfigInvalid (cannot open).
 Status open_audit_log(const std::string& path);
+// Whether the audit log is on (callers skip working out identities when it is not).
 bool audit_enabled();
 // Writes `r` when it is a pull (manifests/..., blobs/...) or a refusal (401/403).
 void audit(const RequestLog& r);

@@ -38,4 +38,11 @@ std::optional<std::string> base64_decode(std::string_view text) {
   return out;
 }
 
+std::optional<BasicCredentials> decode_basic_credentials(std::string_view base64) {
+  auto decoded = base64_decode(base64);
+  const auto colon = decoded ? decoded->find(':') : std::string::npos;
+  if (colon == std::string::npos) return std::nullopt;
+  return BasicCredentials{decoded->substr(0, colon), decoded->substr(colon + 1)};
+}
+
 }  // namespace layerswarm

@@ -11,4 +11,12 @@ std::string base64_encode(std::string_view data);
 // nullopt for input that is not valid padded base64.
 std::optional<std::string> base64_decode(std::string_view text);
 
+struct BasicCredentials {
+  std::string username;
+  std::string password;
+};
+// "user:password" in base64, as Basic credentials (RFC 7617) and docker config.json "auth"
+// fields carry them; nullopt when the text is not base64 or holds no colon.
+std::optional<BasicCredentials> decode_basic_credentials(std::string_view base64);
+
 }  // namespace layerswarm

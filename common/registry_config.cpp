@@ -112,13 +112,12 @@ Status load_docker_config_auth(const std::string& file, RegistryEntry& entry) {
   for (const auto& [key, value] : auths.items()) {
     if (auths_key_host(key) != entry.name || !value.is_object()) continue;
     if (value.contains("auth") && value["auth"].is_string()) {
-      auto decoded = base64_decode(value["auth"].get<std::string>());
-      const auto colon = decoded ? decoded->find(':') : std::string::npos;
-      if (!decoded || colon == std::string::npos) {
+      auto credentials = decode_basic_credentials(value["auth"].get<std::string>());
+      if (!credentials) {
         return Error(Errc::kConfigInvalid, file + ": malformed \"auth\" for " + key);
       }
-      entry.username = decoded->substr(0, colon);
-      entry.password = decoded->substr(colon + 1);
+      entry.username = std::move(credentials->username);
+      entry.password = std::move(credentials->password);
       return {};
     }
     if (value.contains("username") && value.contains("password") && value["username"].is_string() &&

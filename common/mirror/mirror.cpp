@@ -92,7 +92,9 @@ Task<void> Mirror::handle(HttpRequest request, ResponseWriter& out) {
   RequestLog log;
   log.method = request.method;
   log.remote = request.remote;
-  log.identity = audit_identity(request.headers.get("Authorization").value_or(""));
+  if (audit_enabled()) {
+    log.identity = audit_identity(request.headers.get("Authorization").value_or(""));
+  }
   co_await route(request, out, log);
   if (log.status >= 400) ++counters_.errors;
   log.millis =

@@ -89,10 +89,9 @@ std::shared_ptr<RegistryClient> Upstreams::client_with(const std::string& name,
   entry.bearer_token.clear();
   entry.ns.clear();
   if (authorization.substr(0, 6) == "Basic ") {
-    if (auto decoded = base64_decode(authorization.substr(6))) {
-      const auto colon = decoded->find(':');
-      entry.username = decoded->substr(0, colon);
-      entry.password = colon == std::string::npos ? "" : decoded->substr(colon + 1);
+    if (auto credentials = decode_basic_credentials(authorization.substr(6))) {
+      entry.username = std::move(credentials->username);
+      entry.password = std::move(credentials->password);
     }
   } else if (authorization.substr(0, 7) == "Bearer ") {
     entry.bearer_token = std::string(authorization.substr(7));

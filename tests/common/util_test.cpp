@@ -83,3 +83,12 @@ TEST_CASE("base64", "[unit][encoding]") {
   CHECK_FALSE(base64_decode("a==="));
   CHECK_FALSE(base64_decode("ab=c"));
 }
+
+TEST_CASE("Basic credentials", "[unit][encoding]") {
+  const auto c = decode_basic_credentials("dXNlcjpwYTpzcw==");  // user:pa:ss
+  REQUIRE(c);
+  CHECK(c->username == "user");
+  CHECK(c->password == "pa:ss");
+  CHECK_FALSE(decode_basic_credentials("dXNlcg=="));  // "user": no colon
+  CHECK_FALSE(decode_basic_credentials("@@@@"));
+}
