@@ -28,7 +28,7 @@ namespace {
 using FirstJoin = std::optional<Result<std::optional<Membership>>>;
 
 Task<void> first_join(SupernodeLink& link, FirstJoin& out) {
-  out = co_await request_membership(link, "");
+  out = co_await request_membership(link);
 }
 
 // Asks the supernode for a member certificate before anything else runs on `ioc` (at most
@@ -102,7 +102,7 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentConfig& config, asio::io
       if (!swarm) return swarm.error();
       impl->swarm = std::move(*swarm);
       impl->membership =
-          std::make_unique<MembershipKeeper>(ioc.get_executor(), *impl->link, *impl->swarm, "");
+          std::make_unique<MembershipKeeper>(ioc.get_executor(), *impl->link, *impl->swarm);
       impl->membership->start(std::move(member), open_site);
       SeederOptions seeding;
       seeding.idle = config.swarm.seed_idle;

@@ -27,8 +27,7 @@ Error bad(const std::string& why) {
 
 }  // namespace
 
-Task<Result<std::optional<Membership>>> request_membership(SupernodeLink& link,
-                                                           std::string ca_pem) {
+Task<Result<std::optional<Membership>>> request_membership(SupernodeLink& link) {
   auto key = pki::generate_key();
   if (!key) co_return key.error();
   auto der = pki::public_key_der(*key);
@@ -50,7 +49,7 @@ Task<Result<std::optional<Membership>>> request_membership(SupernodeLink& link,
     co_return bad("malformed answer");
   }
   const std::string cert = doc["certificate"].get<std::string>();
-  const std::string site_ca = ca_pem.empty() ? doc["ca"].get<std::string>() : ca_pem;
+  const std::string site_ca = doc["ca"].get<std::string>();
   if (auto ok = pki::verify(site_ca, cert); !ok) co_return bad(ok.error().what());
   if (!pki::key_matches(cert, *key)) co_return bad("not for this agent's key");
   auto info = pki::inspect(cert);
@@ -65,11 +64,10 @@ Task<Result<std::optional<Membership>>> request_membership(SupernodeLink& link,
 }
 
 MembershipKeeper::MembershipKeeper(asio::any_io_executor executor, SupernodeLink& link,
-                                   p2p::Swarm& swarm, std::string ca_pem)
+                                   p2p::Swarm& swarm)
     : executor_(executor),
       link_(link),
       swarm_(swarm),
-      ca_pem_(std::move(ca_pem)),
       timer_(std::make_shared<asio::steady_timer>(executor)) {}
 
 MembershipKeeper::~MembershipKeeper() {
@@ -96,7 +94,7 @@ Task<void> MembershipKeeper::run(std::shared_ptr<bool> alive) {
     boost::system::error_code ec;
     co_await timer_->async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (!*alive) co_return;
-    auto joined = co_await request_membership(link_, ca_pem_);
+    auto joined = co_await request_membership(link_);
     if (!*alive) co_return;
     if (!joined) {
       LOG_WARN(

@@ -27,13 +27,13 @@ struct Membership {
 
 // One certificate request. nullopt: an open site. Errors: transport errors, kDenied (the
 // supernode refused the token), kBadUpstreamResponse (an answer that is not a certificate for
-// this key signed by the site CA the answer names, or not by `ca_pem` when given).
-Task<Result<std::optional<Membership>>> request_membership(SupernodeLink& link, std::string ca_pem);
+// this key signed by the site CA the answer names; the answer came over the link the agent
+// verified with supernode_ca_file).
+Task<Result<std::optional<Membership>>> request_membership(SupernodeLink& link);
 
 class MembershipKeeper {
  public:
-  MembershipKeeper(asio::any_io_executor executor, SupernodeLink& link, p2p::Swarm& swarm,
-                   std::string ca_pem);
+  MembershipKeeper(asio::any_io_executor executor, SupernodeLink& link, p2p::Swarm& swarm);
   ~MembershipKeeper();
   // Takes the outcome of a first request made before the swarm started.
   void start(std::optional<Membership> current, bool open_site);
@@ -44,7 +44,6 @@ class MembershipKeeper {
   asio::any_io_executor executor_;
   SupernodeLink& link_;
   p2p::Swarm& swarm_;
-  std::string ca_pem_;
   std::optional<Membership> current_;
   std::shared_ptr<asio::steady_timer> timer_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -62,19 +62,16 @@ Result<SiteAuthority> SiteAuthority::load(const std::string& ca_cert_file,
   return site;
 }
 
-Result<MemberCertificate> SiteAuthority::issue_member(const std::string& public_der,
-                                                      const std::string& common_name) const {
+Result<MemberCertificate> SiteAuthority::issue_member(const std::string& public_der) const {
   // Common name "*" and no subject alternative names: libtorrent accepts a peer whose name is
   // "*" for any torrent, and with no SAN extension its check allocates nothing (libtorrent
-  // 2.0.8 leaks the decoded SAN list on every verified connection). `common_name` goes to the
-  // log line of the issuance instead.
-  (void)common_name;
+  // 2.0.8 leaks the decoded SAN list on every verified connection).
   pki::Subject subject{"*", {}, {}};
   auto cert = pki::issue(ca_cert_, ca_key_, public_der, subject, pki::Usage::kMember, validity_);
   if (!cert) return cert.error();
   auto info = pki::inspect(*cert);
   if (!info) return info.error();
-  return MemberCertificate{std::move(*cert), info->not_after};
+  return MemberCertificate{std::move(*cert), info->not_after, info->fingerprint};
 }
 
 Status init_site(const SiteFiles& files) {

@@ -16,6 +16,7 @@ namespace layerswarm::supernode {
 struct MemberCertificate {
   std::string certificate;   // PEM
   std::int64_t expires = 0;  // unix seconds
+  std::string fingerprint;   // SHA-256 of the certificate, hex (for logs)
 };
 
 class SiteAuthority {
@@ -26,10 +27,9 @@ class SiteAuthority {
 
   const std::string& ca_certificate() const { return ca_cert_; }
   // A member certificate for the public key `public_der` (DER SubjectPublicKeyInfo), named "*"
-  // (libtorrent's SSL torrents accept that name for any torrent). `common_name` is for logs.
+  // (libtorrent's SSL torrents accept that name for any torrent).
   // Errors: kConfigInvalid (not a P-256 or Ed25519 public key), kInternal.
-  Result<MemberCertificate> issue_member(const std::string& public_der,
-                                         const std::string& common_name) const;
+  Result<MemberCertificate> issue_member(const std::string& public_der) const;
 
  private:
   std::string ca_cert_;

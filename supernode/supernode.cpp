@@ -30,6 +30,12 @@ namespace {
 
 namespace proto = swarm_protocol;
 
+TrackerOptions tracker_options(bool closed_site) {
+  TrackerOptions t;
+  t.members_only = closed_site;
+  return t;
+}
+
 // Routes the tracker's announces, admits cluster members only, then passes requests to the
 // OCI API. In a closed site (`site` set) everything is https only, announces need a member
 // certificate, and agents get theirs at POST /swarm/v1/certificate.
@@ -40,7 +46,7 @@ class Front final : public HttpHandler {
         publisher_(publisher),
         token_(token),
         site_(site),
-        tracker_(std::move(token), TrackerOptions{}) {}
+        tracker_(std::move(token), tracker_options(site != nullptr)) {}
 
   Task<void> handle(HttpRequest request, ResponseWriter& out) override {
     const auto q = request.target.find('?');
@@ -49,9 +55,11 @@ class Front final : public HttpHandler {
     log.method = request.method;
     log.remote = request.remote;
     log.object = path;
-    log.identity = request.client_identity.empty()
-                       ? audit_identity(request.headers.get("Authorization").value_or(""))
-                       : "member:" + request.client_identity;
+    if (audit_enabled()) {
+      log.identity = request.client_identity.empty()
+                         ? audit_identity(request.headers.get("Authorization").value_or(""))
+                         : "member:" + request.client_identity;
+    }
     if (site_ && !request.secure) {
       // The token must never cross the network in clear: a closed site answers plain http
       // with nothing but this.
@@ -123,15 +131,14 @@ class Front final : public HttpHandler {
       co_return;
     }
     const std::string remote = request.remote.substr(0, request.remote.rfind(':'));
-    auto issued = site_->issue_member(*der, "layerswarm member " + remote);
+    auto issued = site_->issue_member(*der);
     if (!issued) {
       Error bad(Errc::kNameInvalid, issued.error().message);
       co_await mirror::send_error(out, std::move(bad), log);
       co_return;
     }
-    auto info = pki::inspect(issued->certificate);
-    LOG_INFO("issued a member certificate to {} (sha256 {}, until {})", remote,
-             info ? info->fingerprint : std::string("?"), issued->expires);
+    LOG_INFO("issued a member certificate to {} (sha256 {}, until {})", remote, issued->fingerprint,
+             issued->expires);
     nlohmann::json body = {{"certificate", issued->certificate},
                            {"ca", site_->ca_certificate()},
                            {"expires", issued->expires}};
@@ -150,12 +157,8 @@ class Front final : public HttpHandler {
     const std::string_view remote =
         std::string_view(request.remote).substr(0, request.remote.rfind(':'));
     const bool member = !request.client_identity.empty();
-    std::string body;
-    if (site_ && !member) {
-      body = "d14:failure reason49:a closed site: announce with a member certificatee";
-    } else {
-      body = tracker_.announce(query, remote, std::chrono::steady_clock::now(), member);
-    }
+    const std::string body =
+        tracker_.announce(query, remote, std::chrono::steady_clock::now(), member);
     ResponseHead head;
     head.headers.add("Content-Type", "text/plain");
     RequestLog log;  // announces are frequent: not logged per request
@@ -218,7 +221,7 @@ Result<std::unique_ptr<Supernode>> Supernode::create(const SupernodeConfig& conf
     if (!key) return key.error();
     auto pub = pki::public_key_der(*key);
     if (!pub) return pub.error();
-    auto member = impl->site->issue_member(*pub, "layerswarm supernode");
+    auto member = impl->site->issue_member(*pub);
     if (!member) return member.error();
     auto dh = pki::dh_params();
     if (!dh) return dh.error();

@@ -79,6 +79,9 @@ std::string Tracker::announce(std::string_view query, std::string_view remote_ip
   auto parsed = parse_announce(query);
   if (!parsed) return failure(parsed.error().what());
   const Announce& a = *parsed;
+  if (options_.members_only && !member) {
+    return failure("a closed site: announce with a member certificate");
+  }
   if (!member && (token_.empty() || a.token.size() != token_.size() ||
                   CRYPTO_memcmp(a.token.data(), token_.data(), token_.size()) != 0)) {
     return failure("not a cluster member");

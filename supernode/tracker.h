@@ -26,6 +26,9 @@ struct TrackerOptions {
   std::chrono::seconds seed_interval{60};
   std::size_t max_peers_per_swarm = 5000;
   std::size_t max_swarms = 100'000;
+  // A closed site (docs/security.md): only peers that proved membership with their
+  // certificate may announce; the token in the query no longer admits anyone.
+  bool members_only = false;
 };
 
 // A peer missing two announces in a row (plus slack for a busy node) is gone.

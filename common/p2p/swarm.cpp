@@ -205,8 +205,6 @@ Result<std::unique_ptr<Swarm>> Swarm::start(asio::any_io_executor executor, Swar
 
 std::uint16_t Swarm::port() const { return impl_->bound_port(); }
 
-bool Swarm::has_identity() const { return impl_->identity.has_value(); }
-
 void Swarm::set_identity(Identity identity) {
   const bool was_closed = impl_->identity.has_value();
   const std::uint16_t plain_port = impl_->session->listen_port();

@@ -70,7 +70,6 @@ class Swarm {
   // Joins a closed site later (the member certificate arrived after start): the listen port
   // turns TLS-only, and SSL torrents can be added from now on.
   void set_identity(Identity identity);
-  bool has_identity() const;
 
   // The metainfo (bencoded .torrent) of [offset, offset + length) of `fd`: one file, pieces of
   // `piece_length` bytes, hybrid v1+v2 (SHA-1 and SHA-256 piece checks), private. With

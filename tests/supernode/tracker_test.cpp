@@ -173,3 +173,18 @@ TEST_CASE("tracker intervals are never below libtorrent's minimum", "[unit][trac
   // A leecher missing one announce is still listed; one missing two is gone.
   CHECK(kExpiryFactor * defaults.leecher_interval + kExpiryGrace > defaults.leecher_interval);
 }
+
+TEST_CASE("tracker: a closed site admits members by certificate only", "[unit][tracker]") {
+  TrackerOptions options;
+  options.members_only = true;
+  Tracker tracker("t0ken", options);
+  const auto now = std::chrono::steady_clock::now();
+  // The token in the query no longer admits anyone.
+  CHECK(decode(tracker.announce(query(id('A'), 1000, 0), "10.0.0.1", now)).failure ==
+        "a closed site: announce with a member certificate");
+  // A member (its certificate verified by the TLS layer) needs no token.
+  const std::string no_token = "info_hash=" + escaped(kHash) + "&peer_id=" + escaped(id('B')) +
+                               "&port=2000&left=0&compact=1";
+  CHECK(decode(tracker.announce(no_token, "10.0.0.2", now, true)).failure.empty());
+  CHECK(tracker.counts(kHash).first == 1);
+}
