@@ -5,15 +5,6 @@
 
 using namespace layerswarm::test;
 
-namespace {
-
-std::string registries_config(const Registry& upstream, const std::string& credentials) {
-  return R"({"upstream": ")" + upstream.address() + R"(", "registries": {")" + upstream.address() +
-         R"(": {"url": ")" + upstream.url() + "\"" + credentials + "}}}";
-}
-
-}  // namespace
-
 TEST_CASE("Basic auth (htpasswd) upstream", "[integration][auth]") {
   TempDir dir;
   RegistryAuth auth;

@@ -515,29 +515,12 @@ TEST_CASE("authorize_clients: only clients whose own credentials the registry ac
   Registry upstream(dir, auth);
   const Image image = make_image(dir, "img", {"--layer", "60K"});
   push_image(dir, image, upstream, "team/app:v1");
-  const std::string host = upstream.address();
   // The agent has credentials of its own (it fetches with them), and asks clients for theirs.
-  const std::string config = R"({"upstream": ")" + host + R"(", "registries": {")" + host +
-                             R"(": {"url": ")" + upstream.url() + R"(", "username": ")" +
-                             auth.user + R"(", "password": ")" + auth.password +
-                             R"(", "authorize_clients": true}}})";
-  Agent agent(dir, {}, config);
-  const std::string good = "Basic " + [&] {
-    const std::string raw = auth.user + ":" + auth.password;
-    static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    for (std::size_t i = 0; i < raw.size(); i += 3) {
-      const unsigned n = (static_cast<unsigned char>(raw[i]) << 16) |
-                         (i + 1 < raw.size() ? static_cast<unsigned char>(raw[i + 1]) << 8 : 0) |
-                         (i + 2 < raw.size() ? static_cast<unsigned char>(raw[i + 2]) : 0);
-      out += k[(n >> 18) & 63];
-      out += k[(n >> 12) & 63];
-      out += i + 1 < raw.size() ? k[(n >> 6) & 63] : '=';
-      out += i + 2 < raw.size() ? k[n & 63] : '=';
-    }
-    return out;
-  }();
-  const std::string bad = "Basic " + std::string("dGVzdGVyOndyb25n");  // tester:wrong
+  Agent agent(dir, {},
+              registries_config(upstream, R"(, "username": "tester", "password": "s3cret-pass", )"
+                                          R"("authorize_clients": true)"));
+  const std::string good = "Basic dGVzdGVyOnMzY3JldC1wYXNz";  // tester:s3cret-pass
+  const std::string bad = "Basic dGVzdGVyOndyb25n";           // tester:wrong
   const std::string accept = "application/vnd.oci.image.manifest.v1+json";
   const std::string manifest = "/v2/team/app/manifests/v1";
 
@@ -583,18 +566,14 @@ TEST_CASE("authorize_clients behind a supernode: the supernode checks the forwar
   Registry upstream(dir, auth);
   const Image image = make_image(dir, "img", {"--layer", "60K"});
   push_image(dir, image, upstream, "team/app:v1");
-  const std::string host = upstream.address();
   // The supernode holds the registry's credentials and knows nothing of authorize_clients.
-  const std::string sn_config = R"({"upstream": ")" + host + R"(", "registries": {")" + host +
-                                R"(": {"url": ")" + upstream.url() + R"(", "username": ")" +
-                                auth.user + R"(", "password": ")" + auth.password + R"("}}})";
-  auto supernode = start_supernode(dir, upstream.url(), sn_config);
+  auto supernode = start_supernode(
+      dir, upstream.url(),
+      registries_config(upstream, R"(, "username": "tester", "password": "s3cret-pass")"));
   // The agent has no credentials of its own and asks its clients for theirs.
-  const std::string config = R"({"upstream": ")" + host + R"(", "direct_fallback": false, )" +
-                             R"("registries": {")" + host + R"(": {"url": ")" + upstream.url() +
-                             R"(", "authorize_clients": true}}})";
-  auto agent =
-      start_agent(dir, upstream.url(), supernode->address(), "agent", token_file(dir), config);
+  auto agent = start_agent(dir, upstream.url(), supernode->address(), "agent", token_file(dir),
+                           registries_config(upstream, R"(, "authorize_clients": true)",
+                                             R"("direct_fallback": false, )"));
   const std::string good = "Basic dGVzdGVyOnMzY3JldC1wYXNz";  // tester:s3cret-pass
   const std::string bad = "Basic dGVzdGVyOndyb25n";           // tester:wrong
   const HeaderList accept = {{"Accept", "application/vnd.oci.image.manifest.v1+json"}};
@@ -661,12 +640,9 @@ TEST_CASE("authorize_clients: a client's own bearer token from the registry's to
   Registry upstream(dir, auth);
   const Image image = make_image(dir, "img", {"--layer", "40K"});
   push_image(dir, image, upstream, "team/app:v1");
-  const std::string host = upstream.address();
-  const std::string config = R"({"upstream": ")" + host + R"(", "registries": {")" + host +
-                             R"(": {"url": ")" + upstream.url() +
-                             R"(", "username": "tester", "password": "s3cret-pass", )" +
-                             R"("authorize_clients": true}}})";
-  Agent agent(dir, {}, config);
+  Agent agent(dir, {},
+              registries_config(upstream, R"(, "username": "tester", "password": "s3cret-pass", )"
+                                          R"("authorize_clients": true)"));
   // The client gets a pull token for team/app from the registry's token service itself.
   std::string realm = tokens.realm();  // http://HOST:PORT/token
   const std::string token_host = realm.substr(7, realm.find('/', 7) - 7);

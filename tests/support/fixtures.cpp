@@ -125,6 +125,12 @@ int UpstreamFront::lines(const std::vector<std::string>& needles) const {
   return count_lines(process_->log(), needles);
 }
 
+std::string registries_config(const Registry& registry, const std::string& entry,
+                              const std::string& top) {
+  return R"({"upstream": ")" + registry.address() + R"(", )" + top + R"("registries": {")" +
+         registry.address() + R"(": {"url": ")" + registry.url() + "\"" + entry + "}}}";
+}
+
 std::pair<std::string, std::string> make_certificate(const TempDir& dir, const std::string& name) {
   const std::string cert = dir.file(name + ".crt");
   const std::string key = dir.file(name + ".key");

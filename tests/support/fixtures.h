@@ -98,6 +98,12 @@ class UpstreamFront {
   std::unique_ptr<Process> process_;
 };
 
+// An agent configuration whose default upstream is `registry`, listed under its host:port with
+// its URL and `entry` (more keys, starting with ", "), and `top` (more top-level keys, ending
+// with ", ").
+std::string registries_config(const Registry& registry, const std::string& entry,
+                              const std::string& top = "");
+
 // Makes a self-signed certificate for 127.0.0.1 (it is its own CA). Returns {cert, key}.
 std::pair<std::string, std::string> make_certificate(const TempDir& dir, const std::string& name);
 
