@@ -1,4 +1,5 @@
-// URLs, redirects, durations, digests, percent- and base64-decoding on arbitrary text.
+// URLs, redirects, durations, digests, percent- and base64-decoding, Basic credentials on
+// arbitrary text.
 #include <string>
 
 #include "common/digest.h"
@@ -25,6 +26,11 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, std::size_t siz
     if (layerswarm::base64_encode(*decoded) != text && text.find('=') == std::string::npos) {
       __builtin_trap();
     }
+  }
+  if (auto c = layerswarm::decode_basic_credentials(text)) {
+    // The user name never holds the separator; together they are the decoded text.
+    if (c->username.find(':') != std::string::npos) __builtin_trap();
+    if (c->username + ":" + c->password != *layerswarm::base64_decode(text)) __builtin_trap();
   }
   (void)layerswarm::percent_decode(text);
   return 0;
