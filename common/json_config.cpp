@@ -55,14 +55,16 @@ Status read_duration(const json& obj, const char* key, const std::string& path,
                      std::chrono::milliseconds& out) {
   auto it = obj.find(key);
   if (it == obj.end()) return {};
+  std::string text;
   if (it->is_number_unsigned()) {
-    out = std::chrono::seconds(it->get<std::uint64_t>());
-    return {};
-  }
-  if (!it->is_string()) {
+    // A bare number is seconds; parse_duration owns the range check.
+    text = std::to_string(it->get<std::uint64_t>()) + "s";
+  } else if (it->is_string()) {
+    text = it->get<std::string>();
+  } else {
     return Error(Errc::kConfigInvalid, path + "." + key + ": expected a duration like \"30s\"");
   }
-  auto d = parse_duration(it->get<std::string>());
+  auto d = parse_duration(text);
   if (!d) return Error(Errc::kConfigInvalid, path + "." + key + ": " + d.error().what());
   out = *d;
   return {};

@@ -85,6 +85,7 @@ TEST_CASE("configuration errors name the key", "[unit][config]") {
       {R"({"lsiten": "x"})", "lsiten"},
       {R"({"cache": {"ttl": "7 days"}})", "cache.ttl"},
       {R"({"cache": {"tag_ttl": true}})", "cache.tag_ttl"},
+      {R"({"cache": {"tag_ttl": 66666666666666630}})", "cache.tag_ttl"},
       {R"({"cache": {"bogus": 1}})", "bogus"},
       {R"({"registries": {"docker.io": {"url": "ftp://x"}}})", "registries.docker.io.url"},
       {R"({"registries": {"docker.io": {"user": "x"}}})", "user"},
