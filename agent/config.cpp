@@ -29,7 +29,8 @@ Status parse_log(const json& j, AgentConfig::Log& l) {
 Status parse_swarm(const json& j, AgentConfig::Swarm& w) {
   if (auto s = check_keys(j,
                           {"enabled", "upload_rate_limit", "download_rate_limit", "stall_timeout",
-                           "min_blob_size", "priority_window", "seed_idle", "max_seeding_blobs"},
+                           "min_blob_size", "priority_window", "seed_idle", "max_seeding_blobs",
+                           "peers_per_torrent"},
                           "swarm");
       !s) {
     return s;
@@ -42,6 +43,7 @@ Status parse_swarm(const json& j, AgentConfig::Swarm& w) {
   if (s) s = read_uint(j, "priority_window", "swarm", w.priority_window);
   if (s) s = read_duration(j, "seed_idle", "swarm", w.seed_idle);
   if (s) s = read_uint(j, "max_seeding_blobs", "swarm", w.max_seeding_blobs);
+  if (s) s = read_uint(j, "peers_per_torrent", "swarm", w.peers_per_torrent);
   return s;
 }
 
@@ -64,6 +66,9 @@ Status validate(const AgentConfig& c) {
   }
   if (c.swarm.stall_timeout.count() <= 0) return bad("swarm.stall_timeout must be positive");
   if (c.swarm.priority_window > 64) return bad("swarm.priority_window must be at most 64");
+  if (c.swarm.peers_per_torrent < 2 || c.swarm.peers_per_torrent > 64) {
+    return bad("swarm.peers_per_torrent must be from 2 to 64");
+  }
   if (c.swarm.seed_idle.count() <= 0) return bad("swarm.seed_idle must be positive");
   if (c.swarm.max_seeding_blobs < 1 || c.swarm.max_seeding_blobs > kMaxSeedingBlobs) {
     return bad("swarm.max_seeding_blobs must be from 1 to " + std::to_string(kMaxSeedingBlobs));

@@ -66,6 +66,7 @@ struct AgentConfig {
     // demand and no upload, and at most this many at once (one descriptor each).
     Millis seed_idle = std::chrono::minutes(5);
     std::uint64_t max_seeding_blobs = 64;
+    std::uint64_t peers_per_torrent = 16;  // connections per chunk torrent (docs/configuration.md)
   } swarm;
 };
 

@@ -24,10 +24,6 @@
 namespace layerswarm::p2p {
 namespace {
 
-// Connections per chunk torrent on an agent (and peers asked of the tracker). Many chunk
-// torrents run at once, so a node trades with many more distinct peers than this.
-constexpr int kPeersPerTorrent = 16;
-
 // libtorrent's listen_interfaces: "ip:port", with an "s" suffix for a TLS listener.
 std::string listen_spec(const std::string& listen, bool tls) { return tls ? listen + "s" : listen; }
 
@@ -60,7 +56,7 @@ lt::settings_pack base_settings(const SwarmOptions& o) {
   s.set_int(lt::settings_pack::unchoke_interval, 5);
   s.set_int(lt::settings_pack::connections_limit, 8000);
   // Peers asked of the tracker per announce: as many as a torrent connects to (below).
-  s.set_int(lt::settings_pack::num_want, kPeersPerTorrent);
+  s.set_int(lt::settings_pack::num_want, o.peers_per_torrent);
   s.set_str(lt::settings_pack::peer_fingerprint, "-LS0100-");
   s.set_str(lt::settings_pack::user_agent, "layerswarm/0.1.0");
   s.set_int(lt::settings_pack::alert_mask,
@@ -87,6 +83,7 @@ struct Swarm::Impl {
   std::unique_ptr<lt::session> session;
   std::string listen;
   std::optional<Identity> identity;
+  int peers_per_torrent = kDefaultPeersPerTorrent;
   std::unordered_map<TorrentId, lt::torrent_handle> by_id;
   std::unordered_map<lt::torrent_handle, Entry> by_handle;
   TorrentId next_id = 1;
@@ -157,6 +154,7 @@ Result<std::unique_ptr<Swarm>> Swarm::start(asio::any_io_executor executor, Swar
   impl->executor = executor;
   impl->listen = options.listen;
   impl->identity = options.identity;
+  impl->peers_per_torrent = options.peers_per_torrent;
   // No plugins: ut_metadata and ut_pex do nothing for private torrents, and libtorrent bans
   // a peer whose block failed a hash check by itself (smart_ban is not needed for that).
   lt::session_params params(base_settings(options), std::vector<std::shared_ptr<lt::plugin>>{});
@@ -303,7 +301,7 @@ Result<TorrentId> Swarm::add(Add params, TorrentObserver* observer) {
   // A chunk torrent needs a handful of peers, not the whole site: at 1,000 nodes, every chunk
   // torrent connecting to every node would be 1,000 connections per chunk. The first seed
   // (the supernode) takes everyone: its one rotating upload slot picks among them.
-  if (!params.first_seed) atp.max_connections = kPeersPerTorrent;
+  if (!params.first_seed) atp.max_connections = impl_->peers_per_torrent;
   atp.trackers = params.trackers;
   lt::torrent_handle handle = impl_->session->add_torrent(std::move(atp), ec);
   if (ec) {

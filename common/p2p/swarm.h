@@ -35,6 +35,8 @@ struct Identity {
   std::string dh_params;    // PEM
 };
 
+inline constexpr int kDefaultPeersPerTorrent = 16;
+
 struct SwarmOptions {
   // "ip:port"; port 0 picks one. With an identity the port speaks TLS only: a closed site's
   // torrents accept no plaintext peer.
@@ -42,6 +44,11 @@ struct SwarmOptions {
   std::optional<Identity> identity = std::nullopt;
   int upload_rate_limit = 0;  // bytes per second, 0: unlimited
   int download_rate_limit = 0;
+  // Connections per chunk torrent (and peers asked of the tracker per announce), the first
+  // seed excepted. Many chunk torrents run at once, so a node trades with many more distinct
+  // peers than this; every connection costs wake-ups per second on slow links
+  // (docs/benchmarks.md, "Where slow-link CPU goes").
+  int peers_per_torrent = kDefaultPeersPerTorrent;
 };
 
 struct ChunkInfo {
