@@ -27,11 +27,11 @@ Status parse_log(const json& j, AgentConfig::Log& l) {
 }
 
 Status parse_swarm(const json& j, AgentConfig::Swarm& w) {
-  if (auto s = check_keys(j,
-                          {"enabled", "upload_rate_limit", "download_rate_limit", "stall_timeout",
-                           "min_blob_size", "priority_window", "seed_idle", "max_seeding_blobs",
-                           "peers_per_torrent"},
-                          "swarm");
+  if (auto s = check_keys(
+          j,
+          {"enabled", "upload_rate_limit", "download_rate_limit", "stall_timeout", "min_blob_size",
+           "priority_window", "seed_idle", "max_seeding_blobs", "peers_per_torrent"},
+          "swarm");
       !s) {
     return s;
   }

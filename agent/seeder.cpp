@@ -217,7 +217,8 @@ Status Seeder::add_torrents(const Digest& digest, const std::string& text) {
     return status;
   }
   LOG_INFO("blob {}: seeding on demand ({} chunk torrents)", digest.str(), ids.size());
-  seeding_[digest.str()] = Seeded{std::move(ids), std::chrono::steady_clock::now(), 0};
+  seeding_[digest.str()] =
+      Seeded{std::move(ids), std::chrono::steady_clock::now(), 0, store_->hold(digest)};
   enforce_cap();
   return {};
 }
@@ -229,7 +230,8 @@ void Seeder::adopt(const Digest& digest, std::vector<std::uint64_t> torrents, co
   if (auto old = seeding_.find(key); old != seeding_.end()) {
     for (auto id : old->second.torrents) swarm_.remove(id);
   }
-  seeding_[key] = Seeded{std::move(torrents), std::chrono::steady_clock::now(), 0};
+  seeding_[key] =
+      Seeded{std::move(torrents), std::chrono::steady_clock::now(), 0, store_->hold(digest)};
   if (auto s = store_->put_extra(digest, record); !s) {
     LOG_WARN("blob {}: seeding record not saved: {}", key, s.error().what());
   }

@@ -22,6 +22,7 @@
 #include "agent/supernode_link.h"
 #include "common/async.h"
 #include "common/digest.h"
+#include "common/store.h"
 
 namespace layerswarm {
 class Store;
@@ -73,6 +74,7 @@ class Seeder {
     std::vector<std::uint64_t> torrents;
     SteadyTime last_demand;
     std::uint64_t uploaded = 0;  // as of the last idle check
+    Store::Hold hold;            // not evicted while seeding (peers upload from it)
   };
 
   Task<void> follow_demand();

@@ -51,6 +51,24 @@ Status read_uint(const json& obj, const char* key, const std::string& path, std:
   return {};
 }
 
+Status read_size(const json& obj, const char* key, const std::string& path,
+                 std::optional<SizeSpec>& out) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return {};
+  std::string text;
+  if (it->is_number_unsigned()) {
+    text = std::to_string(it->get<std::uint64_t>());
+  } else if (it->is_string()) {
+    text = it->get<std::string>();
+  } else {
+    return Error(Errc::kConfigInvalid, path + "." + key + ": expected a size like \"20GiB\"");
+  }
+  auto size = parse_size(text);
+  if (!size) return Error(Errc::kConfigInvalid, path + "." + key + ": " + size.error().what());
+  out = *size;
+  return {};
+}
+
 Status read_duration(const json& obj, const char* key, const std::string& path,
                      std::chrono::milliseconds& out) {
   auto it = obj.find(key);

@@ -7,10 +7,12 @@
 
 #include <chrono>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "common/result.h"
+#include "common/size.h"
 
 namespace layerswarm {
 
@@ -25,6 +27,9 @@ Status read_bool(const nlohmann::json& obj, const char* key, const std::string& 
 Status read_uint(const nlohmann::json& obj, const char* key, const std::string& path,
                  std::uint64_t& out);
 // A duration string ("30s") or a number of seconds.
+// A size: a number of bytes or a string parse_size() accepts ("20GiB", "85%").
+Status read_size(const nlohmann::json& obj, const char* key, const std::string& path,
+                 std::optional<SizeSpec>& out);
 Status read_duration(const nlohmann::json& obj, const char* key, const std::string& path,
                      std::chrono::milliseconds& out);
 

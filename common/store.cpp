@@ -6,8 +6,10 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -15,6 +17,8 @@
 #include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "common/log.h"
 
@@ -36,7 +40,9 @@ UniqueFd& UniqueFd::operator=(UniqueFd&& o) noexcept {
 }
 
 TempFile::~TempFile() {
+  if (keep) return;
   if (!path.empty()) ::unlink(path.c_str());
+  if (!progress_path.empty()) ::unlink(progress_path.c_str());
 }
 
 namespace {
@@ -49,12 +55,27 @@ namespace {
 //   x:<digest>                   a blob's extra record (the agent's chunk metainfo)
 //   r:<digest>|<registry>|<repo> when the upstream last gave or confirmed the object in that
 //                                repository (ms; docs/security.md "Per-repository access")
+//   (an object record of a blob also holds its file's identity at commit: i, mt, ct)
+struct FileIdentity {
+  std::uint64_t ino = 0;
+  std::int64_t mtime_ns = 0;
+  std::int64_t ctime_ns = 0;
+  bool operator==(const FileIdentity&) const = default;
+};
+
+FileIdentity identity_of(const struct stat& st) {
+  return FileIdentity{static_cast<std::uint64_t>(st.st_ino),
+                      st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec,
+                      st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec};
+}
+
 struct ObjectRecord {
   char kind = 'b';
   std::uint64_t size = 0;
   std::string media_type;
   std::int64_t created = 0;
   std::int64_t accessed = 0;
+  std::optional<FileIdentity> file;  // blobs committed by this version on
 };
 
 std::string object_key(const Digest& d) { return "o:" + d.str(); }
@@ -74,12 +95,17 @@ std::string access_key(std::int64_t ms, const std::string& digest) {
 }
 
 std::string encode(const ObjectRecord& r) {
-  return json{{"k", std::string(1, r.kind)},
-              {"s", r.size},
-              {"t", r.media_type},
-              {"c", r.created},
-              {"a", r.accessed}}
-      .dump();
+  json j{{"k", std::string(1, r.kind)},
+         {"s", r.size},
+         {"t", r.media_type},
+         {"c", r.created},
+         {"a", r.accessed}};
+  if (r.file) {
+    j["i"] = r.file->ino;
+    j["mt"] = r.file->mtime_ns;
+    j["ct"] = r.file->ctime_ns;
+  }
+  return j.dump();
 }
 
 std::optional<ObjectRecord> decode_object(const std::string& s) {
@@ -92,14 +118,45 @@ std::optional<ObjectRecord> decode_object(const std::string& s) {
     r.media_type = j.at("t").get<std::string>();
     r.created = j.at("c").get<std::int64_t>();
     r.accessed = j.at("a").get<std::int64_t>();
+    if (j.contains("i")) {
+      r.file = FileIdentity{j.at("i").get<std::uint64_t>(), j.at("mt").get<std::int64_t>(),
+                            j.at("ct").get<std::int64_t>()};
+    }
   } catch (const std::exception&) {
     return std::nullopt;
   }
   return r;
 }
 
+// RocksDB's status in words an operator can act on.
+std::string describe(const rocksdb::Status& s) {
+  if (s.IsNoSpace()) return "no space left on the cache's disk (" + s.ToString() + ")";
+  if (s.IsNotSupported() || s.IsIOError()) {
+    if (s.ToString().find("read only") != std::string::npos ||
+        s.ToString().find("read-only") != std::string::npos ||
+        s.ToString().find("Not implemented") != std::string::npos) {
+      return "the cache index is read-only (the disk was full at start; it becomes writable "
+             "once space returns)";
+    }
+  }
+  if (s.IsCorruption()) return "the cache index is corrupt (" + s.ToString() + ")";
+  if (s.IsIOError()) return "disk error in the cache index (" + s.ToString() + ")";
+  return s.ToString();
+}
+
 Error storage_error(const std::string& what, const rocksdb::Status& s) {
-  return Error(Errc::kStorage, what + ": " + s.ToString());
+  return Error(Errc::kStorage, what + ": " + describe(s));
+}
+
+std::uint64_t free_bytes(const std::string& dir) {
+  struct statvfs v {};
+  if (::statvfs(dir.c_str(), &v) != 0) return ~std::uint64_t{0};
+  return static_cast<std::uint64_t>(v.f_bavail) * v.f_frsize;
+}
+
+std::string hex_of_partial(const std::string& name) {
+  const auto dot = name.find(".partial");
+  return dot == std::string::npos ? std::string() : name.substr(0, dot);
 }
 
 Error errno_error(const std::string& what) {
@@ -108,12 +165,49 @@ Error errno_error(const std::string& what) {
 
 }  // namespace
 
+struct Store::HoldTable {
+  std::mutex mu;
+  std::unordered_map<std::string, int> holds;  // digest -> holds
+  std::unordered_set<std::string> pinned;
+};
+
 struct Store::Impl {
   StoreOptions options;
   const Clock* clock = nullptr;
-  std::unique_ptr<rocksdb::DB> db;
+  rocksdb::Options db_options;
   rocksdb::WriteOptions write_options;
   std::mutex mu;  // serialises read-modify-write of object records (touch vs sweep vs commit)
+  std::atomic<std::uint64_t> used{0};  // sizes of the indexed objects
+  std::shared_ptr<HoldTable> table = std::make_shared<HoldTable>();
+  std::function<void()> quarantined;
+
+  // The index; swapped once when a read-only start becomes writable (reopen_writable), so
+  // every use takes its own reference.
+  std::shared_ptr<rocksdb::DB> db() const {
+    std::lock_guard lock(db_mu);
+    return db_;
+  }
+  void set_db(std::shared_ptr<rocksdb::DB> d, bool read_only) {
+    std::lock_guard lock(db_mu);
+    db_ = std::move(d);
+    read_only_ = read_only;
+  }
+  bool read_only() const {
+    std::lock_guard lock(db_mu);
+    return read_only_;
+  }
+  mutable std::mutex db_mu;
+  std::shared_ptr<rocksdb::DB> db_;
+  bool read_only_ = false;
+
+  bool is_held(const std::string& key) const {
+    std::lock_guard lock(table->mu);
+    return table->holds.count(key) > 0 || table->pinned.count(key) > 0;
+  }
+  std::string index_dir() const { return options.dir + "/index"; }
+  std::string partial_path(const Digest& d) const {
+    return tmp_dir() + "/" + std::string(d.hex()) + ".partial";
+  }
 
   std::string tmp_dir() const { return options.dir + "/tmp"; }
   std::string path_for(const Digest& d) const {
@@ -124,7 +218,7 @@ struct Store::Impl {
 
   std::optional<ObjectRecord> get_object(const Digest& d) {
     std::string value;
-    if (!db->Get(rocksdb::ReadOptions(), object_key(d), &value).ok()) return std::nullopt;
+    if (!db()->Get(rocksdb::ReadOptions(), object_key(d), &value).ok()) return std::nullopt;
     return decode_object(value);
   }
 
@@ -133,7 +227,7 @@ struct Store::Impl {
     if (auto old = get_object(d)) batch.Delete(access_key(old->accessed, d.str()));
     batch.Put(object_key(d), encode(r));
     batch.Put(access_key(r.accessed, d.str()), "");
-    return db->Write(write_options, &batch);
+    return db()->Write(write_options, &batch);
   }
 
   // Drop an object's index entries (under mu).
@@ -144,23 +238,39 @@ struct Store::Impl {
     if (r.kind == 'm') batch.Delete(manifest_key(d));
     if (r.kind == 'b') batch.Delete(extra_key(d));
     const std::string prefix = shown_prefix(d);
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+    auto index = db();
+    std::unique_ptr<rocksdb::Iterator> it(index->NewIterator(rocksdb::ReadOptions()));
     int n = 0;
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) && n < 100'000;
          it->Next()) {
       batch.Delete(it->key());
       ++n;
     }
-    db->Write(write_options, &batch);
+    it.reset();
+    const auto s = index->Write(write_options, &batch);
+    if (s.ok()) {
+      used -= std::min<std::uint64_t>(used, r.size);
+    } else {
+      LOG_WARN("forgetting {} in the cache index: {}", d.str(), describe(s));
+    }
+  }
+  // Unlinks a blob's file and forgets it (under mu). Errors: kStorage (the file stays).
+  Status remove_blob(const Digest& d, const ObjectRecord& r) {
+    const std::string path = path_for(d);
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return errno_error("unlink " + path);
+    forget(d, r);
+    return {};
   }
 };
 
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Store::~Store() {
-  if (impl_ && impl_->db) {
-    auto s = impl_->db->Close();
-    if (!s.ok()) LOG_WARN("closing the index: {}", s.ToString());
+  if (impl_) {
+    if (auto db = impl_->db()) {
+      auto s = db->Close();
+      if (!s.ok()) LOG_WARN("closing the index: {}", describe(s));
+    }
   }
 }
 
@@ -172,8 +282,15 @@ Result<std::unique_ptr<Store>> Store::open(StoreOptions options, const Clock& cl
       return Error(Errc::kStorage,
                    "cannot create " + options.dir + "/" + sub + ": " + ec.message());
   }
-  // Downloads interrupted by a crash are not resumable yet: start over.
+  // Partial downloads stay to be resumed (open_partial), unless stale; anything else in tmp/
+  // is a leftover (create_temp's files).
+  const auto now = fs::file_time_type::clock::now();
   for (const auto& entry : fs::directory_iterator(options.dir + "/tmp", ec)) {
+    const std::string name = entry.path().filename().string();
+    std::error_code time_ec;
+    const auto mtime = fs::last_write_time(entry.path(), time_ec);
+    const bool fresh = !time_ec && now - mtime < options.partial_max_age;
+    if (!hex_of_partial(name).empty() && entry.is_regular_file() && fresh) continue;
     fs::remove_all(entry.path(), ec);
   }
 
@@ -193,11 +310,177 @@ Result<std::unique_ptr<Store>> Store::open(StoreOptions options, const Clock& cl
   table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   table.cache_index_and_filter_blocks = true;
   db_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  impl->db_options = db_options;
   rocksdb::DB* db = nullptr;
-  auto s = rocksdb::DB::Open(db_options, options.dir + "/index", &db);
-  if (!s.ok()) return storage_error("cannot open index " + options.dir + "/index", s);
-  impl->db.reset(db);
+  // RocksDB writes a new MANIFEST and log when it opens; on a full disk that fails (7.8 even
+  // aborts on an assertion). With too little room the index opens read-only instead: cached
+  // content is served, nothing is stored until reopen_writable() succeeds.
+  const std::uint64_t free = free_bytes(options.dir);
+  const bool writable_fs = ::access((options.dir + "/index").c_str(), W_OK) == 0;
+  const bool exists = fs::exists(options.dir + "/index/CURRENT", ec);
+  if (free < options.min_free_to_open && exists) {
+    LOG_ERROR(
+        "only {} bytes free on the cache's disk ({}): the cache is read-only until space "
+        "returns (cached content is served; new content streams through uncached)",
+        free, options.dir);
+    auto s = rocksdb::DB::OpenForReadOnly(db_options, impl->index_dir(), &db);
+    if (!s.ok()) return storage_error("cannot open index " + impl->index_dir(), s);
+    impl->set_db(std::shared_ptr<rocksdb::DB>(db), true);
+  } else {
+    if (free < options.min_free_to_open || !writable_fs) {
+      return Error(Errc::kStorage, "cannot create the cache index in " + impl->index_dir() + ": " +
+                                       (writable_fs ? "no space left" : "not writable"));
+    }
+    auto s = rocksdb::DB::Open(db_options, impl->index_dir(), &db);
+    if (!s.ok()) return storage_error("cannot open index " + impl->index_dir(), s);
+    impl->set_db(std::shared_ptr<rocksdb::DB>(db), false);
+  }
+  // What the cache holds, for the disk budget.
+  {
+    std::uint64_t used = 0;
+    std::unique_ptr<rocksdb::Iterator> it(impl->db()->NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek("o:"); it->Valid() && it->key().starts_with("o:"); it->Next()) {
+      if (auto r = decode_object(it->value().ToString())) used += r->size;
+    }
+    impl->used = used;
+  }
   return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+bool Store::writable() const { return !impl_->read_only(); }
+
+Status Store::reopen_writable() {
+  if (!impl_->read_only()) return {};
+  const std::uint64_t free = free_bytes(impl_->options.dir);
+  if (free < impl_->options.min_free_to_open) {
+    return Error(Errc::kStorage, "still only " + std::to_string(free) + " bytes free");
+  }
+  rocksdb::DB* db = nullptr;
+  auto s = rocksdb::DB::Open(impl_->db_options, impl_->index_dir(), &db);
+  if (!s.ok()) return storage_error("reopening the cache index", s);
+  impl_->set_db(std::shared_ptr<rocksdb::DB>(db), false);
+  LOG_INFO("the cache's disk has room again ({} bytes free): caching resumes", free);
+  return {};
+}
+
+std::uint64_t Store::used_bytes() const { return impl_->used.load(); }
+
+Store::Hold& Store::Hold::operator=(Hold&& o) noexcept {
+  if (this != &o) {
+    Hold old(std::move(*this));  // released at the end of this scope
+    table_ = std::move(o.table_);
+    key_ = std::move(o.key_);
+  }
+  return *this;
+}
+
+Store::Hold::~Hold() {
+  if (!table_) return;
+  std::lock_guard lock(table_->mu);
+  if (auto it = table_->holds.find(key_); it != table_->holds.end() && --it->second <= 0) {
+    table_->holds.erase(it);
+  }
+  table_.reset();
+}
+
+Store::Hold Store::hold(const Digest& digest) {
+  std::string key = digest.str();
+  {
+    std::lock_guard lock(impl_->table->mu);
+    ++impl_->table->holds[key];
+  }
+  return Hold(impl_->table, std::move(key));
+}
+
+void Store::set_pinned(std::vector<Digest> digests) {
+  std::unordered_set<std::string> keys;
+  for (const auto& d : digests) keys.insert(d.str());
+  std::lock_guard lock(impl_->table->mu);
+  impl_->table->pinned = std::move(keys);
+}
+
+bool Store::pinned(const Digest& digest) const {
+  std::lock_guard lock(impl_->table->mu);
+  return impl_->table->pinned.count(digest.str()) > 0;
+}
+
+Result<EvictStats> Store::evict(std::uint64_t target, std::size_t max_items) {
+  EvictStats stats;
+  if (impl_->used.load() <= target) return stats;
+  // Least recently used first: the access-order keys, oldest first. Taken in slices, so
+  // the iterator never outlives a removal.
+  std::string from = "a:";
+  for (std::size_t examined = 0; examined < max_items && impl_->used.load() > target;) {
+    std::vector<std::string> slice;
+    {
+      auto index = impl_->db();  // outlives the iterator (reopen_writable swaps it)
+      std::unique_ptr<rocksdb::Iterator> it(index->NewIterator(rocksdb::ReadOptions()));
+      for (it->Seek(from); it->Valid() && it->key().starts_with("a:") && slice.size() < 256;
+           it->Next()) {
+        slice.push_back(it->key().ToString());
+      }
+    }
+    if (slice.empty()) break;
+    from = slice.back() + '\x01';
+    for (const auto& key : slice) {
+      if (impl_->used.load() <= target || ++examined > max_items) break;
+      auto digest = Digest::parse(key.substr(2 + 16 + 1));
+      if (!digest) continue;
+      if (impl_->is_held(digest->str())) {
+        ++stats.skipped;
+        continue;
+      }
+      std::lock_guard lock(impl_->mu);
+      auto rec = impl_->get_object(*digest);
+      if (!rec || rec->kind != 'b') continue;
+      if (auto s = impl_->remove_blob(*digest, *rec); !s) return s.error();
+      ++stats.blobs;
+      stats.bytes += rec->size;
+    }
+  }
+  return stats;
+}
+
+void Store::quarantine(const Digest& digest, const std::string& why) {
+  std::lock_guard lock(impl_->mu);
+  auto rec = impl_->get_object(digest);
+  if (!rec || rec->kind != 'b') return;
+  const std::string dir = impl_->options.dir + "/quarantine";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  const std::string to =
+      dir + "/" + std::string(digest.hex()) + "-" + std::to_string(to_unix_ms(impl_->clock->now()));
+  const std::string from = impl_->path_for(digest);
+  if (ec || ::rename(from.c_str(), to.c_str()) != 0) {
+    LOG_ERROR("blob {}: {}; could not quarantine it ({}), removing it", digest.str(), why,
+              ec ? ec.message() : std::strerror(errno));
+    ::unlink(from.c_str());
+  } else {
+    LOG_ERROR(
+        "blob {}: {}; quarantined as {} and dropped from the cache (fetched again when "
+        "next asked for)",
+        digest.str(), why, to);
+  }
+  impl_->forget(digest, *rec);
+  if (impl_->quarantined) impl_->quarantined();
+}
+
+void Store::on_quarantine(std::function<void()> observer) {
+  impl_->quarantined = std::move(observer);
+}
+
+std::vector<std::pair<Digest, std::uint64_t>> Store::blobs_after(const std::string& after,
+                                                                 std::size_t n) {
+  std::vector<std::pair<Digest, std::uint64_t>> out;
+  auto index = impl_->db();  // outlives the iterator (reopen_writable swaps it)
+  std::unique_ptr<rocksdb::Iterator> it(index->NewIterator(rocksdb::ReadOptions()));
+  const std::string start = after.empty() ? "o:" : "o:" + after + '\x01';
+  for (it->Seek(start); it->Valid() && it->key().starts_with("o:") && out.size() < n; it->Next()) {
+    auto rec = decode_object(it->value().ToString());
+    if (!rec || rec->kind != 'b') continue;
+    if (auto d = Digest::parse(it->key().ToString().substr(2))) out.emplace_back(*d, rec->size);
+  }
+  return out;
 }
 
 const std::string& Store::dir() const { return impl_->options.dir; }
@@ -214,6 +497,13 @@ Result<OpenBlob> Store::open_blob(const Digest& digest) {
     std::lock_guard lock(impl_->mu);
     ::unlink(path.c_str());
     impl_->forget(digest, *rec);
+    return Error(Errc::kBlobUnknown);
+  }
+  // A file written, replaced or touched since it was stored: its bytes are no longer the ones
+  // verified (free: one fstat). Rot that leaves the metadata alone is the scrub's to find.
+  if (rec->file && !(identity_of(st) == *rec->file)) {
+    fd = UniqueFd();
+    quarantine(digest, "the cached file changed after it was verified (inode, mtime or ctime)");
     return Error(Errc::kBlobUnknown);
   }
   return OpenBlob{std::move(fd), rec->size, rec->accessed};
@@ -247,36 +537,101 @@ Status Store::commit_blob(TempFile& temp, const Digest& digest, std::uint64_t si
     return errno_error("rename into " + final_path);
   }
   temp.path.clear();  // no longer ours to unlink
+  if (!temp.progress_path.empty()) ::unlink(temp.progress_path.c_str());
+  temp.progress_path.clear();
   if (UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); dfd) {
     ::fsync(dfd.get());
   }
+  // The identity after the rename (a rename changes the ctime).
+  struct stat st {};
+  if (::fstat(temp.fd.get(), &st) != 0) return errno_error("fstat " + final_path);
   const std::int64_t now = to_unix_ms(impl_->clock->now());
   std::lock_guard lock(impl_->mu);
+  const auto old = impl_->get_object(digest);
   rocksdb::WriteBatch batch;
-  auto s = impl_->put_object(batch, digest, ObjectRecord{'b', size, "", now, now});
-  if (!s.ok()) return storage_error("index " + digest.str(), s);
+  ObjectRecord rec{'b', size, "", now, now, identity_of(st)};
+  auto s = impl_->put_object(batch, digest, rec);
+  if (!s.ok()) {
+    ::unlink(final_path.c_str());  // not indexed: not cached
+    return storage_error("index " + digest.str(), s);
+  }
+  impl_->used += size;
+  if (old) impl_->used -= std::min<std::uint64_t>(impl_->used, old->size);
   return {};
+}
+
+Result<Partial> Store::open_partial(const Digest& digest) {
+  Partial p;
+  p.file.path = impl_->partial_path(digest);
+  p.file.progress_path = p.file.path + ".len";
+  p.file.keep = true;
+  const int fd = ::open(p.file.path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return errno_error("cannot create " + p.file.path);
+  p.file.fd = UniqueFd(fd);
+  // "<length> <size or ->": the length written in order, and the blob's size when known.
+  std::string text(64, '\0');
+  if (UniqueFd lf(::open(p.file.progress_path.c_str(), O_RDONLY | O_CLOEXEC)); lf) {
+    const ssize_t n = ::pread(lf.get(), text.data(), text.size() - 1, 0);
+    text.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    unsigned long long length = 0;
+    char size_text[32] = {0};
+    if (std::sscanf(text.c_str(), "%llu %31s", &length, size_text) == 2) {
+      p.length = length;
+      unsigned long long size = 0;
+      if (std::sscanf(size_text, "%llu", &size) == 1) p.size = size;
+    }
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return errno_error("fstat " + p.file.path);
+  p.length = std::min<std::uint64_t>(p.length, static_cast<std::uint64_t>(st.st_size));
+  if (p.size && p.length > *p.size) p.length = 0;  // inconsistent: start over
+  if (::ftruncate(fd, static_cast<off_t>(p.length)) != 0) {
+    return errno_error("truncating " + p.file.path);
+  }
+  return p;
+}
+
+void Store::record_progress(const TempFile& file, std::uint64_t length,
+                            std::optional<std::uint64_t> size) {
+  if (file.progress_path.empty()) return;
+  char text[64];
+  const int n = std::snprintf(text, sizeof text, "%llu %s                    ",
+                              static_cast<unsigned long long>(length),
+                              size ? std::to_string(*size).c_str() : "-");
+  UniqueFd fd(::open(file.progress_path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd || ::pwrite(fd.get(), text, static_cast<std::size_t>(std::min(n, 48)), 0) < 0) {
+    LOG_DEBUG("recording the progress of {}: {}", file.path, std::strerror(errno));
+  }
+}
+
+void Store::discard(TempFile& file) {
+  if (!file.path.empty()) ::unlink(file.path.c_str());
+  if (!file.progress_path.empty()) ::unlink(file.progress_path.c_str());
+  file.path.clear();
+  file.progress_path.clear();
 }
 
 Status Store::put_extra(const Digest& digest, std::string_view record) {
   std::lock_guard lock(impl_->mu);
   auto rec = impl_->get_object(digest);
   if (!rec || rec->kind != 'b') return Error(Errc::kBlobUnknown);
-  auto s = impl_->db->Put(impl_->write_options, extra_key(digest), rocksdb::Slice(record));
+  auto s = impl_->db()->Put(impl_->write_options, extra_key(digest), rocksdb::Slice(record));
   if (!s.ok()) return storage_error("extra " + digest.str(), s);
   return {};
 }
 
 std::optional<std::string> Store::get_extra(const Digest& digest) {
   std::string value;
-  if (!impl_->db->Get(rocksdb::ReadOptions(), extra_key(digest), &value).ok()) return std::nullopt;
+  if (!impl_->db()->Get(rocksdb::ReadOptions(), extra_key(digest), &value).ok())
+    return std::nullopt;
   return value;
 }
 
 std::optional<TimePoint> Store::shown_in(const Digest& digest, std::string_view registry,
                                          std::string_view repository) {
   std::string value;
-  if (!impl_->db->Get(rocksdb::ReadOptions(), shown_key(digest, registry, repository), &value)
+  if (!impl_->db()
+           ->Get(rocksdb::ReadOptions(), shown_key(digest, registry, repository), &value)
            .ok()) {
     return std::nullopt;
   }
@@ -289,19 +644,20 @@ std::optional<TimePoint> Store::shown_in(const Digest& digest, std::string_view 
 void Store::note_shown(const Digest& digest, std::string_view registry,
                        std::string_view repository) {
   const std::string now = std::to_string(to_unix_ms(impl_->clock->now()));
-  auto s = impl_->db->Put(impl_->write_options, shown_key(digest, registry, repository), now);
+  auto s = impl_->db()->Put(impl_->write_options, shown_key(digest, registry, repository), now);
   if (!s.ok())
     LOG_WARN("recording {} in {}/{}: {}", digest.str(), registry, repository, s.ToString());
 }
 
 void Store::forget_shown(const Digest& digest, std::string_view registry,
                          std::string_view repository) {
-  (void)impl_->db->Delete(impl_->write_options, shown_key(digest, registry, repository));
+  (void)impl_->db()->Delete(impl_->write_options, shown_key(digest, registry, repository));
 }
 
 std::vector<std::pair<Digest, std::string>> Store::extras() {
   std::vector<std::pair<Digest, std::string>> out;
-  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions()));
+  auto index = impl_->db();  // outlives the iterator (reopen_writable swaps it)
+  std::unique_ptr<rocksdb::Iterator> it(index->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek("x:"); it->Valid() && it->key().starts_with("x:"); it->Next()) {
     const std::string key = it->key().ToString();
     if (auto d = Digest::parse(key.substr(2))) out.emplace_back(*d, it->value().ToString());
@@ -315,7 +671,7 @@ Result<StoredManifest> Store::get_manifest(const Digest& digest) {
   StoredManifest m;
   m.media_type = rec->media_type;
   m.accessed_ms = rec->accessed;
-  if (!impl_->db->Get(rocksdb::ReadOptions(), manifest_key(digest), &m.bytes).ok()) {
+  if (!impl_->db()->Get(rocksdb::ReadOptions(), manifest_key(digest), &m.bytes).ok()) {
     return Error(Errc::kManifestUnknown);
   }
   return m;
@@ -327,16 +683,20 @@ Status Store::put_manifest(const Digest& digest, std::string_view media_type,
   std::lock_guard lock(impl_->mu);
   rocksdb::WriteBatch batch;
   batch.Put(manifest_key(digest), rocksdb::Slice(bytes.data(), bytes.size()));
-  auto s = impl_->put_object(batch, digest,
-                             ObjectRecord{'m', bytes.size(), std::string(media_type), now, now});
+  const auto old = impl_->get_object(digest);
+  auto s = impl_->put_object(
+      batch, digest,
+      ObjectRecord{'m', bytes.size(), std::string(media_type), now, now, std::nullopt});
   if (!s.ok()) return storage_error("store manifest " + digest.str(), s);
+  impl_->used += bytes.size();
+  if (old) impl_->used -= std::min<std::uint64_t>(impl_->used, old->size);
   return {};
 }
 
 std::optional<TagRecord> Store::get_tag(std::string_view registry, std::string_view repository,
                                         std::string_view tag) {
   std::string value;
-  if (!impl_->db->Get(rocksdb::ReadOptions(), tag_key(registry, repository, tag), &value).ok()) {
+  if (!impl_->db()->Get(rocksdb::ReadOptions(), tag_key(registry, repository, tag), &value).ok()) {
     return std::nullopt;
   }
   const json j = json::parse(value, nullptr, false);
@@ -359,14 +719,14 @@ Status Store::put_tag(std::string_view registry, std::string_view repository, st
       {"s", r.size},
       {"v",
        to_unix_ms(r.validated)}}.dump();
-  auto s = impl_->db->Put(impl_->write_options, tag_key(registry, repository, tag), value);
+  auto s = impl_->db()->Put(impl_->write_options, tag_key(registry, repository, tag), value);
   if (!s.ok()) return storage_error("store tag", s);
   return {};
 }
 
 Status Store::delete_tag(std::string_view registry, std::string_view repository,
                          std::string_view tag) {
-  auto s = impl_->db->Delete(impl_->write_options, tag_key(registry, repository, tag));
+  auto s = impl_->db()->Delete(impl_->write_options, tag_key(registry, repository, tag));
   if (!s.ok()) return storage_error("delete tag", s);
   return {};
 }
@@ -396,7 +756,8 @@ Result<SweepStats> Store::sweep(TimePoint objects_before, TimePoint tags_before,
   const std::string cutoff = access_key(to_unix_ms(objects_before), "");
   std::vector<std::string> expired;
   {
-    std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions()));
+    auto index = impl_->db();  // outlives the iterator (reopen_writable swaps it)
+    std::unique_ptr<rocksdb::Iterator> it(index->NewIterator(rocksdb::ReadOptions()));
     for (it->Seek("a:"); it->Valid() && expired.size() < max_items; it->Next()) {
       const std::string key = it->key().ToString();
       if (key.compare(0, 2, "a:") != 0 || key >= cutoff) break;
@@ -409,6 +770,7 @@ Result<SweepStats> Store::sweep(TimePoint objects_before, TimePoint tags_before,
     std::lock_guard lock(impl_->mu);
     auto rec = impl_->get_object(*digest);
     if (!rec || rec->accessed >= to_unix_ms(objects_before)) continue;  // touched meanwhile
+    if (impl_->is_held(digest->str())) continue;                        // in use or pinned
     if (rec->kind == 'b') {
       const std::string path = impl_->path_for(*digest);
       if (::unlink(path.c_str()) != 0 && errno != ENOENT) return errno_error("unlink " + path);
@@ -423,7 +785,8 @@ Result<SweepStats> Store::sweep(TimePoint objects_before, TimePoint tags_before,
   const std::int64_t tag_cutoff = to_unix_ms(tags_before);
   std::vector<std::string> old_tags;
   {
-    std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions()));
+    auto index = impl_->db();  // outlives the iterator (reopen_writable swaps it)
+    std::unique_ptr<rocksdb::Iterator> it(index->NewIterator(rocksdb::ReadOptions()));
     for (it->Seek("t:"); it->Valid() && it->key().starts_with("t:"); it->Next()) {
       const json j = json::parse(it->value().ToString(), nullptr, false);
       if (j.is_discarded() || !j.contains("v") || !j["v"].is_number_integer() ||
@@ -433,7 +796,7 @@ Result<SweepStats> Store::sweep(TimePoint objects_before, TimePoint tags_before,
     }
   }
   for (const auto& key : old_tags) {
-    impl_->db->Delete(impl_->write_options, key);
+    impl_->db()->Delete(impl_->write_options, key);
     ++stats.tags;
   }
   return stats;

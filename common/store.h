@@ -1,10 +1,17 @@
-// The verified content store (STYLE.md 3, LIBS.md "RocksDB"): blob bytes as files in a
-// content-addressed tree (<dir>/blobs/<alg>/<xx>/<hex>), and a RocksDB index (<dir>/index)
-// holding each object's size, media type, creation and last access, an access-ordered key for
-// the TTL sweep (and later LRU), manifests (small objects) and tag mappings.
+// The verified content store (docs/architecture.md "The cache's lifecycle"): blob bytes as
+// files in a content-addressed tree (<dir>/blobs/<alg>/<xx>/<hex>), and a RocksDB index
+// (<dir>/index) holding each object's size, media type, creation and last access, the file's
+// identity at commit (inode, mtime, ctime: a file changed since is caught when opened), an
+// access-ordered key for the TTL sweep and the LRU eviction, manifests (small objects) and tag
+// mappings.
 //
-// Only verified content enters: a download is written to a temporary file under <dir>/tmp,
-// and commit_blob() renames it in after the caller checked its digest.
+// Only verified content enters: a download is written to a partial file under <dir>/tmp,
+// and commit_blob() renames it in after the caller checked its digest. A partial file survives
+// a crash with its length (tmp/<hex>.partial and .partial.len), so a download resumes.
+//
+// A disk without room for the index at start (or an index that cannot be written) leaves the
+// store read-only: cached content is served, nothing new is stored, and reopen_writable()
+// (called periodically) makes it writable again once space returns.
 //
 // Threading: every method is thread-safe. commit_blob() and sweep() block (fsync, unlink):
 // call them through a thread pool. The rest are quick (RocksDB memtable and block cache).
@@ -12,6 +19,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -50,14 +58,24 @@ struct OpenBlob {
   std::int64_t accessed_ms = 0;  // the last recorded access (for touch())
 };
 
-// A download in progress. Unlinked on destruction unless committed.
+// A download in progress. Unlinked on destruction unless committed or `keep` (a partial file
+// whose bytes a later download resumes from).
 struct TempFile {
   UniqueFd fd;
   std::string path;
+  std::string progress_path;  // the partial's recorded length (open_partial), or empty
+  bool keep = false;
   ~TempFile();
   TempFile() = default;
   TempFile(TempFile&&) = default;
   TempFile& operator=(TempFile&&) = default;
+};
+
+// A partial download found again (or started): its file and how much of it may be trusted.
+struct Partial {
+  TempFile file;
+  std::uint64_t length = 0;           // bytes [0, length) were written in order
+  std::optional<std::uint64_t> size;  // the blob's size, when the first download knew it
 };
 
 struct StoredManifest {
@@ -73,6 +91,12 @@ struct TagRecord {
   TimePoint validated;  // when the upstream last confirmed (or gave) this digest
 };
 
+struct EvictStats {
+  std::uint64_t blobs = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t skipped = 0;  // held (in use) or pinned
+};
+
 struct SweepStats {
   std::uint64_t blobs = 0;
   std::uint64_t manifests = 0;
@@ -86,6 +110,10 @@ struct StoreOptions {
   std::chrono::milliseconds access_granularity{std::chrono::minutes(10)};
   std::size_t block_cache_bytes = 4 << 20;
   std::size_t write_buffer_bytes = 4 << 20;
+  // Partial downloads older than this are removed at start.
+  std::chrono::milliseconds partial_max_age{std::chrono::hours(24)};
+  // Below this much free space the index opens read-only (RocksDB needs room to open).
+  std::uint64_t min_free_to_open = 8 << 20;
 };
 
 class Store {
@@ -96,7 +124,8 @@ class Store {
   ~Store();
 
   // A cached, verified blob opened for reading. Errors: kBlobUnknown (absent, or its file
-  // vanished or has the wrong size: the entry is dropped), kStorage.
+  // vanished, has the wrong size or was changed since it was stored: the entry is dropped and
+  // a changed file quarantined), kStorage.
   Result<OpenBlob> open_blob(const Digest& digest);
   // Size of a cached blob without opening it. nullopt when absent.
   std::optional<std::uint64_t> blob_size(const Digest& digest);
@@ -107,11 +136,63 @@ class Store {
   std::optional<std::string> get_extra(const Digest& digest);
   // Every blob's extra record.
   std::vector<std::pair<Digest, std::string>> extras();
-  // A new temporary file for a download of `digest`. Errors: kStorage.
+  // A new temporary file for a download of `digest` (not resumable). Errors: kStorage.
   Result<TempFile> create_temp(const Digest& digest);
+  // The partial download of `digest` left by an earlier run (or a new empty one), truncated to
+  // its recorded length. One per digest: the caller keeps a single download per digest.
+  // Errors: kStorage.
+  Result<Partial> open_partial(const Digest& digest);
+  // Records how many bytes of a partial file were written in order (and the blob's size).
+  // Cheap (one pwrite, no fsync): a crash of the process loses nothing written; a crash of
+  // the machine may, and the digest check at the end catches it.
+  static void record_progress(const TempFile& file, std::uint64_t length,
+                              std::optional<std::uint64_t> size);
+  // Removes a partial file and its record (its bytes are wrong or unwanted).
+  static void discard(TempFile& file);
   // Makes a verified download durable and visible: fsync, rename into the tree, index it.
   // The caller has checked that the bytes hash to `digest`. Blocking. Errors: kStorage.
   Status commit_blob(TempFile& temp, const Digest& digest, std::uint64_t size);
+
+  // Bytes of the cached blobs and manifests: what the disk budget counts.
+  std::uint64_t used_bytes() const;
+  // A cached blob that eviction leaves alone while the hold lives (a response or an upload
+  // in progress). Movable; releases on destruction; may outlive the store.
+  struct HoldTable;
+  class Hold {
+   public:
+    Hold() = default;
+    Hold(std::shared_ptr<HoldTable> table, std::string key)
+        : table_(std::move(table)), key_(std::move(key)) {}
+    Hold(Hold&& o) noexcept = default;
+    Hold& operator=(Hold&& o) noexcept;
+    ~Hold();
+
+   private:
+    std::shared_ptr<HoldTable> table_;
+    std::string key_;
+  };
+  Hold hold(const Digest& digest);
+  // Blobs (and manifests) never evicted, by digest: the pinned images (cache.pins).
+  void set_pinned(std::vector<Digest> digests);
+  bool pinned(const Digest& digest) const;
+  // Removes cached blobs, least recently used first, until used_bytes() <= `target`; blobs
+  // held or pinned stay. Manifests are not evicted (small; a manifest whose blobs went stays
+  // valid and its blobs are fetched again on demand). Blocking. Errors: kStorage.
+  Result<EvictStats> evict(std::uint64_t target, std::size_t max_items);
+  // Moves a cached blob's file to <dir>/quarantine/ and forgets the blob (its bytes did not
+  // hash to its digest, or the file changed after it was stored). Never fails (logged).
+  void quarantine(const Digest& digest, const std::string& why);
+  // Called (on the quarantining thread) for every blob quarantined. Set before use.
+  void on_quarantine(std::function<void()> observer);
+  // Up to `n` cached blobs after `after` in digest order ("" from the start): the scrub's walk.
+  std::vector<std::pair<Digest, std::uint64_t>> blobs_after(const std::string& after,
+                                                            std::size_t n);
+  // Whether the index takes writes (false after a start on a full disk, until
+  // reopen_writable() succeeds).
+  bool writable() const;
+  // Reopens a read-only index for writing when the disk has room again. Blocking.
+  // Errors: kStorage (still no room, or RocksDB's error in words).
+  Status reopen_writable();
 
   // Errors: kManifestUnknown, kStorage.
   Result<StoredManifest> get_manifest(const Digest& digest);

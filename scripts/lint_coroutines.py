@@ -6,7 +6,8 @@ Found by probes on this toolchain (docs/architecture.md, "Coroutine rules"):
      in a bad state (SIGILL or a coroutine that never completes). Assign to a local first.
   2. a class temporary built in the arguments of a co_await'ed call, e.g. co_await f(T{...})
      or co_await f(T(...)): destroyed twice. Name it, then std::move it.
-  3. lambda coroutines (STYLE.md 13).
+  3. lambda coroutines (STYLE.md 13), and capturing lambdas written in the arguments of a
+     co_await'ed call (their captures were destroyed twice): name the lambda first.
 Usage: lint_coroutines.py DIR...   Exit status 1 when anything is flagged.
 """
 import os
@@ -17,6 +18,8 @@ CONDITION = re.compile(r"\b(if|while|for|switch)\s*\(")
 OPERATOR_AWAIT = re.compile(r"(\?|&&|\|\||!)\s*co_await\b")
 AWAIT_CALL = re.compile(r"co_await\s+[\w:.\->*]+\(")
 TEMPORARY = re.compile(r"(?<![\w:])([A-Z]\w*)\s*[({]")
+# A lambda with captures written in the arguments: its captures were freed twice (gcc 12).
+CAPTURING_LAMBDA = re.compile(r"\[[^\]\[]+\]\s*(\([^)]*\)\s*)?(mutable\s*)?(->[^{]*)?\{")
 LAMBDA_CORO = re.compile(r"\[[^\]]*\]\s*\([^)]*\)\s*(mutable\s*)?->\s*(boost::)?(asio::awaitable|Task)\b")
 
 
@@ -73,6 +76,8 @@ def check(path):
             args = balanced(stmt, m.end() - 1) or ""
             for t in TEMPORARY.finditer(args):
                 problems.append((n, "temporary %s(...) in a co_await'ed call's arguments" % t.group(1)))
+            if CAPTURING_LAMBDA.search(args):
+                problems.append((n, "capturing lambda in a co_await'ed call's arguments"))
     return problems
 
 

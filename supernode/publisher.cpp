@@ -25,6 +25,7 @@ struct Publisher::Blob {
   Notifier changed;
   std::shared_ptr<BlobFetch> fetch;  // while downloading: keeps the file open
   UniqueFd file;                     // a cached blob
+  Store::Hold hold;                  // not evicted while published (peers upload from it)
   SteadyTime last_used = std::chrono::steady_clock::now();  // last request or upload seen
   std::uint64_t uploaded = 0;                               // as of the last check
 
@@ -243,6 +244,7 @@ Task<void> Publisher::serve(HttpRequest request, ResponseWriter& out, RequestLog
 Task<void> Publisher::produce(std::shared_ptr<Blob> blob, mirror::BlobLocator locator) {
   const std::string key = locator.digest.str();
   Status status;
+  blob->hold = node_.store().hold(locator.digest);
   if (auto cached = node_.store().open_blob(locator.digest)) {
     blob->file = std::move(cached->fd);
     status = co_await publish_chunks(blob, blob->file.get(), cached->size);
@@ -289,13 +291,17 @@ Task<Status> Publisher::publish_chunks(std::shared_ptr<Blob> blob, int fd, std::
     const std::uint64_t begin = k * chunk;
     const std::uint64_t end = std::min(size, begin + chunk);
     SteadyTime stall = deadline_after(std::chrono::seconds(60));
-    while (fetch && fetch->state() == BlobFetch::State::kStreaming && fetch->available() < end) {
+    while (fetch && fetch->state() == BlobFetch::State::kStreaming && fetch->available() < end &&
+           !fetch->uncached()) {
       const std::uint64_t before = fetch->available();
       co_await fetch->progress().wait_until(stall);
       if (fetch->available() > before) stall = deadline_after(std::chrono::seconds(60));
       if (std::chrono::steady_clock::now() >= stall) co_return Error(Errc::kTimeout, "stalled");
     }
     if (fetch && fetch->state() == BlobFetch::State::kFailed) co_return fetch->error();
+    if (fetch && fetch->uncached() && fetch->file_limit() < end) {
+      co_return Error(Errc::kStorage, "no room to cache it here: served over HTTP only");
+    }
     const int piece = options_.piece_size;
     const std::string* root = &options_.root_cert;  // the publisher outlives its jobs
     auto job = [fd, begin, end, piece, root] {
@@ -320,6 +326,7 @@ Task<Status> Publisher::publish_chunks(std::shared_ptr<Blob> blob, int fd, std::
     co_await fetch->progress().wait_until(deadline_after(std::chrono::seconds(60)));
   }
   if (fetch && fetch->state() == BlobFetch::State::kFailed) co_return fetch->error();
+  if (fetch && fetch->uncached()) co_return Error(Errc::kStorage, "verified but not cached here");
   co_return Status{};
 }
 

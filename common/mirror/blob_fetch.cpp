@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -17,18 +18,23 @@ namespace {
 // Reads of one download: a bound far past any blob (even at 1 KiB per read: ~1 PiB).
 constexpr long kMaxReads = 1L << 40;
 
-Status pwrite_all(int fd, const char* data, std::size_t size, std::uint64_t offset) {
-  while (size > 0) {
+// 0, or the errno of the failed write.
+int pwrite_all(int fd, const char* data, std::size_t size, std::uint64_t offset) {
+  for (int i = 0; size > 0 && i < 1'000'000; ++i) {
     const ssize_t n = ::pwrite(fd, data, size, static_cast<off_t>(offset));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0)
-      return Error(Errc::kStorage, std::string("writing a download: ") + std::strerror(errno));
+    if (n <= 0) return n < 0 ? errno : EIO;
     data += n;
     size -= static_cast<std::size_t>(n);
     offset += static_cast<std::uint64_t>(n);
   }
-  return {};
+  return size == 0 ? 0 : EIO;
 }
+
+bool no_space(int err) { return err == ENOSPC || err == EDQUOT; }
+
+// Progress is recorded with a partial file at most this often (bytes).
+constexpr std::uint64_t kProgressStep = 256 << 10;
 
 // Moves a download's bytes from its reads (io thread) to the hash and the file (thread pool;
 // docs/architecture.md "Threads and time"). Reads fill a buffer; what they added leaves for
@@ -44,16 +50,46 @@ Status pwrite_all(int fd, const char* data, std::size_t size, std::uint64_t offs
 // pipeline, so nothing they touch dies before them.
 class Pipeline : public std::enable_shared_from_this<Pipeline> {
  public:
-  // `publish(bytes, counter)`: a batch is hashed and in the file (io thread).
-  using Publish = std::function<void(std::size_t, std::atomic<std::uint64_t>*)>;
+  // `publish(data, bytes, counter)`: a batch is hashed and in the file (io thread); `data`
+  // stays valid until the call returns.
+  using Publish = std::function<void(const char*, std::size_t, std::atomic<std::uint64_t>*)>;
+  // `full(offset)`: a write found the disk full (once); bytes from `offset` on are not in the
+  // file, and later batches are hashed only (io thread).
+  using Full = std::function<void(std::uint64_t)>;
 
   Pipeline(Digest::Algorithm algorithm, std::size_t batch_size, asio::thread_pool& pool,
-           asio::any_io_executor io, Publish publish)
+           asio::any_io_executor io, Publish publish, Full full)
       : hasher_(algorithm),
         buffers_{std::vector<char>(batch_size), std::vector<char>(batch_size)},
         pool_(pool),
         io_(std::move(io)),
-        publish_(std::move(publish)) {}
+        publish_(std::move(publish)),
+        full_(std::move(full)) {}
+
+  // The first `length` bytes are already in `fd` (a resumed download): hashes them (on the
+  // pool) before any batch. Errors: kStorage.
+  Task<Status> preload(int fd, std::uint64_t length) {
+    Hasher* h = &hasher_;
+    auto job = [fd, length, h]() -> Status {
+      std::vector<char> buf(1 << 20);
+      for (std::uint64_t off = 0; off < length;) {
+        const std::size_t want =
+            static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), length - off));
+        const ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(off));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+          return Error(Errc::kStorage, std::string("reading a partial download back: ") +
+                                           (n < 0 ? std::strerror(errno) : "short file"));
+        }
+        h->update(buf.data(), static_cast<std::size_t>(n));
+        off += static_cast<std::uint64_t>(n);
+      }
+      return Status{};
+    };
+    Status s = co_await offload(pool_, std::move(job));
+    if (s) offset_ = added_ = length;
+    co_return s;
+  }
 
   // Where the next read's bytes go and how many fit (make_room() first).
   char* space() { return buffers_[cur_].data() + fill_; }
@@ -86,7 +122,10 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   std::uint64_t added() const { return added_; }
   Digest finish() { return hasher_.finish(); }
   // Stops publishing (the download is gone; jobs still on the pool finish unobserved).
-  void detach() { publish_ = nullptr; }
+  void detach() {
+    publish_ = nullptr;
+    full_ = nullptr;
+  }
 
  private:
   Task<void> wait_idle() {
@@ -108,28 +147,36 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
     const std::uint64_t offset = offset_;
     base_ = fill_;
     offset_ += bytes;
+    batch_data_ = data;
     batch_bytes_ = bytes;
+    batch_offset_ = offset;
     batch_counter_ = counter_;
     pending_ = fd_ >= 0 ? 2 : 1;
     auto self = shared_from_this();
     asio::post(pool_, [self, data, bytes] {
       self->hasher_.update(data, bytes);
-      asio::post(self->io_, [self] { self->job_done(Status{}); });
+      asio::post(self->io_, [self] { self->job_done(0); });
     });
     if (fd_ < 0) return;
     asio::post(pool_, [self, data, bytes, offset, fd = fd_] {
-      Status written = pwrite_all(fd, data, bytes, offset);
-      asio::post(self->io_, [self, written = std::move(written)]() mutable {
-        self->job_done(std::move(written));
-      });
+      const int err = pwrite_all(fd, data, bytes, offset);
+      asio::post(self->io_, [self, err] { self->job_done(err); });
     });
   }
 
-  void job_done(Status result) {
-    if (!result && status_) status_ = std::move(result);
+  // `err`: 0, or the errno of the batch's failed write.
+  void job_done(int err) {
+    if (err != 0 && no_space(err) && status_) {
+      // The disk is full: the download goes on uncached (the fetch serves this batch and the
+      // rest from memory); no more writes.
+      fd_ = -1;
+      if (full_) full_(batch_offset_);
+    } else if (err != 0 && status_) {
+      status_ = Error(Errc::kStorage, std::string("writing a download: ") + std::strerror(err));
+    }
     if (--pending_ > 0) return;
     if (status_) {
-      if (publish_) publish_(batch_bytes_, batch_counter_);
+      if (publish_) publish_(batch_data_, batch_bytes_, batch_counter_);
       if (base_ < fill_) dispatch();  // what the reads added meanwhile
     }
     idle_.notify_all();
@@ -140,13 +187,16 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   asio::thread_pool& pool_;
   asio::any_io_executor io_;
   Publish publish_;
+  Full full_;
   int cur_ = 0;           // the buffer reads go into
   std::size_t base_ = 0;  // buffers_[cur_][base_, fill_): read, not yet on the pool
   std::size_t fill_ = 0;
   std::uint64_t offset_ = 0;  // the file offset of buffers_[cur_][base_]
   std::uint64_t added_ = 0;
   int pending_ = 0;  // jobs of the batch on the pool
+  const char* batch_data_ = nullptr;
   std::size_t batch_bytes_ = 0;
+  std::uint64_t batch_offset_ = 0;
   std::atomic<std::uint64_t>* batch_counter_ = nullptr;
   int fd_ = -1;
   std::atomic<std::uint64_t>* counter_ = nullptr;
@@ -156,14 +206,79 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
 
 }  // namespace
 
+BlobFetch::Reader::Reader(BlobFetch& fetch, const std::uint64_t* pos) : fetch_(fetch), pos_(pos) {
+  fetch_.readers_.push_back(pos_);
+}
+
+BlobFetch::Reader::~Reader() {
+  auto& r = fetch_.readers_;
+  r.erase(std::remove(r.begin(), r.end(), pos_), r.end());
+  fetch_.consumed_.notify_all();
+}
+
 BlobFetcher::BlobFetcher(asio::any_io_executor executor, Store& store, SourceChain& sources,
-                         asio::thread_pool& pool, Counters& counters, FetchOptions options)
+                         asio::thread_pool& pool, Counters& counters, FetchOptions options,
+                         CacheKeeper* keeper)
     : executor_(std::move(executor)),
       store_(store),
       sources_(sources),
       pool_(pool),
       counters_(counters),
-      options_(options) {}
+      options_(options),
+      keeper_(keeper) {}
+
+void BlobFetcher::go_uncached(BlobFetch& fetch, const Digest& digest, std::uint64_t offset,
+                              const char* why) {
+  if (fetch.uncached_) return;
+  fetch.uncached_ = true;
+  fetch.file_limit_ = offset;
+  fetch.window_base_ = offset;
+  fetch.window_.clear();
+  fetch.room_.reset();
+  LOG_WARN("blob {}: {}: streaming it through uncached from byte {} (verified as ever)",
+           digest.str(), why, offset);
+  // Later requests start their own download: this one's early bytes are gone once read.
+  auto it = inflight_.find(digest.str());
+  if (it != inflight_.end() && it->second.get() == &fetch) inflight_.erase(it);
+}
+
+Task<void> BlobFetcher::wait_for_readers(BlobFetch& fetch) {
+  auto trim = [&] {
+    std::uint64_t keep_from = fetch.window_end();
+    for (const std::uint64_t* p : fetch.readers_) keep_from = std::min(keep_from, *p);
+    keep_from = std::max(keep_from, fetch.window_base_);
+    fetch.window_.erase(0, static_cast<std::size_t>(keep_from - fetch.window_base_));
+    fetch.window_base_ = keep_from;
+  };
+  trim();
+  const SteadyTime deadline = deadline_after(options_.reader_wait);
+  for (int i = 0; i < 1'000'000 && fetch.window_.size() >= options_.window_size; ++i) {
+    const bool woken = co_await fetch.consumed_.wait_until(deadline);
+    if (!woken) break;
+    trim();
+  }
+  if (fetch.window_.size() >= options_.window_size) {
+    // The slowest reader stopped reading: it is left behind (its response aborts).
+    fetch.window_base_ += fetch.window_.size();
+    fetch.window_.clear();
+  }
+}
+
+Task<Result<std::uint64_t>> BlobFetcher::open_file(BlobFetch& fetch, const Digest& digest) {
+  if (partials_in_use_.count(digest.str()) > 0) {
+    auto temp = store_.create_temp(digest);
+    if (!temp) co_return temp.error();
+    fetch.temp_ = std::move(*temp);
+    co_return std::uint64_t{0};
+  }
+  auto partial = store_.open_partial(digest);
+  if (!partial) co_return partial.error();
+  partials_in_use_.insert(digest.str());
+  fetch.partial_ = true;
+  fetch.temp_ = std::move(partial->file);
+  fetch.recorded_ = partial->length;
+  co_return partial->length;
+}
 
 std::shared_ptr<BlobFetch> BlobFetcher::find(const Digest& digest) const {
   auto it = inflight_.find(digest.str());
@@ -190,7 +305,21 @@ Task<void> BlobFetcher::run(std::shared_ptr<BlobFetch> fetch, BlobLocator blob) 
   } catch (const std::exception& e) {
     status = Error(Errc::kInternal, e.what());
   }
+  auto release_partial = [&] {
+    if (fetch->partial_) partials_in_use_.erase(digest.str());
+    fetch->partial_ = false;
+  };
   if (!status) {
+    // Bytes known to be wrong are dropped; a download that broke keeps its partial file.
+    const auto code = status.error().code;
+    if (code == make_error_code(Errc::kDigestMismatch) ||
+        code == make_error_code(Errc::kBadUpstreamResponse) || !fetch->partial_) {
+      Store::discard(fetch->temp_);
+    } else {
+      Store::record_progress(fetch->temp_, std::min(fetch->written_, fetch->file_limit_),
+                             fetch->size_);
+    }
+    release_partial();
     finish(*fetch, digest, status.error());
     co_return;
   }
@@ -198,6 +327,15 @@ Task<void> BlobFetcher::run(std::shared_ptr<BlobFetch> fetch, BlobLocator blob) 
   fetch->state_ = BlobFetch::State::kVerified;
   fetch->progress_.notify_all();
   const std::uint64_t size = fetch->written_;
+  if (fetch->uncached_) {
+    ++counters_.uncached_blobs;
+    LOG_WARN("blob {}: verified and served, not cached (no room)", digest.str());
+    // Readers still sending keep the fetch (and its window) alive; the file is not needed.
+    Store::discard(fetch->temp_);
+    release_partial();
+    finish(*fetch, digest, std::nullopt);
+    co_return;
+  }
   // Raw pointers: this coroutine keeps the fetch alive until the commit is back, so the fetch
   // is never destroyed on a pool thread.
   Store* store = &store_;
@@ -206,8 +344,11 @@ Task<void> BlobFetcher::run(std::shared_ptr<BlobFetch> fetch, BlobLocator blob) 
     return store->commit_blob(done->temp_, digest, size);
   };
   const Status committed = co_await offload(pool_, std::move(commit));
+  release_partial();
+  fetch->room_.reset();  // counted in the store's use now
   if (!committed) {
     LOG_ERROR("blob {}: verified but not cached: {}", digest.str(), committed.error().what());
+    Store::discard(fetch->temp_);
   } else {
     // The upstream gave it for this repository (docs/security.md "Per-repository access").
     store_.note_shown(digest, fetch->registry_, fetch->repository_);
@@ -218,15 +359,46 @@ Task<void> BlobFetcher::run(std::shared_ptr<BlobFetch> fetch, BlobLocator blob) 
 
 Task<Status> BlobFetcher::download(BlobFetch& fetch, BlobLocator blob,
                                    std::unique_ptr<BlobStream>& stream) {
-  auto temp = store_.create_temp(blob.digest);
-  if (!temp) co_return temp.error();
-  fetch.temp_ = std::move(*temp);
-  auto opened =
-      co_await sources_.open_from(0, blob, 0, deadline_after(options_.open_timeout), fetch.fd());
+  auto resumed = co_await open_file(fetch, blob.digest);
+  if (!resumed) co_return resumed.error();
+  std::uint64_t offset = *resumed;
+  auto opened = co_await sources_.open_from(0, blob, offset, deadline_after(options_.open_timeout),
+                                            fetch.fd());
+  if (!opened && offset > 0) {
+    // The source would not give the rest (no ranges, another size): start over.
+    LOG_INFO("blob {}: cannot resume at byte {} ({}); starting over", blob.digest.str(), offset,
+             opened.error().what());
+    offset = 0;
+    if (::ftruncate(fetch.fd(), 0) != 0) co_return Error(Errc::kStorage, "truncating a download");
+    opened =
+        co_await sources_.open_from(0, blob, 0, deadline_after(options_.open_timeout), fetch.fd());
+  }
   if (!opened) co_return opened.error();
   std::size_t index = opened->index;
   counters_.source_fallbacks += opened->fallbacks;
   stream = std::move(opened->stream);
+  fetch.size_ = stream->size();
+  if (fetch.size_ && offset > *fetch.size_)
+    co_return Error(Errc::kBadUpstreamResponse, "the partial download is too long");
+
+  // Room under the budget and on the disk, before a byte is written.
+  if (keeper_ && fetch.size_) {
+    auto room = co_await keeper_->make_room(*fetch.size_);
+    if (room) {
+      fetch.room_ = std::move(*room);
+    } else {
+      go_uncached(fetch, blob.digest, offset, "no room in the cache");
+    }
+  }
+  if (fetch.uncached_ && stream->in_place()) {
+    // The swarm writes pieces into the file: the next source streams instead.
+    auto next = co_await sources_.open_from(index + 1, blob, offset,
+                                            deadline_after(options_.open_timeout), fetch.fd());
+    if (!next) co_return next.error();
+    index = next->index;
+    stream = std::move(next->stream);
+  }
+
   // The stream dies before the fetch (run() holds both; the stream goes first).
   BlobFetch* observed = &fetch;
   auto on_activity = [observed] {
@@ -234,37 +406,62 @@ Task<Status> BlobFetcher::download(BlobFetch& fetch, BlobLocator blob,
     observed->progress_.notify_all();
   };
   stream->on_activity(on_activity);
-  fetch.size_ = stream->size();
   fetch.source_ = std::string(stream->source());
   fetch.state_ = BlobFetch::State::kStreaming;
   fetch.progress_.notify_all();
 
   // Hashing and writing run on the thread pool while the next reads are under way (Pipeline);
   // the io thread only moves bytes between sockets.
-  auto publish = [observed](std::size_t bytes, std::atomic<std::uint64_t>* counter) {
+  auto publish = [observed](const char* data, std::size_t bytes,
+                            std::atomic<std::uint64_t>* counter) {
+    if (observed->uncached_ && observed->written_ + bytes > observed->file_limit_) {
+      // Past the file: into the window (what readers have not read yet stays there).
+      const std::uint64_t from = std::max(observed->written_, observed->file_limit_);
+      const std::size_t skip = static_cast<std::size_t>(from - observed->written_);
+      if (observed->window_end() == from) observed->window_.append(data + skip, bytes - skip);
+    }
     observed->written_ += bytes;
     observed->activity_ = std::chrono::steady_clock::now();
     *counter += bytes;
+    const std::uint64_t in_file = std::min(observed->written_, observed->file_limit_);
+    if (observed->partial_ && in_file >= observed->recorded_ + kProgressStep) {
+      observed->recorded_ = in_file;
+      Store::record_progress(observed->temp_, in_file, observed->size_);
+    }
     observed->progress_.notify_all();
   };
+  const Digest digest = blob.digest;
+  auto full = [this, observed, digest](std::uint64_t at) {
+    go_uncached(*observed, digest, at, "the disk is full");
+    if (keeper_) asio::co_spawn(executor_, keeper_->on_no_space(), asio::detached);
+  };
   auto pipe = std::make_shared<Pipeline>(blob.digest.algorithm(), options_.batch_size, pool_,
-                                         executor_, std::move(publish));
+                                         executor_, std::move(publish), std::move(full));
   // Whatever way this coroutine ends, late jobs no longer touch the fetch.
   struct Detach {
     Pipeline* pipe;
     ~Detach() { pipe->detach(); }
   } detach{pipe.get()};
+  if (offset > 0) {
+    Status loaded = co_await pipe->preload(fetch.fd(), offset);
+    if (!loaded) co_return loaded.error();
+    fetch.written_ = offset;
+    counters_.resumed_bytes += offset;
+    LOG_INFO("blob {}: resuming a partial download at byte {} from {}", blob.digest.str(), offset,
+             stream->source());
+  }
   auto target = [&] {
     const std::string_view from = stream->source();
     std::atomic<std::uint64_t>* counter = from == "supernode" ? &counters_.bytes_from_supernode
                                           : from == "swarm"   ? &counters_.bytes_from_swarm
                                                               : &counters_.bytes_from_upstream;
-    pipe->set_target(stream->in_place() ? -1 : fetch.fd(), counter);
+    pipe->set_target(stream->in_place() || fetch.uncached_ ? -1 : fetch.fd(), counter);
   };
   target();
   int switches = 0;
   std::optional<Error> failure;
   for (long reads = 0; reads < kMaxReads; ++reads) {
+    if (fetch.uncached_) co_await wait_for_readers(fetch);
     co_await pipe->make_room();
     if (!pipe->status()) break;
     auto n = co_await stream->read_some(pipe->space(), pipe->room());

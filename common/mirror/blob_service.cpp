@@ -88,6 +88,9 @@ Task<void> BlobService::serve(BlobLocator blob, const HttpRequest& request, Resp
     }
   }
   if (cached) {
+    // Not evicted while it is being sent (the file would stay until the send ends anyway,
+    // but its space would not count).
+    Store::Hold hold = store_.hold(blob.digest);
     store_.touch(blob.digest, cached->accessed_ms);
     ++counters_.cache_hits;
     log.source = "cache";
@@ -149,6 +152,9 @@ Task<void> BlobService::serve_head_miss(BlobLocator blob, ResponseWriter& out, R
 Task<void> BlobService::serve_fetch(std::shared_ptr<BlobFetch> fetch, const Digest& digest,
                                     const HttpRequest& request, ResponseWriter& out,
                                     RequestLog& log) {
+  // Where this response is, from the start: an uncached fetch keeps its window's bytes for it.
+  std::uint64_t pos = 0;
+  BlobFetch::Reader reader(*fetch, &pos);
   // Headers need the size: wait for the source's answer (or, when it announced none, or the
   // blob is empty and so complete with its headers, for the verified end).
   const SteadyTime deadline = deadline_after(options_.head_timeout);
@@ -180,14 +186,15 @@ Task<void> BlobService::serve_fetch(std::shared_ptr<BlobFetch> fetch, const Dige
   const std::uint64_t length = head->content_length;
   const auto head_ec = co_await out.write_head(std::move(*head));
   if (head_ec) co_return;
-  if (length > 0) co_await stream(*fetch, range.first, range.last + 1, out, log);
+  pos = range.first;
+  if (length > 0) co_await stream(*fetch, pos, range.last + 1, out, log);
   log.bytes = out.body_bytes();
 }
 
-// Sends [first, end) of the growing file, holding back the last byte until kVerified.
-Task<void> BlobService::stream(BlobFetch& fetch, std::uint64_t first, std::uint64_t end,
+// Sends [pos, end) of the growing file (or, for an uncached fetch, of the file and then the
+// window), holding back the last byte until kVerified. `pos` advances as bytes go out.
+Task<void> BlobService::stream(BlobFetch& fetch, std::uint64_t& pos, std::uint64_t end,
                                ResponseWriter& out, RequestLog& log) {
-  std::uint64_t pos = first;
   SteadyTime stall_deadline = deadline_after(options_.response_stall_timeout);
   while (pos < end) {
     const auto state = fetch.state();
@@ -199,13 +206,36 @@ Task<void> BlobService::stream(BlobFetch& fetch, std::uint64_t first, std::uint6
     }
     const std::uint64_t limit =
         state == BlobFetch::State::kVerified ? end : std::min(end - 1, fetch.available());
-    if (pos < limit) {
-      const auto ec = co_await out.write_file(fetch.fd(), pos, limit - pos);
+    if (pos < limit && fetch.uncached() && pos >= fetch.file_limit()) {
+      if (pos < fetch.window_begin()) {
+        // Too slow for an uncached download: its bytes are gone.
+        ++counters_.aborted_responses;
+        log.error = "aborted: the client fell behind an uncached download";
+        out.abort();
+        co_return;
+      }
+      // A copy: the window may move while the write is under way.
+      const std::uint64_t to = std::min({limit, fetch.window_end(), pos + (1 << 20)});
+      const std::string bytes(fetch.window(pos, to));
+      const auto ec = co_await out.write_body(bytes);
       if (ec) {
         log.error = "client: " + ec.message();
         co_return;
       }
-      pos = limit;
+      pos = to;
+      fetch.consumed();
+      stall_deadline = deadline_after(options_.response_stall_timeout);
+      continue;
+    }
+    if (pos < limit) {
+      const std::uint64_t to = fetch.uncached() ? std::min(limit, fetch.file_limit()) : limit;
+      const auto ec = co_await out.write_file(fetch.fd(), pos, to - pos);
+      if (ec) {
+        log.error = "client: " + ec.message();
+        co_return;
+      }
+      pos = to;
+      fetch.consumed();
       stall_deadline = deadline_after(options_.response_stall_timeout);
       continue;
     }

@@ -50,7 +50,7 @@ class BlobService {
   Task<void> serve_fetch(std::shared_ptr<BlobFetch> fetch, const Digest& digest,
                          const HttpRequest& request, ResponseWriter& out, RequestLog& log);
   Task<void> serve_head_miss(BlobLocator blob, ResponseWriter& out, RequestLog& log);
-  Task<void> stream(BlobFetch& fetch, std::uint64_t first, std::uint64_t end, ResponseWriter& out,
+  Task<void> stream(BlobFetch& fetch, std::uint64_t& pos, std::uint64_t end, ResponseWriter& out,
                     RequestLog& log);
 
   Store& store_;

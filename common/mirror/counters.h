@@ -9,7 +9,10 @@ namespace layerswarm::mirror {
 
 struct Counters {
   std::atomic<std::uint64_t> requests{0};
-  std::atomic<std::uint64_t> errors{0};      // responses >= 400
+  // Responses that failed the client: a 5xx status, or a body cut short (aborted_responses
+  // counts those alone). Refusals and absences (4xx) are client_errors.
+  std::atomic<std::uint64_t> errors{0};
+  std::atomic<std::uint64_t> client_errors{0};
   std::atomic<std::uint64_t> cache_hits{0};  // manifests and blobs answered from disk
   std::atomic<std::uint64_t> upstream_blob_fetches{0};
   std::atomic<std::uint64_t> upstream_manifest_fetches{0};
@@ -25,6 +28,13 @@ struct Counters {
   // A source that could not serve a download (unreachable, stalled, refusing), so the next
   // one was asked; a source declining a blob by policy (the swarm, small blobs) is not one.
   std::atomic<std::uint64_t> source_fallbacks{0};
+  // The cache's lifecycle (docs/architecture.md "The cache's lifecycle").
+  std::atomic<std::uint64_t> evicted_blobs{0};
+  std::atomic<std::uint64_t> evicted_bytes{0};
+  std::atomic<std::uint64_t> uncached_blobs{0};  // verified and served, but not stored (no room)
+  std::atomic<std::uint64_t> corrupt_blobs{0};   // quarantined: changed or rotten on disk
+  std::atomic<std::uint64_t> scrubbed_bytes{0};
+  std::atomic<std::uint64_t> resumed_bytes{0};  // taken from partial files of earlier downloads
 
   std::string summary() const;
 };

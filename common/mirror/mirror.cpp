@@ -96,7 +96,11 @@ Task<void> Mirror::handle(HttpRequest request, ResponseWriter& out) {
     log.identity = audit_identity(request.headers.get("Authorization").value_or(""));
   }
   co_await route(request, out, log);
-  if (log.status >= 400) ++counters_.errors;
+  if (log.status >= 500 || log.error.starts_with("aborted")) {
+    ++counters_.errors;
+  } else if (log.status >= 400) {
+    ++counters_.client_errors;
+  }
   log.millis =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   log_request(log);

@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/mirror/blob_fetch.h"
 #include "common/mirror/blob_service.h"
+#include "common/mirror/cache_keeper.h"
 #include "common/mirror/manifest_service.h"
 #include "common/mirror/mirror.h"
 #include "common/mirror/source_chain.h"
@@ -53,6 +54,10 @@ struct MirrorNode::Impl {
         clock(clk),
         store(std::move(st)),
         pool(2),
+        keeper(io.get_executor(), *store, pool, counters,
+               KeeperOptions{opts.mirror.cache.max_size, opts.mirror.cache.evict_to,
+                             opts.mirror.cache.scrub_interval, opts.mirror.cache.scrub_rate,
+                             opts.mirror.cache.space_check_interval}),
         direct(io.get_executor(), opts.mirror, clk),
         via(opts.via ? std::make_unique<Upstreams>(io.get_executor(), opts.mirror, clk, opts.via)
                      : nullptr),
@@ -60,7 +65,7 @@ struct MirrorNode::Impl {
         via_source(via ? std::make_unique<UpstreamBlobSource>(*via, "supernode") : nullptr),
         chain(sources_in_order(first, via_source.get(), &direct_source, opts.direct_fallback)),
         fetcher(io.get_executor(), *store, chain, pool, counters,
-                FetchOptions{opts.mirror.upstream_client.response_timeout}),
+                FetchOptions{opts.mirror.upstream_client.response_timeout}, &keeper),
         manifests(*store, clk, counters,
                   ManifestPolicy{opts.mirror.cache.tag_ttl, opts.mirror.cache.max_stale,
                                  opts.mirror.upstream_client.response_timeout,
@@ -86,6 +91,7 @@ struct MirrorNode::Impl {
   Counters counters;
   std::unique_ptr<Store> store;
   asio::thread_pool pool;
+  CacheKeeper keeper;
   Upstreams direct;
   std::unique_ptr<Upstreams> via;
   UpstreamBlobSource direct_source;
@@ -113,6 +119,8 @@ Task<void> MirrorNode::Impl::sweep_loop() {
       return st->sweep(objects_before, tags_before, 100'000);
     };
     auto stats = co_await offload(pool, std::move(job));
+    if (stopping) co_return;
+    co_await keeper.enforce();
     if (!stats) {
       LOG_ERROR("cache sweep failed: {}", stats.error().what());
     } else if (stats->blobs + stats->manifests + stats->tags > 0) {
@@ -139,6 +147,9 @@ Result<std::unique_ptr<MirrorNode>> MirrorNode::create(const NodeOptions& option
   auto store = Store::open(store_options, clock);
   if (!store) return store.error();
   auto impl = std::make_unique<Impl>(options, ioc, clock, std::move(*store), first);
+  Counters* counters = &impl->counters;
+  impl->store->on_quarantine([counters] { ++counters->corrupt_blobs; });
+  if (auto s = impl->keeper.start(); !s) return s.error();
   auto plain = impl->server.listen(options.listen, std::nullopt);
   if (!plain) return plain.error();
   impl->endpoints.push_back(*plain);
@@ -176,6 +187,7 @@ void MirrorNode::cut_shutdown() { impl_->server.cut_drain(); }
 Task<void> MirrorNode::shutdown() {
   impl_->stopping = true;
   impl_->sweep_timer.cancel();
+  impl_->keeper.stop();
   impl_->server.stop_accepting();
   co_await impl_->server.drain(deadline_after(impl_->options.drain_timeout));
 }

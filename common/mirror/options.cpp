@@ -13,7 +13,10 @@ namespace {
 
 Status parse_cache(const json& j, MirrorOptions::Cache& c) {
   if (auto s = check_keys(
-          j, {"ttl", "tag_ttl", "max_stale", "sweep_interval", "repository_check_ttl"}, "cache");
+          j,
+          {"ttl", "tag_ttl", "max_stale", "sweep_interval", "repository_check_ttl", "max_size",
+           "evict_to", "scrub_interval", "scrub_rate", "space_check_interval"},
+          "cache");
       !s) {
     return s;
   }
@@ -22,6 +25,18 @@ Status parse_cache(const json& j, MirrorOptions::Cache& c) {
   if (s) s = read_duration(j, "max_stale", "cache", c.max_stale);
   if (s) s = read_duration(j, "sweep_interval", "cache", c.sweep_interval);
   if (s) s = read_duration(j, "repository_check_ttl", "cache", c.repository_check);
+  if (s) s = read_size(j, "max_size", "cache", c.max_size);
+  std::optional<SizeSpec> evict_to;
+  if (s) s = read_size(j, "evict_to", "cache", evict_to);
+  if (evict_to) c.evict_to = *evict_to;
+  if (s) s = read_duration(j, "scrub_interval", "cache", c.scrub_interval);
+  if (s) s = read_duration(j, "space_check_interval", "cache", c.space_check_interval);
+  std::optional<SizeSpec> rate;
+  if (s) s = read_size(j, "scrub_rate", "cache", rate);
+  if (rate) {
+    if (rate->is_share) return Error(Errc::kConfigInvalid, "cache.scrub_rate: bytes per second");
+    c.scrub_rate = rate->bytes;
+  }
   return s;
 }
 
@@ -74,6 +89,20 @@ Status validate_mirror_options(const MirrorOptions& c) {
   }
   if (c.cache.tag_ttl.count() < 0 || c.cache.ttl.count() <= 0) return bad("cache.ttl must be > 0");
   if (c.cache.sweep_interval.count() <= 0) return bad("cache.sweep_interval must be > 0");
+  if (c.cache.max_size && !c.cache.max_size->is_share && c.cache.max_size->bytes < (1 << 20)) {
+    return bad("cache.max_size must be at least 1 MiB");
+  }
+  if (c.cache.max_size && !c.cache.evict_to.is_share && !c.cache.max_size->is_share &&
+      c.cache.evict_to.bytes > c.cache.max_size->bytes) {
+    return bad("cache.evict_to must not exceed cache.max_size");
+  }
+  if (c.cache.space_check_interval.count() <= 0) {
+    return bad("cache.space_check_interval must be > 0");
+  }
+  if (c.cache.scrub_interval.count() < 0) return bad("cache.scrub_interval must be >= 0");
+  if (c.cache.scrub_interval.count() > 0 && c.cache.scrub_rate < (64 << 10)) {
+    return bad("cache.scrub_rate must be at least 64KiB (per second)");
+  }
   if (c.upstream_client.retries < 1 || c.upstream_client.retries > 10) {
     return bad("upstream_client.retries must be 1..10");
   }

@@ -7,10 +7,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "common/registry_config.h"
 #include "common/result.h"
+#include "common/size.h"
 
 namespace layerswarm::mirror {
 
@@ -31,6 +33,16 @@ struct MirrorOptions {
     // Per-repository access (docs/security.md): the upstream's word that an object is in a
     // repository is trusted this long, then asked again (a HEAD).
     Millis repository_check = std::chrono::minutes(10);
+    // The disk budget (docs/configuration.md "The cache's lifecycle"): blobs are evicted, least
+    // recently used first, down to evict_to (a share of max_size, or bytes) as soon as the
+    // cache crosses max_size (bytes, or a share of the filesystem). None: no budget (TTL only).
+    std::optional<SizeSpec> max_size;
+    SizeSpec evict_to{0, 0.9, true};
+    // The scrub: every blob is hashed again once per interval, at most scrub_rate bytes/s.
+    Millis scrub_interval = std::chrono::hours(24 * 7);
+    std::uint64_t scrub_rate = 16 << 20;
+    // How often a read-only cache (started on a full disk) checks whether space returned.
+    Millis space_check_interval = std::chrono::seconds(10);
   } cache;
 
   // How long a client credential's answer from the registry (allowed or not, per repository)

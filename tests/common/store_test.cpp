@@ -1,3 +1,4 @@
+#include <fcntl.h>
 #include <unistd.h>
 #include <catch2/catch.hpp>
 
@@ -192,4 +193,124 @@ TEST_CASE("a blob's extra record lives and dies with the blob", "[unit][store]")
   REQUIRE(extras.size() == 1);
   CHECK(extras[0].first == kept);
   CHECK(extras[0].second == "k");
+}
+
+TEST_CASE("eviction removes least recently used blobs first, never held or pinned ones",
+          "[unit][store][lifecycle]") {
+  TempDir dir;
+  FakeClock clock;
+  auto store = open_store(dir, clock);
+  const std::string kb(1000, 'x');
+  std::vector<Digest> blobs;
+  for (char c = 'a'; c <= 'f'; ++c) {
+    blobs.push_back(put_blob(*store, std::string(1, c) + kb));  // 1001 bytes each
+    clock.advance(std::chrono::hours(1));
+  }
+  const std::string mbytes = R"({"schemaVersion":2})";
+  REQUIRE(store->put_manifest(Digest::sha256_of(mbytes), "application/json", mbytes));
+  CHECK(store->used_bytes() == 6 * 1001 + mbytes.size());
+  // a is used again (the newest now); b is being served; c is pinned.
+  store->touch(blobs[0]);
+  Store::Hold hold = store->hold(blobs[1]);
+  store->set_pinned({blobs[2]});
+
+  auto stats = store->evict(3 * 1001 + mbytes.size(), 100);
+  REQUIRE(stats);
+  CHECK(stats->blobs == 3);
+  CHECK(stats->bytes == 3 * 1001);
+  CHECK(stats->skipped == 2);
+  // Oldest first, skipping b (held) and c (pinned): d, e, f went; a stayed (used last).
+  CHECK(store->blob_size(blobs[0]));
+  CHECK(store->blob_size(blobs[1]));
+  CHECK(store->blob_size(blobs[2]));
+  for (int i = 3; i < 6; ++i) {
+    CHECK_FALSE(store->blob_size(blobs[static_cast<std::size_t>(i)]));
+    CHECK_FALSE(std::filesystem::exists(store->blob_path(blobs[static_cast<std::size_t>(i)])));
+  }
+  CHECK(store->get_manifest(Digest::sha256_of(mbytes)));  // manifests stay
+  CHECK(store->used_bytes() == 3 * 1001 + mbytes.size());
+
+  // Released and unpinned, b and c go before a.
+  hold = Store::Hold();
+  store->set_pinned({});
+  auto more = store->evict(1001 + mbytes.size(), 100);
+  REQUIRE(more);
+  CHECK(more->blobs == 2);
+  CHECK(store->blob_size(blobs[0]));
+  CHECK_FALSE(store->blob_size(blobs[1]));
+  CHECK_FALSE(store->blob_size(blobs[2]));
+
+  // What a restart counts is what is there.
+  store.reset();
+  store = open_store(dir, clock);
+  CHECK(store->used_bytes() == 1001 + mbytes.size());
+}
+
+TEST_CASE("a cached file changed after it was stored is quarantined, not served",
+          "[unit][store][lifecycle]") {
+  TempDir dir;
+  FakeClock clock;
+  auto store = open_store(dir, clock);
+  int quarantined = 0;
+  store->on_quarantine([&] { ++quarantined; });
+  const Digest d = put_blob(*store, "precious bytes");
+  REQUIRE(store->open_blob(d));
+  {
+    // One byte flipped in place: same size, same inode.
+    UniqueFd fd(::open(store->blob_path(d).c_str(), O_WRONLY));
+    REQUIRE(fd);
+    REQUIRE(::pwrite(fd.get(), "P", 1, 0) == 1);
+  }
+  auto blob = store->open_blob(d);
+  REQUIRE_FALSE(blob);
+  CHECK(blob.error().code == make_error_code(Errc::kBlobUnknown));
+  CHECK(quarantined == 1);
+  CHECK_FALSE(store->blob_size(d));
+  CHECK_FALSE(std::filesystem::exists(store->blob_path(d)));
+  CHECK_FALSE(std::filesystem::is_empty(dir.path() + "/store/quarantine"));
+  CHECK(store->used_bytes() == 0);
+}
+
+TEST_CASE("a partial download survives a restart with its recorded length",
+          "[unit][store][lifecycle]") {
+  TempDir dir;
+  FakeClock clock;
+  const Digest d = Digest::sha256_of("0123456789abcdef");
+  {
+    auto store = open_store(dir, clock);
+    auto p = store->open_partial(d);
+    REQUIRE(p);
+    CHECK(p->length == 0);
+    REQUIRE(::pwrite(p->file.fd.get(), "0123456789", 10, 0) == 10);
+    Store::record_progress(p->file, 8, 16u);  // two bytes written after the last record
+    // The process dies: nothing is cleaned up.
+  }
+  {
+    auto store = open_store(dir, clock);
+    auto p = store->open_partial(d);
+    REQUIRE(p);
+    CHECK(p->length == 8);
+    CHECK(p->size == 16u);
+    CHECK(std::filesystem::file_size(p->file.path) == 8);  // truncated to what is trusted
+    REQUIRE(::pwrite(p->file.fd.get(), "89abcdef", 8, 8) == 8);
+    REQUIRE(store->commit_blob(p->file, d, 16));
+    auto blob = store->open_blob(d);
+    REQUIRE(blob);
+    CHECK(read_fd(blob->fd.get(), 16) == "0123456789abcdef");
+    CHECK(std::filesystem::is_empty(dir.path() + "/store/tmp"));
+  }
+  {
+    // A discarded partial starts from zero.
+    auto store = open_store(dir, clock);
+    const Digest other = Digest::sha256_of("other");
+    auto p = store->open_partial(other);
+    REQUIRE(p);
+    REQUIRE(::pwrite(p->file.fd.get(), "oth", 3, 0) == 3);
+    Store::record_progress(p->file, 3, std::nullopt);
+    Store::discard(p->file);
+    auto again = store->open_partial(other);
+    REQUIRE(again);
+    CHECK(again->length == 0);
+    CHECK_FALSE(again->size);
+  }
 }

@@ -2,6 +2,7 @@
 
 #include "common/duration.h"
 #include "common/encoding.h"
+#include "common/size.h"
 #include "common/url.h"
 
 using namespace layerswarm;
@@ -91,4 +92,26 @@ TEST_CASE("Basic credentials", "[unit][encoding]") {
   CHECK(c->password == "pa:ss");
   CHECK_FALSE(decode_basic_credentials("dXNlcg=="));  // "user": no colon
   CHECK_FALSE(decode_basic_credentials("@@@@"));
+}
+
+TEST_CASE("sizes in configuration files", "[unit][config]") {
+  CHECK(parse_size("1048576")->bytes == 1048576u);
+  CHECK(parse_size("20GiB")->bytes == 20ull << 30);
+  CHECK(parse_size("100MiB")->bytes == 100u << 20);
+  CHECK(parse_size("100M")->bytes == 100u << 20);
+  CHECK(parse_size("1.5GB")->bytes == 1'500'000'000u);
+  CHECK(parse_size("512 KiB")->bytes == 512u << 10);
+  auto share = parse_size("85%");
+  REQUIRE(share);
+  CHECK(share->is_share);
+  CHECK(share->of(1000) == 850u);
+  for (const char* bad :
+       {"", "-1", "10XB", "0%", "101%", "1.5", "GiB", "1..2G", ".5G", "99999999999TiB", "5%%"}) {
+    INFO(bad);
+    auto r = parse_size(bad);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == make_error_code(Errc::kConfigInvalid));
+  }
+  CHECK(format_size(17) == "17 B");
+  CHECK(format_size(3 << 20) == "3.0 MiB");
 }

@@ -1,5 +1,6 @@
 #include "tests/support/slow_proxy.h"
 
+#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
@@ -24,6 +25,7 @@ struct SlowProxy::Impl {
   std::list<std::shared_ptr<tcp::socket>> sockets;
   std::thread thread;
   bool stopped = false;
+  std::atomic<std::uint64_t> downstream{0};  // upstream->client bytes forwarded
 
   Task<void> pump(std::shared_ptr<tcp::socket> from, std::shared_ptr<tcp::socket> to, bool limit) {
     std::vector<char> buf(64 * 1024);
@@ -44,6 +46,7 @@ struct SlowProxy::Impl {
           asio::buffer(buf.data(), want), asio::redirect_error(asio::use_awaitable, ec));
       if (ec) break;
       forwarded += n;
+      if (limit) downstream += n;
       co_await asio::async_write(*to, asio::buffer(buf.data(), n),
                                  asio::redirect_error(asio::use_awaitable, ec));
       if (ec) break;
@@ -106,6 +109,7 @@ SlowProxy::SlowProxy(const std::string& upstream, std::size_t bytes_per_second,
 SlowProxy::~SlowProxy() { stop(); }
 
 const std::string& SlowProxy::address() const { return impl_->address; }
+std::uint64_t SlowProxy::bytes_forwarded() const { return impl_->downstream.load(); }
 
 void SlowProxy::stop() {
   if (impl_->stopped) return;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -17,6 +18,8 @@ class SlowProxy {
   SlowProxy(const std::string& upstream, std::size_t bytes_per_second, std::size_t stall_after = 0);
   ~SlowProxy();
   const std::string& address() const;
+  // Bytes forwarded from the upstream to clients so far (all connections).
+  std::uint64_t bytes_forwarded() const;
   // Closes the listener and every connection.
   void stop();
 
