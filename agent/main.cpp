@@ -81,5 +81,5 @@ int main(int argc, char** argv) {
       ioc, [a] { return a->shutdown(); }, [a] { a->cut_shutdown(); },
       config->drain_timeout.count());
   LOG_INFO("stopped; {}", agent->counters().summary());
-  return 0;
+  return fatal_exit_code();
 }

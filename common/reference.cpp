@@ -148,6 +148,48 @@ std::optional<std::string> percent_decode(std::string_view s) {
   return out;
 }
 
+std::string ImageReference::str() const {
+  std::string s = registry.empty() ? name : registry + "/" + name;
+  if (!tag.empty() && !digest) s += ":" + tag;
+  if (digest) s += "@" + digest->str();
+  return s;
+}
+
+Result<ImageReference> parse_image_reference(std::string_view text) {
+  const auto bad = [&](Errc code, const char* what) {
+    return Error(
+        code, std::string(what) + " in image reference '" + std::string(text.substr(0, 300)) + "'");
+  };
+  if (text.empty() || text.size() > 1024) return bad(Errc::kNameInvalid, "no name");
+  ImageReference ref;
+  std::string_view rest = text;
+  if (const auto at = rest.find('@'); at != std::string_view::npos) {
+    auto d = Digest::parse(rest.substr(at + 1));
+    if (!d) return bad(Errc::kDigestInvalid, "an invalid digest");
+    ref.digest = *d;
+    rest = rest.substr(0, at);
+  }
+  if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
+    const std::string_view first = rest.substr(0, slash);
+    if (first.find('.') != std::string_view::npos || first.find(':') != std::string_view::npos ||
+        first == "localhost") {
+      if (!is_valid_registry_host(first)) return bad(Errc::kNameInvalid, "an invalid registry");
+      ref.registry = std::string(first);
+      rest = rest.substr(slash + 1);
+    }
+  }
+  const auto colon = rest.rfind(':');
+  if (colon != std::string_view::npos && rest.find('/', colon) == std::string_view::npos) {
+    ref.tag = std::string(rest.substr(colon + 1));
+    if (!is_valid_tag(ref.tag)) return bad(Errc::kTagInvalid, "an invalid tag");
+    rest = rest.substr(0, colon);
+  }
+  if (!is_valid_name(rest)) return bad(Errc::kNameInvalid, "an invalid repository name");
+  ref.name = std::string(rest);
+  if (ref.tag.empty() && !ref.digest) ref.tag = "latest";
+  return ref;
+}
+
 Result<Route> parse_route(std::string_view method, std::string_view target) {
   const auto qmark = target.find('?');
   const std::string_view path = target.substr(0, qmark);

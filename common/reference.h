@@ -45,6 +45,20 @@ struct Route {
   std::string query;             // the raw query string (tags/list paging)
 };
 
+// An image reference as people write it: "alpine", "alpine:3.19", "library/alpine@sha256:..",
+// "registry.corp:5000/team/app:v2", "ghcr.io/org/app:v1@sha256:..". The first component is
+// the registry when it holds a '.' or a ':' or is "localhost"; else `registry` is empty (the
+// default upstream). Without a tag or digest the tag is "latest". Not canonicalised.
+struct ImageReference {
+  std::string registry;
+  std::string name;
+  std::string tag;  // may be set together with digest (the digest wins)
+  std::optional<Digest> digest;
+  std::string str() const;
+};
+// Errors: kNameInvalid, kTagInvalid, kDigestInvalid (naming the reference).
+Result<ImageReference> parse_image_reference(std::string_view text);
+
 // Parses `target` (path and query) of a request with `method`.
 // Errors: kNotFound (not an API path), kUnsupported (push, delete, catalog),
 // kMethodNotAllowed, kNameInvalid, kDigestInvalid, kManifestUnknown (a tag outside the grammar),

@@ -62,7 +62,9 @@ RegistryClient::RegistryClient(asio::any_io_executor executor, RegistryEntry ent
         return options;
       }()) {}
 
-RegistryClient::~RegistryClient() = default;
+RegistryClient::~RegistryClient() {
+  if (offline_since_) --reachability().offline;
+}
 
 void RegistryClient::warm_up() {
   if (entry_.url.tls()) http_.prepare_tls();
@@ -106,10 +108,13 @@ Task<Result<std::unique_ptr<ClientResponse>>> RegistryClient::fetch(UpstreamCall
       bool again = ++failures < retry_.attempts;
       if (again) again = co_await backoff(failures, call.deadline, std::nullopt);
       if (again) continue;
-      co_return Error(timed_out ? Errc::kTimeout : Errc::kUpstreamUnavailable,
-                      entry_.name + ": " + resp.error().what());
+      Error failed(timed_out ? Errc::kTimeout : Errc::kUpstreamUnavailable,
+                   entry_.name + ": " + resp.error().what());
+      note_unreachable(failed);
+      co_return failed;
     }
     ClientResponse& r = **resp;
+    if (r.status < 500) note_reachable();
     note_rate_limit(r.headers, call);
 
     // A 401 to a request without credentials: authenticate. A 401 to one with credentials
@@ -149,11 +154,39 @@ Task<Result<std::unique_ptr<ClientResponse>>> RegistryClient::fetch(UpstreamCall
       co_await discard(r);
       const bool again = co_await backoff(failures, call.deadline, hint);
       if (again) continue;
-      co_return upstream_status_error(r.status, Errc::kUpstreamUnavailable);
+      Error failed = upstream_status_error(r.status, Errc::kUpstreamUnavailable);
+      if (r.status >= 500) note_unreachable(failed);
+      co_return failed;
     }
     co_return resp;
   }
   co_return Error(Errc::kBadUpstreamResponse, "upstream request loop did not settle");
+}
+
+Reachability& reachability() {
+  static Reachability r;
+  return r;
+}
+
+void RegistryClient::note_unreachable(const Error& error) {
+  if (offline_since_) return;
+  offline_since_ = std::chrono::steady_clock::now();
+  ++reachability().offline;
+  ++reachability().episodes;
+  LOG_WARN(
+      "upstream {} is unreachable ({}): offline; cached images, and pinned ones past "
+      "cache.max_stale, are served from the cache",
+      entry_.name, error.what());
+}
+
+void RegistryClient::note_reachable() {
+  if (!offline_since_) return;
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(
+                           std::chrono::steady_clock::now() - *offline_since_)
+                           .count();
+  offline_since_.reset();
+  --reachability().offline;
+  LOG_INFO("upstream {} answers again: online after {} s offline", entry_.name, seconds);
 }
 
 Task<Result<std::string>> RegistryClient::authorization(std::string scope, SteadyTime deadline) {

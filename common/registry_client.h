@@ -6,6 +6,7 @@
 // Threading: one io_context thread. The client must outlive the calls it runs.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -40,6 +41,15 @@ struct UpstreamCall {
 // code for 404 (kManifestUnknown, kBlobUnknown, kNameUnknown).
 Error upstream_status_error(int status, Errc not_found);
 
+// Whether upstreams answer at all (docs/architecture.md "The cache's lifecycle", offline):
+// process-wide, for the counters. An upstream is offline from a request that found it
+// unreachable (transport errors or 5xx after the retries) until one that got an answer.
+struct Reachability {
+  std::atomic<std::uint64_t> offline{0};   // upstreams offline now
+  std::atomic<std::uint64_t> episodes{0};  // times an upstream went offline
+};
+Reachability& reachability();
+
 class RegistryClient {
  public:
   RegistryClient(asio::any_io_executor executor, RegistryEntry entry, ClientOptions options,
@@ -63,6 +73,8 @@ class RegistryClient {
   Task<bool> backoff(int attempt, SteadyTime deadline,
                      std::optional<std::chrono::milliseconds> hint);
   void note_rate_limit(const Headers& headers, const UpstreamCall& call);
+  void note_reachable();
+  void note_unreachable(const Error& error);
 
   RegistryEntry entry_;
   RetryPolicy retry_;
@@ -71,6 +83,7 @@ class RegistryClient {
   std::optional<Challenge> challenge_;   // the last one the registry sent
   std::map<std::string, Token> tokens_;  // realm|service|scope|identity -> token
   SingleFlight<Result<Token>> token_flights_;
+  std::optional<SteadyTime> offline_since_;
 };
 
 }  // namespace layerswarm

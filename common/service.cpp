@@ -1,7 +1,10 @@
 #include "common/service.h"
 
+#include <signal.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -62,6 +65,18 @@ struct OnSignal {
 };
 
 }  // namespace
+
+namespace {
+std::atomic<int> fatal_code{0};
+}
+
+void request_fatal_exit(const Error& error) {
+  LOG_ERROR("cannot go on: {}; stopping (exit status 2)", error.what());
+  fatal_code = 2;
+  ::kill(::getpid(), SIGTERM);
+}
+
+int fatal_exit_code() { return fatal_code.load(); }
 
 void run_until_signalled(asio::io_context& ioc, std::function<Task<void>()> drain,
                          std::function<void()> cut, long drain_ms) {

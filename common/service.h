@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "common/async.h"
+#include "common/error.h"
 
 namespace boost::asio {
 class io_context;
@@ -16,6 +17,12 @@ namespace layerswarm {
 // Raises the soft RLIMIT_NOFILE to the hard limit (systemd's default soft limit is 1024) and
 // logs the result. Call once at start.
 void raise_descriptor_limit();
+
+// A running service found its configuration unusable (a pin set larger than the disk budget):
+// logs `error`, drains like SIGTERM, and makes fatal_exit_code() 2. Any thread.
+void request_fatal_exit(const Error& error);
+// 0, or 2 after request_fatal_exit(): what main returns once the service stopped.
+int fatal_exit_code();
 
 // Runs `ioc` until a signal arrives and `drain()` has completed. `drain_ms` is only logged.
 void run_until_signalled(asio::io_context& ioc, std::function<Task<void>()> drain,

@@ -169,6 +169,7 @@ struct Store::HoldTable {
   std::mutex mu;
   std::unordered_map<std::string, int> holds;  // digest -> holds
   std::unordered_set<std::string> pinned;
+  std::unordered_set<std::string> pinned_tags;  // "<registry>|<repo>|<tag>"
 };
 
 struct Store::Impl {
@@ -392,11 +393,25 @@ Store::Hold Store::hold(const Digest& digest) {
   return Hold(impl_->table, std::move(key));
 }
 
-void Store::set_pinned(std::vector<Digest> digests) {
+void Store::set_pinned(std::vector<Digest> digests, std::vector<std::string> tags) {
   std::unordered_set<std::string> keys;
   for (const auto& d : digests) keys.insert(d.str());
+  std::unordered_set<std::string> tag_keys(tags.begin(), tags.end());
   std::lock_guard lock(impl_->table->mu);
   impl_->table->pinned = std::move(keys);
+  impl_->table->pinned_tags = std::move(tag_keys);
+}
+
+void Store::add_pinned(const Digest& digest) {
+  std::lock_guard lock(impl_->table->mu);
+  impl_->table->pinned.insert(digest.str());
+}
+
+bool Store::tag_pinned(std::string_view registry, std::string_view repository,
+                       std::string_view tag) const {
+  const std::string key = tag_key(registry, repository, tag).substr(2);
+  std::lock_guard lock(impl_->table->mu);
+  return impl_->table->pinned_tags.count(key) > 0;
 }
 
 bool Store::pinned(const Digest& digest) const {
@@ -794,6 +809,13 @@ Result<SweepStats> Store::sweep(TimePoint objects_before, TimePoint tags_before,
         old_tags.push_back(it->key().ToString());
       }
     }
+  }
+  {
+    // Pinned tags stay however stale (an edge node offline for weeks).
+    std::lock_guard lock(impl_->table->mu);
+    const auto& pinned = impl_->table->pinned_tags;
+    std::erase_if(old_tags,
+                  [&](const std::string& key) { return pinned.count(key.substr(2)) > 0; });
   }
   for (const auto& key : old_tags) {
     impl_->db()->Delete(impl_->write_options, key);

@@ -172,9 +172,14 @@ class Store {
     std::string key_;
   };
   Hold hold(const Digest& digest);
-  // Blobs (and manifests) never evicted, by digest: the pinned images (cache.pins).
-  void set_pinned(std::vector<Digest> digests);
+  // Blobs (and manifests) never evicted, by digest, and tags ("<registry>|<repo>|<tag>") never
+  // swept however stale: the pinned images (cache.pins). Replaces the previous set.
+  void set_pinned(std::vector<Digest> digests, std::vector<std::string> tags = {});
+  // Adds to the pinned set (while a pin is being fetched).
+  void add_pinned(const Digest& digest);
   bool pinned(const Digest& digest) const;
+  bool tag_pinned(std::string_view registry, std::string_view repository,
+                  std::string_view tag) const;
   // Removes cached blobs, least recently used first, until used_bytes() <= `target`; blobs
   // held or pinned stay. Manifests are not evicted (small; a manifest whose blobs went stays
   // valid and its blobs are fetched again on demand). Blocking. Errors: kStorage.

@@ -99,5 +99,5 @@ int main(int argc, char** argv) {
       ioc, [n] { return n->shutdown(); }, [n] { n->cut_shutdown(); },
       config->drain_timeout.count());
   LOG_INFO("stopped; {}", node->counters().summary());
-  return 0;
+  return fatal_exit_code();
 }

@@ -352,6 +352,7 @@ Task<void> BlobFetcher::run(std::shared_ptr<BlobFetch> fetch, BlobLocator blob) 
   } else {
     // The upstream gave it for this repository (docs/security.md "Per-repository access").
     store_.note_shown(digest, fetch->registry_, fetch->repository_);
+    fetch->cached_ = true;
     if (stream) stream->cached();
   }
   finish(*fetch, digest, std::nullopt);
@@ -519,6 +520,8 @@ Task<Status> BlobFetcher::download(BlobFetch& fetch, BlobLocator blob,
 }
 
 void BlobFetcher::finish(BlobFetch& fetch, const Digest& digest, std::optional<Error> error) {
+  fetch.done_ = true;
+  fetch.progress_.notify_all();
   if (error) {
     fetch.state_ = BlobFetch::State::kFailed;
     fetch.error_ = *error;

@@ -82,6 +82,9 @@ class BlobFetch {
     const std::uint64_t* pos_;
   };
   void consumed() { consumed_.notify_all(); }
+  // The fetch is over (failed, uncached, or committed); cached(): the blob is in the store.
+  bool done() const { return done_; }
+  bool cached() const { return cached_; }
 
  private:
   friend class BlobFetcher;
@@ -104,6 +107,8 @@ class BlobFetch {
   std::optional<CacheKeeper::Reservation> room_;
   std::uint64_t recorded_ = 0;  // progress last recorded with the partial file
   bool partial_ = false;        // temp_ is this digest's partial file (resumable)
+  bool done_ = false;
+  bool cached_ = false;
 };
 
 struct FetchOptions {

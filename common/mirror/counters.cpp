@@ -1,5 +1,7 @@
 #include "common/mirror/counters.h"
 
+#include "common/registry_client.h"
+
 namespace layerswarm::mirror {
 
 std::string Counters::summary() const {
@@ -20,7 +22,9 @@ std::string Counters::summary() const {
       field("source_fallbacks", source_fallbacks) + field("evicted_blobs", evicted_blobs) +
       field("evicted_bytes", evicted_bytes) + field("uncached_blobs", uncached_blobs) +
       field("corrupt_blobs", corrupt_blobs) + field("scrubbed_bytes", scrubbed_bytes) +
-      field("resumed_bytes", resumed_bytes);
+      field("resumed_bytes", resumed_bytes) +
+      "upstreams_offline=" + std::to_string(reachability().offline.load()) + " " +
+      "offline_episodes=" + std::to_string(reachability().episodes.load()) + " ";
   s.pop_back();
   return s;
 }

@@ -30,14 +30,14 @@ std::string normalise_content_type(std::string_view ct) {
   return out;
 }
 
+}  // namespace
+
 bool is_availability_error(const Error& e) {
   if (e.code.category() != error_category()) return true;  // sockets, DNS, TLS
   return e.code == make_error_code(Errc::kUpstreamUnavailable) ||
          e.code == make_error_code(Errc::kTimeout) ||
          e.code == make_error_code(Errc::kTooManyRequests);
 }
-
-}  // namespace
 
 Result<std::string> manifest_media_type(std::string_view content_type, std::string_view bytes) {
   const json doc = json::parse(bytes, nullptr, false);

@@ -33,6 +33,8 @@ Result<std::string> manifest_media_type(std::string_view content_type, std::stri
 enum class TagDecision { kServeCached, kRevalidate };
 TagDecision decide_tag(const std::optional<TagRecord>& record, TimePoint now,
                        std::chrono::milliseconds tag_ttl);
+// The upstream could not be asked (unreachable, timed out, 5xx, 429), as opposed to an answer.
+bool is_availability_error(const Error& error);
 // Whether a cached tag may stand in for an upstream that failed with `error`.
 bool may_serve_stale(const TagRecord& record, TimePoint now, std::chrono::milliseconds max_stale,
                      const Error& error);

@@ -1,5 +1,6 @@
 #include "common/mirror/manifest_service.h"
 
+#include "common/duration.h"
 #include "common/log.h"
 #include "common/mirror/repository_access.h"
 
@@ -85,11 +86,24 @@ Task<Result<ManifestAnswer>> ManifestService::revalidate(UpstreamTarget target,
   auto result = co_await resolve_tag(target, repository, tag, cached);
   if (result) co_return result;
   const Error& error = result.error();
-  if (cached && may_serve_stale(*cached, clock_.now(), policy_.max_stale, error)) {
+  const bool within = cached && may_serve_stale(*cached, clock_.now(), policy_.max_stale, error);
+  // A pinned tag stands in however old (an edge node offline for days): with a warning.
+  const bool pinned = cached && !within && is_availability_error(error) &&
+                      store_.tag_pinned(target.registry, repository, tag);
+  if (within || pinned) {
     if (auto stale = from_cache(cached->digest, "stale")) {
       ++counters_.stale_served;
-      LOG_WARN("{}/{}:{}: upstream failed ({}); serving the cached {}", target.registry, repository,
-               tag, error.what(), cached->digest.str());
+      if (pinned) {
+        LOG_WARN(
+            "{}/{}:{}: upstream failed ({}); serving the pinned {} although it was last "
+            "validated {} ago, past cache.max_stale",
+            target.registry, repository, tag, error.what(), cached->digest.str(),
+            format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(
+                clock_.now() - cached->validated)));
+      } else {
+        LOG_WARN("{}/{}:{}: upstream failed ({}); serving the cached {}", target.registry,
+                 repository, tag, error.what(), cached->digest.str());
+      }
       co_return stale;
     }
   }

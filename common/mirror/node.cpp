@@ -9,9 +9,11 @@
 #include "common/mirror/cache_keeper.h"
 #include "common/mirror/manifest_service.h"
 #include "common/mirror/mirror.h"
+#include "common/mirror/pins.h"
 #include "common/mirror/source_chain.h"
 #include "common/mirror/upstream_source.h"
 #include "common/reference.h"
+#include "common/service.h"
 #include "common/store.h"
 
 namespace layerswarm::mirror {
@@ -104,6 +106,7 @@ struct MirrorNode::Impl {
   Dispatch dispatch;
   HttpServer server;
   asio::steady_timer sweep_timer;
+  std::unique_ptr<Pinner> pinner;
   std::vector<std::string> endpoints;
   bool stopping = false;
 };
@@ -150,6 +153,12 @@ Result<std::unique_ptr<MirrorNode>> MirrorNode::create(const NodeOptions& option
   Counters* counters = &impl->counters;
   impl->store->on_quarantine([counters] { ++counters->corrupt_blobs; });
   if (auto s = impl->keeper.start(); !s) return s.error();
+  impl->pinner = std::make_unique<Pinner>(
+      ioc.get_executor(), impl->via ? *impl->via : impl->direct, impl->manifests, impl->fetcher,
+      *impl->store,
+      PinnerOptions{options.mirror.cache.pins, options.mirror.cache.pin_refresh,
+                    impl->keeper.budget()},
+      [](const Error& e) { request_fatal_exit(e); });
   auto plain = impl->server.listen(options.listen, std::nullopt);
   if (!plain) return plain.error();
   impl->endpoints.push_back(*plain);
@@ -180,6 +189,7 @@ Result<BlobLocator> MirrorNode::locate(std::string_view registry, std::string_vi
 void MirrorNode::start() {
   impl_->server.start();
   asio::co_spawn(impl_->ioc, impl_->sweep_loop(), asio::detached);
+  impl_->pinner->start();
 }
 
 void MirrorNode::cut_shutdown() { impl_->server.cut_drain(); }
@@ -188,6 +198,7 @@ Task<void> MirrorNode::shutdown() {
   impl_->stopping = true;
   impl_->sweep_timer.cancel();
   impl_->keeper.stop();
+  impl_->pinner->stop();
   impl_->server.stop_accepting();
   co_await impl_->server.drain(deadline_after(impl_->options.drain_timeout));
 }

@@ -1,5 +1,6 @@
 #include "common/mirror/options.h"
 
+#include <cctype>
 #include <nlohmann/json.hpp>
 
 #include "common/json_config.h"
@@ -11,12 +12,68 @@ using nlohmann::json;
 
 namespace {
 
+bool is_platform(const std::string& p) {
+  // os/arch or os/arch/variant, each part [a-z0-9._-]+
+  int parts = 1;
+  if (p.empty() || p.size() > 64 || p.front() == '/' || p.back() == '/') return false;
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    const char c = p[i];
+    if (c == '/') {
+      if (p[i - 1] == '/') return false;
+      ++parts;
+    } else if (!(std::islower(static_cast<unsigned char>(c)) ||
+                 std::isdigit(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')) {
+      return false;
+    }
+  }
+  return parts == 2 || parts == 3;
+}
+
+Status parse_pins(const json& j, std::vector<PinSpec>& out) {
+  if (!j.is_array()) return Error(Errc::kConfigInvalid, "cache.pins: expected a list");
+  if (j.size() > 1000) return Error(Errc::kConfigInvalid, "cache.pins: at most 1000 images");
+  for (std::size_t i = 0; i < j.size(); ++i) {
+    const std::string at = "cache.pins[" + std::to_string(i) + "]";
+    const json& e = j[i];
+    PinSpec pin;
+    std::string image;
+    if (e.is_string()) {
+      image = e.get<std::string>();
+    } else if (e.is_object()) {
+      if (auto s = check_keys(e, {"image", "platforms"}, at); !s) return s;
+      if (!e.contains("image") || !e["image"].is_string()) {
+        return Error(Errc::kConfigInvalid, at + ".image: expected an image reference");
+      }
+      image = e["image"].get<std::string>();
+      if (e.contains("platforms")) {
+        if (!e["platforms"].is_array()) {
+          return Error(Errc::kConfigInvalid, at + ".platforms: expected a list");
+        }
+        for (const auto& p : e["platforms"]) {
+          if (!p.is_string() || !is_platform(p.get<std::string>())) {
+            return Error(Errc::kConfigInvalid,
+                         at + ".platforms: expected \"os/arch\" or \"os/arch/variant\"");
+          }
+          pin.platforms.push_back(p.get<std::string>());
+        }
+      }
+    } else {
+      return Error(Errc::kConfigInvalid, at + ": expected an image reference or an object");
+    }
+    auto ref = parse_image_reference(image);
+    if (!ref) return Error(Errc::kConfigInvalid, at + ": " + ref.error().what());
+    pin.image = std::move(*ref);
+    out.push_back(std::move(pin));
+  }
+  return {};
+}
+
 Status parse_cache(const json& j, MirrorOptions::Cache& c) {
-  if (auto s = check_keys(
-          j,
-          {"ttl", "tag_ttl", "max_stale", "sweep_interval", "repository_check_ttl", "max_size",
-           "evict_to", "scrub_interval", "scrub_rate", "space_check_interval"},
-          "cache");
+  if (auto s = check_keys(j,
+                          {"ttl", "tag_ttl", "max_stale", "sweep_interval", "repository_check_ttl",
+                           "max_size", "evict_to", "scrub_interval", "scrub_rate",
+                           "space_check_interval", "pins", "pin_refresh"},
+                          "cache");
       !s) {
     return s;
   }
@@ -31,6 +88,8 @@ Status parse_cache(const json& j, MirrorOptions::Cache& c) {
   if (evict_to) c.evict_to = *evict_to;
   if (s) s = read_duration(j, "scrub_interval", "cache", c.scrub_interval);
   if (s) s = read_duration(j, "space_check_interval", "cache", c.space_check_interval);
+  if (s) s = read_duration(j, "pin_refresh", "cache", c.pin_refresh);
+  if (s && j.contains("pins")) s = parse_pins(j["pins"], c.pins);
   std::optional<SizeSpec> rate;
   if (s) s = read_size(j, "scrub_rate", "cache", rate);
   if (rate) {
@@ -96,6 +155,7 @@ Status validate_mirror_options(const MirrorOptions& c) {
       c.cache.evict_to.bytes > c.cache.max_size->bytes) {
     return bad("cache.evict_to must not exceed cache.max_size");
   }
+  if (c.cache.pin_refresh.count() < 1000) return bad("cache.pin_refresh must be at least 1s");
   if (c.cache.space_check_interval.count() <= 0) {
     return bad("cache.space_check_interval must be > 0");
   }

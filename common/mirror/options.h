@@ -9,7 +9,9 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "common/reference.h"
 #include "common/registry_config.h"
 #include "common/result.h"
 #include "common/size.h"
@@ -17,6 +19,12 @@
 namespace layerswarm::mirror {
 
 using Millis = std::chrono::milliseconds;
+
+// A pinned image (cache.pins).
+struct PinSpec {
+  ImageReference image;
+  std::vector<std::string> platforms;  // "os/arch[/variant]"; empty: every platform
+};
 
 struct MirrorOptions {
   // The upstream for requests that name none: a URL, or a host in the registries table.
@@ -43,6 +51,9 @@ struct MirrorOptions {
     std::uint64_t scrub_rate = 16 << 20;
     // How often a read-only cache (started on a full disk) checks whether space returned.
     Millis space_check_interval = std::chrono::seconds(10);
+    // Images fetched at start, refreshed every pin_refresh, never evicted.
+    std::vector<PinSpec> pins;
+    Millis pin_refresh = std::chrono::minutes(10);
   } cache;
 
   // How long a client credential's answer from the registry (allowed or not, per repository)

@@ -37,7 +37,10 @@ TEST_CASE("a full configuration file", "[unit][config]") {
                       "ca_file": "/etc/ca.pem", "insecure_skip_verify": true}
     },
     "tls": {"listen": "0.0.0.0:5443", "cert": "c.pem", "key": "k.pem"},
-    "cache": {"ttl": "3d", "tag_ttl": "10s", "max_stale": "1h", "sweep_interval": 600},
+    "cache": {"ttl": "3d", "tag_ttl": "10s", "max_stale": "1h", "sweep_interval": 600,
+              "max_size": "85%", "evict_to": "1GiB", "scrub_interval": "1d", "scrub_rate": "4MiB",
+              "pins": ["alpine:3.19", {"image": "ghcr.io/org/app@sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "platforms": ["linux/arm64/v8"]}],
+              "pin_refresh": "1h"},
     "upstream_client": {"connect_timeout": "2s", "read_timeout": "5s", "response_timeout": "8s", "retries": 2},
     "log": {"level": "debug"},
     "drain_timeout": "3s"
@@ -49,6 +52,16 @@ TEST_CASE("a full configuration file", "[unit][config]") {
   CHECK_FALSE(c->mirror.allow_unlisted_registries);
   CHECK(c->mirror.cache.ttl == std::chrono::hours(72));
   CHECK(c->mirror.cache.sweep_interval == 600s);
+  REQUIRE(c->mirror.cache.max_size);
+  CHECK(c->mirror.cache.max_size->is_share);
+  CHECK(c->mirror.cache.evict_to.bytes == 1u << 30);
+  CHECK(c->mirror.cache.scrub_interval == std::chrono::hours(24));
+  CHECK(c->mirror.cache.scrub_rate == 4u << 20);
+  REQUIRE(c->mirror.cache.pins.size() == 2);
+  CHECK(c->mirror.cache.pins[0].image.tag == "3.19");
+  CHECK(c->mirror.cache.pins[1].image.registry == "ghcr.io");
+  CHECK(c->mirror.cache.pins[1].platforms == std::vector<std::string>{"linux/arm64/v8"});
+  CHECK(c->mirror.cache.pin_refresh == std::chrono::hours(1));
   CHECK(c->mirror.upstream_client.retries == 2);
   CHECK(c->tls.listen == "0.0.0.0:5443");
   const auto hub = c->mirror.registries.lookup("index.docker.io");
@@ -86,6 +99,15 @@ TEST_CASE("configuration errors name the key", "[unit][config]") {
       {R"({"cache": {"ttl": "7 days"}})", "cache.ttl"},
       {R"({"cache": {"tag_ttl": true}})", "cache.tag_ttl"},
       {R"({"cache": {"tag_ttl": 66666666666666630}})", "cache.tag_ttl"},
+      {R"({"cache": {"max_size": "12XB"}})", "cache.max_size"},
+      {R"({"cache": {"max_size": "100KiB"}})", "cache.max_size"},
+      {R"({"cache": {"max_size": "2MiB", "evict_to": "3MiB"}})", "cache.evict_to"},
+      {R"({"cache": {"scrub_rate": "50%"}})", "cache.scrub_rate"},
+      {R"({"cache": {"pins": "alpine"}})", "cache.pins"},
+      {R"({"cache": {"pins": ["UPPER:v1"]}})", "cache.pins[0]"},
+      {R"({"cache": {"pins": [{"image": "a", "platforms": ["linux"]}]}})", "platforms"},
+      {R"({"cache": {"pins": [{"image": "a", "arch": "x"}]}})", "arch"},
+      {R"({"swarm": {"peers_per_torrent": 1}})", "peers_per_torrent"},
       {R"({"cache": {"bogus": 1}})", "bogus"},
       {R"({"registries": {"docker.io": {"url": "ftp://x"}}})", "registries.docker.io.url"},
       {R"({"registries": {"docker.io": {"user": "x"}}})", "user"},

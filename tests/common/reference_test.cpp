@@ -152,3 +152,30 @@ TEST_CASE("percent_decode", "[unit][reference]") {
   CHECK_FALSE(percent_decode("%4"));
   CHECK_FALSE(percent_decode("%zz"));
 }
+
+TEST_CASE("image references as people write them", "[unit][reference]") {
+  auto a = parse_image_reference("alpine");
+  REQUIRE(a);
+  CHECK(a->registry.empty());
+  CHECK(a->name == "alpine");
+  CHECK(a->tag == "latest");
+  auto b = parse_image_reference("registry.corp:5000/team/app:v2");
+  REQUIRE(b);
+  CHECK(b->registry == "registry.corp:5000");
+  CHECK(b->name == "team/app");
+  CHECK(b->tag == "v2");
+  const std::string d = "sha256:" + std::string(64, 'a');
+  auto c = parse_image_reference("ghcr.io/org/app:v1@" + d);
+  REQUIRE(c);
+  CHECK(c->registry == "ghcr.io");
+  CHECK(c->digest->str() == d);
+  CHECK(c->str() == "ghcr.io/org/app@" + d);
+  auto e = parse_image_reference("localhost/app");
+  REQUIRE(e);
+  CHECK(e->registry == "localhost");
+  CHECK(parse_image_reference("library/busybox:1.36")->registry.empty());
+  for (const char* bad : {"", "UPPER/app", "app:bad tag", "app@sha256:12", "a//b", ":v1"}) {
+    INFO(bad);
+    CHECK_FALSE(parse_image_reference(bad));
+  }
+}

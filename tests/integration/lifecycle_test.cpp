@@ -10,6 +10,7 @@
 #include <fstream>
 #include <future>
 #include <regex>
+#include <thread>
 
 #include "tests/support/cluster.h"
 #include "tests/support/fixtures.h"
@@ -224,4 +225,82 @@ TEST_CASE("a full disk fails no pull: blobs stream through uncached, caching res
   REQUIRE(agent->stop() == 0);
   CHECK(counter(*agent, "uncached_blobs") == 1);  // this run: `later` while the disk was full
   CHECK(counter(*agent, "errors") == 0);
+}
+
+TEST_CASE("pins are fetched at start, never evicted, and pulled by tag offline past max_stale",
+          "[integration][lifecycle]") {
+  TempDir dir;
+  Registry upstream(dir);
+  const Image pinned = make_image(dir, "pinned",
+                                  {"--layer", "1M", "--layer", "500K", "--platform", "linux/amd64",
+                                   "--platform", "linux/arm64"});
+  push_image(dir, pinned, upstream, "edge/pinned:v1", {"--all"});
+  const Image other = make_image(dir, "other", {"--layer", "200K", "--label", "other"});
+  push_image(dir, other, upstream, "edge/other:v1");
+  std::vector<std::pair<std::string, std::string>> filler;
+  for (unsigned i = 0; i < 6; ++i) {
+    std::string bytes = random_bytes(1 << 20, 60 + i);
+    filler.emplace_back(push_blob(upstream, "edge/filler", bytes), std::move(bytes));
+  }
+  Agent agent(dir, {"--upstream", upstream.url()},
+              R"({"cache": {"max_size": "4MiB", "max_stale": "1s", "tag_ttl": "0s",
+                  "pins": [{"image": "edge/pinned:v1", "platforms": ["linux/arm64"]}]}})");
+  REQUIRE(eventually([&] { return agent.log_lines({"cache.pins: 1 images pinned"}); }, 1, 30s) ==
+          1);
+  // mkimage lists each platform's layers, config and manifest, amd64 first, then the index.
+  const auto& blobs = pinned.summary["blobs"];
+  REQUIRE(blobs.size() == 9);
+  for (int i = 4; i <= 6; ++i) CHECK(agent.blob_file_exists(blobs[i]["digest"]));
+  for (int i = 0; i <= 2; ++i) CHECK_FALSE(agent.blob_file_exists(blobs[i]["digest"]));
+
+  // Pressure: more than the budget goes through; the pinned blobs stay.
+  for (const auto& [digest, bytes] : filler) {
+    auto r = http_get(agent.address(), blob_target("edge/filler", digest));
+    REQUIRE(r.status == 200);
+    CHECK(r.body == bytes);
+    CHECK(tree_bytes(agent.data_dir() + "/blobs") <= (4u << 20));
+  }
+  for (int i = 4; i <= 6; ++i) CHECK(agent.blob_file_exists(blobs[i]["digest"]));
+  CHECK(agent.log_lines({"cache eviction"}) >= 1);
+  const HeaderList accept = {{"Accept",
+                              "application/vnd.oci.image.index.v1+json, "
+                              "application/vnd.oci.image.manifest.v1+json"}};
+  REQUIRE(http_get(agent.address(), "/v2/edge/other/manifests/v1", accept).status == 200);
+
+  // Offline, and the tags age past max_stale (the scenario's time passing, not a
+  // synchronisation).
+  upstream.stop();
+  std::this_thread::sleep_for(1200ms);
+  auto tag = http_get(agent.address(), "/v2/edge/pinned/manifests/v1", accept);
+  CHECK(tag.status == 200);
+  CHECK(tag.header("docker-content-digest") == pinned.digest());
+  auto arm = http_get(agent.address(),
+                      "/v2/edge/pinned/manifests/" + blobs[7]["digest"].get<std::string>(), accept);
+  CHECK(arm.status == 200);
+  for (int i = 4; i <= 6; ++i) {
+    auto r = http_get(agent.address(), blob_target("edge/pinned", blobs[i]["digest"]));
+    CHECK(r.status == 200);
+    CHECK(r.complete);
+  }
+  // An unpinned tag past max_stale is not served stale.
+  CHECK(http_get(agent.address(), "/v2/edge/other/manifests/v1", accept).status >= 500);
+  CHECK(agent.log_lines({"edge/pinned:v1", "past cache.max_stale"}) >= 1);
+  CHECK(agent.log_lines({"unreachable", "offline"}) >= 1);
+  REQUIRE(agent.stop() == 0);
+  CHECK(counter(agent, "upstreams_offline") >= 1);
+  CHECK(counter(agent, "offline_episodes") >= 1);
+}
+
+TEST_CASE("a pin set larger than the disk budget stops the agent with a configuration error",
+          "[integration][lifecycle]") {
+  TempDir dir;
+  Registry upstream(dir);
+  const Image big = make_image(dir, "big", {"--layer", "2M"});
+  push_image(dir, big, upstream, "edge/big:v1");
+  Agent agent(dir, {"--upstream", upstream.url()},
+              R"({"cache": {"max_size": "1MiB", "pins": ["edge/big:v1"]}})");
+  const auto status = agent.process().wait(30s);
+  REQUIRE(status);
+  CHECK(*status == 2);
+  CHECK(agent.log_lines({"cache.pins: the pinned images take", "more than cache.max_size"}) == 1);
 }

@@ -1,0 +1,71 @@
+// Pinned images (cache.pins; docs/architecture.md "The cache's lifecycle"): fetched into the
+// cache at start and again every `refresh` (tags move), never evicted and their tags never
+// swept, so an edge node keeps pulling them while offline. A pin set larger than the disk
+// budget is a configuration error (reported through `fatal` after the first resolution).
+//
+// The pinner resolves references through the node's own manifest service and downloads
+// blobs through its single-flight fetcher (the swarm, the supernode, the registry), with the
+// node's credentials.
+//
+// Threading: the io_context thread.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/async.h"
+#include "common/mirror/blob_fetch.h"
+#include "common/mirror/manifest_service.h"
+#include "common/mirror/options.h"
+#include "common/mirror/upstreams.h"
+#include "common/reference.h"
+#include "common/store.h"
+
+namespace layerswarm::mirror {
+
+struct PinnerOptions {
+  std::vector<PinSpec> pins;
+  std::chrono::milliseconds refresh{std::chrono::minutes(10)};
+  std::optional<std::uint64_t> budget;  // bytes (CacheKeeper::budget)
+};
+
+class Pinner {
+ public:
+  Pinner(asio::any_io_executor executor, Upstreams& upstreams, ManifestService& manifests,
+         BlobFetcher& fetcher, Store& store, PinnerOptions options,
+         std::function<void(const Error&)> fatal);
+  ~Pinner();
+  void start();
+  void stop();
+
+  // What the last pass pinned.
+  std::uint64_t pinned_bytes() const { return pinned_bytes_; }
+
+  struct Found;
+
+ private:
+  Task<void> loop();
+  Task<Status> pass(bool first);
+  Task<Status> resolve(const PinSpec& pin, Found& found);
+  Task<Status> resolve_manifest(const UpstreamTarget& target, const std::string& repository,
+                                const ManifestAnswer& answer, const PinSpec& pin, Found& found,
+                                int depth);
+  Task<Status> ensure_blob(const BlobLocator& blob);
+
+  asio::any_io_executor executor_;
+  Upstreams& upstreams_;
+  ManifestService& manifests_;
+  BlobFetcher& fetcher_;
+  Store& store_;
+  PinnerOptions options_;
+  std::function<void(const Error&)> fatal_;
+  std::uint64_t pinned_bytes_ = 0;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::unique_ptr<asio::steady_timer> timer_;
+};
+
+}  // namespace layerswarm::mirror
