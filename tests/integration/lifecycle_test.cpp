@@ -110,21 +110,22 @@ TEST_CASE("with a disk budget, pulls one after another never fail and the cache 
   CHECK(counter(agent, "errors") == 0);
 }
 
-TEST_CASE("a download killed five times resumes from the bytes on disk each time",
+TEST_CASE("a 200 MiB download killed five times resumes from the bytes on disk each time",
           "[integration][lifecycle]") {
   TempDir dir;
   Registry upstream(dir);
-  const std::string bytes = random_bytes(30 << 20, 7);
+  const std::string bytes = random_bytes(200 << 20, 7);
   const std::string digest = push_blob(upstream, "resume/app", bytes);
-  SlowProxy slow(upstream.address(), 12 << 20);  // ~2.5 s for the blob
+  SlowProxy slow(upstream.address(), 64 << 20);  // ~3 s for the blob
   Agent agent(dir, {"--upstream", "http://" + slow.address()});
   const std::string target = blob_target("resume/app", digest);
   std::uint64_t last = 0;
   for (int kill = 0; kill < 5; ++kill) {
     auto pull = std::async(std::launch::async, [&] { return http_get(agent.address(), target); });
-    // Kill once this run recorded 2 MiB more than the last.
+    // Kill once this run recorded 24 MiB more than the last (the issue killed at 0.2 to 3 s
+    // into a 210 MB pull).
     const bool progressed =
-        wait_until([&] { return recorded_partial(agent, digest) >= last + (2 << 20); }, 30s, 5ms);
+        wait_until([&] { return recorded_partial(agent, digest) >= last + (24 << 20); }, 60s, 2ms);
     REQUIRE(progressed);
     last = recorded_partial(agent, digest);
     agent.process().kill();
@@ -303,4 +304,35 @@ TEST_CASE("a pin set larger than the disk budget stops the agent with a configur
   REQUIRE(status);
   CHECK(*status == 2);
   CHECK(agent.log_lines({"cache.pins: the pinned images take", "more than cache.max_size"}) == 1);
+}
+
+TEST_CASE("a disk that fills up mid-download: the response goes on from memory, verified",
+          "[integration][lifecycle]") {
+  TempDir dir;
+  SmallDisk disk(dir.file("agent-data"), 32);
+  if (!disk.ok()) {
+    WARN("cannot mount a tmpfs here (needs CAP_SYS_ADMIN); full-disk test skipped");
+    return;
+  }
+  Registry upstream(dir);
+  const std::string bytes = random_bytes(20 << 20, 21);
+  const std::string digest = push_blob(upstream, "fill/app", bytes);
+  SlowProxy slow(upstream.address(), 8 << 20);  // ~2.5 s: time to fill the disk meanwhile
+  Agent agent(dir, {"--upstream", "http://" + slow.address()});
+  auto pull = std::async(std::launch::async, [&] {
+    return http_get(agent.address(), blob_target("fill/app", digest));
+  });
+  // Someone else fills the disk once the download is under way.
+  REQUIRE(wait_until([&] { return recorded_partial(agent, digest) >= (2 << 20); }, 30s, 5ms));
+  fill_disk(agent.data_dir() + "/filler");
+  auto r = pull.get();
+  CHECK(r.status == 200);
+  CHECK(r.complete);
+  CHECK(r.body == bytes);
+  CHECK(agent.log_lines({digest, "the disk is full", "streaming it through uncached"}) == 1);
+  CHECK_FALSE(agent.blob_file_exists(digest));
+  fs::remove(agent.data_dir() + "/filler");
+  REQUIRE(agent.stop() == 0);
+  CHECK(counter(agent, "uncached_blobs") == 1);
+  CHECK(counter(agent, "errors") == 0);
 }
