@@ -606,15 +606,19 @@ Result<Partial> Store::open_partial(const Digest& digest) {
   return p;
 }
 
-void Store::record_progress(const TempFile& file, std::uint64_t length,
+void Store::record_progress(TempFile& file, std::uint64_t length,
                             std::optional<std::uint64_t> size) {
   if (file.progress_path.empty()) return;
   char text[64];
   const int n = std::snprintf(text, sizeof text, "%llu %s                    ",
                               static_cast<unsigned long long>(length),
                               size ? std::to_string(*size).c_str() : "-");
-  UniqueFd fd(::open(file.progress_path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
-  if (!fd || ::pwrite(fd.get(), text, static_cast<std::size_t>(std::min(n, 48)), 0) < 0) {
+  if (!file.progress_fd) {
+    file.progress_fd =
+        UniqueFd(::open(file.progress_path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+  }
+  if (!file.progress_fd ||
+      ::pwrite(file.progress_fd.get(), text, static_cast<std::size_t>(std::min(n, 48)), 0) < 0) {
     LOG_DEBUG("recording the progress of {}: {}", file.path, std::strerror(errno));
   }
 }

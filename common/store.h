@@ -64,6 +64,7 @@ struct TempFile {
   UniqueFd fd;
   std::string path;
   std::string progress_path;  // the partial's recorded length (open_partial), or empty
+  UniqueFd progress_fd;       // opened by the first record_progress()
   bool keep = false;
   ~TempFile();
   TempFile() = default;
@@ -145,7 +146,7 @@ class Store {
   // Records how many bytes of a partial file were written in order (and the blob's size).
   // Cheap (one pwrite, no fsync): a crash of the process loses nothing written; a crash of
   // the machine may, and the digest check at the end catches it.
-  static void record_progress(const TempFile& file, std::uint64_t length,
+  static void record_progress(TempFile& file, std::uint64_t length,
                               std::optional<std::uint64_t> size);
   // Removes a partial file and its record (its bytes are wrong or unwanted).
   static void discard(TempFile& file);
