@@ -6,6 +6,7 @@
 #include "agent/swarm_source.h"
 #include "common/json_config.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/mirror/node.h"
 #include "common/p2p/swarm.h"
 
@@ -15,6 +16,7 @@ namespace layerswarm::agent {
 // and the swarm. The seeder uses the node's store only through its timers and coroutines, which
 // end with the io_context before anything here is destroyed.
 struct Agent::Impl {
+  ~Impl() { Metrics::get().forget(this); }
   std::unique_ptr<SupernodeLink> link;
   std::unique_ptr<p2p::Swarm> swarm;
   std::unique_ptr<MembershipKeeper> membership;
@@ -58,6 +60,7 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentConfig& config, asio::io
   options.tls_listen = config.tls.listen;
   options.tls = TlsFiles{config.tls.cert, config.tls.key, {}};
   options.drain_timeout = config.drain_timeout;
+  options.metrics_listen = config.metrics_listen;
   options.direct_fallback = config.direct_fallback;
   auto impl = std::make_unique<Impl>();
   if (!config.supernode.empty()) {
@@ -102,6 +105,7 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentConfig& config, asio::io
       auto swarm = p2p::Swarm::start(ioc.get_executor(), swarm_options);
       if (!swarm) return swarm.error();
       impl->swarm = std::move(*swarm);
+      p2p::add_swarm_metrics(impl.get(), *impl->swarm);
       impl->membership =
           std::make_unique<MembershipKeeper>(ioc.get_executor(), *impl->link, *impl->swarm);
       impl->membership->start(std::move(member), open_site);
@@ -127,6 +131,7 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentConfig& config, asio::io
 }
 
 const std::vector<std::string>& Agent::endpoints() const { return impl_->node->endpoints(); }
+const std::string& Agent::metrics_endpoint() const { return impl_->node->metrics_endpoint(); }
 std::uint16_t Agent::p2p_port() const { return impl_->swarm ? impl_->swarm->port() : 0; }
 const mirror::Counters& Agent::counters() const { return impl_->node->counters(); }
 void Agent::start() { impl_->node->start(); }

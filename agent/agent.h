@@ -29,6 +29,8 @@ class Agent {
 
   // The bound listener addresses, plain first ("127.0.0.1:65001").
   const std::vector<std::string>& endpoints() const;
+  // The metrics listener's address (metrics_listen), or "".
+  const std::string& metrics_endpoint() const;
   // Starts accepting and the periodic TTL sweep.
   void start();
   // Stops accepting, lets requests in progress finish (config.drain_timeout), closes the rest.

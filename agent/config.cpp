@@ -80,13 +80,28 @@ Status validate(const AgentConfig& c) {
 
 Result<AgentConfig> parse_config(const json& doc) {
   AgentConfig c;
-  if (auto s =
-          check_keys(doc,
-                     {"listen", "data_dir", "upstream", "registries", "allow_unlisted_registries",
-                      "authorize_ttl", "tls", "cache", "upstream_client", "log", "drain_timeout",
-                      "audit_log", "supernode", "token_file", "supernode_ca_file",
-                      "direct_fallback", "p2p_listen", "zone", "swarm"},
-                     "config");
+  if (auto s = check_keys(doc,
+                          {"listen",
+                           "data_dir",
+                           "upstream",
+                           "registries",
+                           "allow_unlisted_registries",
+                           "authorize_ttl",
+                           "tls",
+                           "cache",
+                           "upstream_client",
+                           "log",
+                           "drain_timeout",
+                           "metrics_listen",
+                           "audit_log",
+                           "supernode",
+                           "token_file",
+                           "supernode_ca_file",
+                           "direct_fallback",
+                           "p2p_listen",
+                           "zone",
+                           "swarm"},
+                          "config");
       !s) {
     return s.error();
   }
@@ -94,6 +109,7 @@ Result<AgentConfig> parse_config(const json& doc) {
   if (s) s = read_string(doc, "audit_log", "config", c.audit_log);
   if (s) s = read_string(doc, "data_dir", "config", c.data_dir);
   if (s) s = read_duration(doc, "drain_timeout", "config", c.drain_timeout);
+  if (s) s = read_string(doc, "metrics_listen", "config", c.metrics_listen);
   if (s) s = read_string(doc, "supernode", "config", c.supernode);
   if (s) s = read_string(doc, "token_file", "config", c.token_file);
   if (s) s = read_string(doc, "supernode_ca_file", "config", c.supernode_ca_file);

@@ -42,6 +42,8 @@ struct AgentConfig {
   } log;
 
   Millis drain_timeout = std::chrono::seconds(10);
+  // A listener for /metrics, /healthz and /readyz only ("" : none; they are on `listen` too).
+  std::string metrics_listen;
 
   // The site's supernode: asked first for manifests and blobs. Empty: none.
   std::string supernode;

@@ -71,6 +71,9 @@ int main(int argc, char** argv) {
              config->mirror.upstream, config->supernode.empty() ? "" : ", supernode ",
              config->supernode);
   }
+  if (!agent->metrics_endpoint().empty()) {
+    LOG_INFO("metrics, health and readiness on http://{}", agent->metrics_endpoint());
+  }
   if (agent->p2p_port() != 0) {
     LOG_INFO("swarm: BitTorrent on port {}{}{}", agent->p2p_port(),
              config->zone.empty() ? "" : ", zone ", config->zone);

@@ -5,6 +5,7 @@
 
 #include "common/encoding.h"
 #include "common/log.h"
+#include "common/metrics.h"
 
 namespace layerswarm {
 
@@ -71,6 +72,24 @@ void RegistryClient::warm_up() {
 }
 
 Task<Result<std::unique_ptr<ClientResponse>>> RegistryClient::fetch(UpstreamCall call) {
+  auto result = co_await attempt(std::move(call));
+  // The metrics (docs/operations.md): one request per call, by its final code.
+  Metrics& m = Metrics::get();
+  if (result) {
+    const int status = (*result)->status;
+    m.upstream_request(entry_.name, std::to_string(status));
+    if (status == 401 || status == 403) m.upstream_auth_failure(entry_.name);
+  } else {
+    const auto& code = result.error().code;
+    m.upstream_request(entry_.name, code == make_error_code(Errc::kDenied) ? "denied" : "error");
+    if (code == make_error_code(Errc::kDenied) || code == make_error_code(Errc::kUnauthorized)) {
+      m.upstream_auth_failure(entry_.name);
+    }
+  }
+  co_return result;
+}
+
+Task<Result<std::unique_ptr<ClientResponse>>> RegistryClient::attempt(UpstreamCall call) {
   Url url = entry_.url;
   std::string base = url.target.substr(0, url.target.find('?'));
   while (!base.empty() && base.back() == '/') base.pop_back();

@@ -68,6 +68,8 @@ class RegistryClient {
   void warm_up();
 
  private:
+  // fetch() without the metrics.
+  Task<Result<std::unique_ptr<ClientResponse>>> attempt(UpstreamCall call);
   Task<Result<std::string>> authorization(std::string scope, SteadyTime deadline);
   Task<Result<Token>> fetch_token(Challenge challenge, std::string scope, SteadyTime deadline);
   Task<bool> backoff(int attempt, SteadyTime deadline,

@@ -11,12 +11,15 @@ packages=(
   # build
   g++ cmake ninja-build ccache pkg-config
   libboost-dev libssl-dev librocksdb-dev nlohmann-json3-dev libspdlog-dev libcli11-dev catch2
-  libtorrent-rasterbar-dev
+  libtorrent-rasterbar-dev prometheus-cpp-dev
   # tests and demo: a real upstream registry, a real client, helpers
   docker-registry skopeo apache2-utils python3 openssl curl ca-certificates clang-format
   busybox-static iproute2
   # the outsider in tests/integration/security_test.cpp: a plain BitTorrent client
   python3-libtorrent tcpdump
+  # metrics: promtool checks and unit-tests the alert rules; a real Prometheus scrapes a real
+  # agent and supernode and runs every dashboard query (tests/integration/metrics_test.cpp)
+  prometheus
 )
 for arg in "$@"; do
   case "$arg" in

@@ -46,6 +46,8 @@ struct SupernodeConfig {
   } log;
 
   Millis drain_timeout = std::chrono::seconds(10);
+  // A listener for /metrics, /healthz and /readyz only, without the token ("" : none).
+  std::string metrics_listen;
 
   // BitTorrent: the supernode seeds every chunk it publishes.
   std::string p2p_listen = "0.0.0.0:6881";

@@ -93,6 +93,9 @@ int main(int argc, char** argv) {
              LAYERSWARM_VERSION, i == 0 ? "http" : "https", node->endpoints()[i], config->data_dir,
              config->mirror.upstream);
   }
+  if (!node->metrics_endpoint().empty()) {
+    LOG_INFO("metrics, health and readiness on http://{}", node->metrics_endpoint());
+  }
   node->start();
   supernode::Supernode* n = node.get();
   run_until_signalled(

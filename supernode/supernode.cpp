@@ -2,12 +2,15 @@
 
 #include <openssl/crypto.h>
 
+#include <map>
+
 #include <nlohmann/json.hpp>
 
 #include "common/audit.h"
 #include "common/encoding.h"
 #include "common/json_config.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/mirror/node.h"
 #include "common/mirror/responses.h"
 #include "common/p2p/swarm.h"
@@ -60,6 +63,11 @@ class Front final : public HttpHandler {
                          ? audit_identity(request.headers.get("Authorization").value_or(""))
                          : "member:" + request.client_identity;
     }
+    // Probes need no token (/metrics does: it goes on to the check below).
+    if (path == "/healthz" || path == "/readyz") {
+      co_await api_.handle(std::move(request), out);
+      co_return;
+    }
     if (site_ && !request.secure) {
       // The token must never cross the network in clear: a closed site answers plain http
       // with nothing but this.
@@ -78,6 +86,7 @@ class Front final : public HttpHandler {
       log_request(log);
       co_return;
     }
+    note_agent(request.remote);
     if (path == proto::kCertificatePath) {
       co_await certificate(request, out, log);
       log_request(log);
@@ -98,7 +107,26 @@ class Front final : public HttpHandler {
     co_await api_.handle(std::move(request), out);
   }
 
+  const Tracker& tracker() const { return tracker_; }
+  // Agents (addresses holding the token) seen in the last kAgentMemory.
+  std::size_t known_agents() {
+    const auto now = std::chrono::steady_clock::now();
+    std::erase_if(agents_, [&](const auto& e) { return now - e.second > kAgentMemory; });
+    return agents_.size();
+  }
+
  private:
+  // Every agent polls the demand feed every few seconds, so five minutes without a request
+  // means it is gone.
+  static constexpr std::chrono::minutes kAgentMemory{5};
+  static constexpr std::size_t kMaxAgents = 100'000;
+
+  void note_agent(const std::string& remote) {
+    if (agents_.size() >= kMaxAgents) known_agents();
+    if (agents_.size() >= kMaxAgents) return;
+    agents_[remote.substr(0, remote.rfind(':'))] = std::chrono::steady_clock::now();
+  }
+
   Task<void> refuse(ResponseWriter& out, Error error, RequestLog& log) {
     const std::string body = oci_error_body(make_error_code(Errc::kUnauthorized), error.message);
     ResponseHead head;
@@ -170,6 +198,7 @@ class Front final : public HttpHandler {
   std::string token_;
   const SiteAuthority* site_;
   Tracker tracker_;
+  std::map<std::string, SteadyTime> agents_;  // address -> last request with the token
 };
 
 PublisherOptions publisher_options(const SupernodeConfig& config, std::string root_cert) {
@@ -184,6 +213,7 @@ PublisherOptions publisher_options(const SupernodeConfig& config, std::string ro
 
 // Declared in dependency order: the front and publisher go before the swarm and the node.
 struct Supernode::Impl {
+  ~Impl() { Metrics::get().forget(this); }
   std::optional<SiteAuthority> site;
   std::unique_ptr<mirror::MirrorNode> node;
   std::unique_ptr<p2p::Swarm> swarm;
@@ -205,6 +235,7 @@ Result<std::unique_ptr<Supernode>> Supernode::create(const SupernodeConfig& conf
   options.tls_listen = config.tls.listen;
   options.tls = TlsFiles{config.tls.cert, config.tls.key, config.site.ca_cert};
   options.drain_timeout = config.drain_timeout;
+  options.metrics_listen = config.metrics_listen;
   // Agents send their request as soon as they connect: a connection that sends nothing for
   // 5 s is not an agent (docs/security.md "Connection floods").
   options.limits.header_timeout = std::chrono::seconds(5);
@@ -246,10 +277,31 @@ Result<std::unique_ptr<Supernode>> Supernode::create(const SupernodeConfig& conf
   impl->front = std::make_unique<Front>(impl->node->mirror(), *impl->publisher, *token,
                                         impl->site ? &*impl->site : nullptr);
   impl->node->set_front(impl->front.get());
+  // Sampled at each scrape (docs/operations.md "Metrics").
+  Metrics& m = Metrics::get();
+  Front* front = impl->front.get();
+  m.add_sampled(impl.get(),
+                {"layerswarm_tracker_announces_total",
+                 "BitTorrent announces answered by the tracker",
+                 true,
+                 {},
+                 [front] { return static_cast<double>(front->tracker().announces()); }});
+  m.add_sampled(
+      impl.get(),
+      {"layerswarm_tracker_swarms", "Chunk torrents the tracker knows", false, {}, [front] {
+         return static_cast<double>(front->tracker().swarms());
+       }});
+  m.add_sampled(impl.get(), {"layerswarm_agents",
+                             "Agents seen (with the token) in the last 5 minutes",
+                             false,
+                             {},
+                             [front] { return static_cast<double>(front->known_agents()); }});
+  p2p::add_swarm_metrics(impl.get(), *impl->swarm);
   return std::unique_ptr<Supernode>(new Supernode(std::move(impl)));
 }
 
 const std::vector<std::string>& Supernode::endpoints() const { return impl_->node->endpoints(); }
+const std::string& Supernode::metrics_endpoint() const { return impl_->node->metrics_endpoint(); }
 const mirror::Counters& Supernode::counters() const { return impl_->node->counters(); }
 void Supernode::start() { impl_->node->start(); }
 void Supernode::cut_shutdown() { impl_->node->cut_shutdown(); }

@@ -34,6 +34,8 @@ class Supernode {
   ~Supernode();
 
   const std::vector<std::string>& endpoints() const;
+  // The metrics listener's address (metrics_listen), or "".
+  const std::string& metrics_endpoint() const;
   void start();
   Task<void> shutdown();
   void cut_shutdown();

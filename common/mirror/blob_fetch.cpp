@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/metrics.h"
 
 namespace layerswarm::mirror {
 namespace {
@@ -494,6 +495,7 @@ Task<Status> BlobFetcher::download(BlobFetch& fetch, BlobLocator blob,
       failure = Error(Errc::kBadUpstreamResponse, "sources disagree on the blob's size");
       break;
     }
+    Metrics::get().source_fallback(stream->source(), next->stream->source());
     index = next->index;
     counters_.source_fallbacks += next->fallbacks;
     stream = std::move(next->stream);

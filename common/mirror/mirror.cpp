@@ -1,8 +1,9 @@
 #include "common/mirror/mirror.h"
 
 #include "common/audit.h"
-
 #include "common/digest.h"
+#include "common/metrics.h"
+#include "common/mirror/operations.h"
 #include "common/mirror/responses.h"
 #include "common/reference.h"
 #include "common/url.h"
@@ -86,7 +87,55 @@ Task<bool> Mirror::authorize(std::string credential, const UpstreamTarget& targe
   co_return false;
 }
 
-Task<void> Mirror::handle(HttpRequest request, ResponseWriter& out) {
+namespace {
+
+// Passes everything on, noting when the response head went out (the request duration metric:
+// time to headers).
+class TimedWriter final : public ResponseWriter {
+ public:
+  explicit TimedWriter(ResponseWriter& out) : out_(out) {}
+  Task<boost::system::error_code> write_head(ResponseHead head) override {
+    mark();
+    co_return co_await out_.write_head(std::move(head));
+  }
+  Task<boost::system::error_code> write_body(std::string_view data) override {
+    co_return co_await out_.write_body(data);
+  }
+  Task<boost::system::error_code> write_whole(ResponseHead head, std::string_view body) override {
+    mark();
+    co_return co_await out_.write_whole(std::move(head), body);
+  }
+  Task<boost::system::error_code> write_file(int fd, std::uint64_t offset,
+                                             std::uint64_t length) override {
+    co_return co_await out_.write_file(fd, offset, length);
+  }
+  void abort() override { out_.abort(); }
+  bool head_written() const override { return out_.head_written(); }
+  std::uint64_t body_bytes() const override { return out_.body_bytes(); }
+  std::optional<SteadyTime> head_at() const { return head_at_; }
+
+ private:
+  void mark() {
+    if (!head_at_) head_at_ = std::chrono::steady_clock::now();
+  }
+  ResponseWriter& out_;
+  std::optional<SteadyTime> head_at_;
+};
+
+std::string_view kind_of(const RequestLog& log) {
+  if (log.object.starts_with("manifests/")) return "manifest";
+  if (log.object.starts_with("blobs/")) return "blob";
+  if (log.object == "tags/list") return "tags";
+  return "other";
+}
+
+}  // namespace
+
+Task<void> Mirror::handle(HttpRequest request, ResponseWriter& raw) {
+  if (is_operational_path(request.target)) {
+    co_await serve_operational(request, raw, ready_ ? ready_() : true);
+    co_return;
+  }
   const auto start = std::chrono::steady_clock::now();
   ++counters_.requests;
   RequestLog log;
@@ -95,7 +144,11 @@ Task<void> Mirror::handle(HttpRequest request, ResponseWriter& out) {
   if (audit_enabled()) {
     log.identity = audit_identity(request.headers.get("Authorization").value_or(""));
   }
+  TimedWriter out(raw);
   co_await route(request, out, log);
+  std::optional<double> head_seconds;
+  if (auto at = out.head_at()) head_seconds = std::chrono::duration<double>(*at - start).count();
+  Metrics::get().request(kind_of(log), log.status, log.source, head_seconds, out.body_bytes());
   if (log.status >= 500 || log.error.starts_with("aborted")) {
     ++counters_.errors;
   } else if (log.status >= 400) {

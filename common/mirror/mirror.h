@@ -5,9 +5,9 @@
 // Threading: the io_context thread.
 #pragma once
 
-#include <map>
-
 #include <chrono>
+#include <functional>
+#include <map>
 
 #include "common/http_server.h"
 #include "common/mirror/blob_service.h"
@@ -33,6 +33,8 @@ class Mirror final : public HttpHandler {
          MirrorAuth auth, std::chrono::milliseconds response_timeout);
 
   Task<void> handle(HttpRequest request, ResponseWriter& out) override;
+  // Whether /readyz answers ready (false while the node drains).
+  void set_ready(std::function<bool()> ready) { ready_ = std::move(ready); }
 
  private:
   Task<void> route(const HttpRequest& request, ResponseWriter& out, RequestLog& log);
@@ -55,6 +57,7 @@ class Mirror final : public HttpHandler {
     std::chrono::steady_clock::time_point until;
   };
 
+  std::function<bool()> ready_;
   Upstreams& upstreams_;
   ManifestService& manifests_;
   BlobService& blobs_;

@@ -1,18 +1,23 @@
 #include "common/mirror/node.h"
 
+#include <sys/statvfs.h>
+
 #include <boost/asio/io_context.hpp>
 
 #include "common/duration.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/mirror/blob_fetch.h"
 #include "common/mirror/blob_service.h"
 #include "common/mirror/cache_keeper.h"
 #include "common/mirror/manifest_service.h"
 #include "common/mirror/mirror.h"
+#include "common/mirror/operations.h"
 #include "common/mirror/pins.h"
 #include "common/mirror/source_chain.h"
 #include "common/mirror/upstream_source.h"
 #include "common/reference.h"
+#include "common/registry_client.h"
 #include "common/service.h"
 #include "common/store.h"
 
@@ -107,7 +112,13 @@ struct MirrorNode::Impl {
   HttpServer server;
   asio::steady_timer sweep_timer;
   std::unique_ptr<Pinner> pinner;
+  std::unique_ptr<OperationsHandler> operations;
+  std::unique_ptr<HttpServer> metrics_server;
+  std::string metrics_endpoint;
   std::vector<std::string> endpoints;
+
+  ~Impl() { Metrics::get().forget(this); }
+  void register_metrics();
   bool stopping = false;
 };
 
@@ -137,6 +148,54 @@ Task<void> MirrorNode::Impl::sweep_loop() {
   }
 }
 
+// What the metrics sample from this node at each scrape (docs/operations.md "Metrics").
+void MirrorNode::Impl::register_metrics() {
+  Metrics& m = Metrics::get();
+  auto gauge = [&](const char* name, const char* help, std::function<double()> f) {
+    m.add_sampled(this, Metrics::Sample{name, help, false, {}, std::move(f)});
+  };
+  auto counter = [&](const char* name, const char* help, std::function<double()> f) {
+    m.add_sampled(this, Metrics::Sample{name, help, true, {}, std::move(f)});
+  };
+  Store* st = store.get();
+  Counters* c = &counters;
+  gauge("layerswarm_cache_bytes", "Bytes of cached blobs and manifests",
+        [st] { return static_cast<double>(st->used_bytes()); });
+  const std::optional<std::uint64_t> budget = keeper.budget();
+  const std::string dir = options.data_dir;
+  gauge("layerswarm_cache_capacity_bytes",
+        "The cache's budget (cache.max_size), or its filesystem's size without one", [budget, dir] {
+          if (budget) return static_cast<double>(*budget);
+          struct statvfs v {};
+          if (::statvfs(dir.c_str(), &v) != 0) return 0.0;
+          return static_cast<double>(v.f_blocks) * static_cast<double>(v.f_frsize);
+        });
+  gauge("layerswarm_cache_writable",
+        "1 when the cache stores new content (0: read-only, full disk)",
+        [st] { return st->writable() ? 1.0 : 0.0; });
+  BlobFetcher* f = &fetcher;
+  gauge("layerswarm_downloads_in_flight", "Blob downloads in progress",
+        [f] { return static_cast<double>(f->in_flight()); });
+  gauge("layerswarm_upstreams_offline", "Upstream registries found unreachable and not back yet",
+        [] { return static_cast<double>(reachability().offline.load()); });
+  counter("layerswarm_digest_mismatches_total", "Downloads whose bytes did not hash to the digest",
+          [c] { return static_cast<double>(c->digest_mismatches.load()); });
+  counter("layerswarm_aborted_responses_total", "Responses cut short after their headers",
+          [c] { return static_cast<double>(c->aborted_responses.load()); });
+  counter("layerswarm_evicted_blobs_total", "Blobs evicted under the disk budget",
+          [c] { return static_cast<double>(c->evicted_blobs.load()); });
+  counter("layerswarm_evicted_bytes_total", "Bytes evicted under the disk budget",
+          [c] { return static_cast<double>(c->evicted_bytes.load()); });
+  counter("layerswarm_uncached_blobs_total", "Blobs served verified but not stored (no room)",
+          [c] { return static_cast<double>(c->uncached_blobs.load()); });
+  counter("layerswarm_corrupt_blobs_total", "Cached blobs found changed or rotten (quarantined)",
+          [c] { return static_cast<double>(c->corrupt_blobs.load()); });
+  counter("layerswarm_resumed_bytes_total", "Bytes taken from partial downloads of earlier runs",
+          [c] { return static_cast<double>(c->resumed_bytes.load()); });
+  counter("layerswarm_scrubbed_bytes_total", "Bytes hashed again by the scrub",
+          [c] { return static_cast<double>(c->scrubbed_bytes.load()); });
+}
+
 MirrorNode::MirrorNode(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 MirrorNode::~MirrorNode() = default;
 
@@ -159,6 +218,16 @@ Result<std::unique_ptr<MirrorNode>> MirrorNode::create(const NodeOptions& option
       PinnerOptions{options.mirror.cache.pins, options.mirror.cache.pin_refresh,
                     impl->keeper.budget()},
       [](const Error& e) { request_fatal_exit(e); });
+  impl->register_metrics();
+  Impl* raw = impl.get();
+  impl->api.set_ready([raw] { return !raw->stopping; });
+  if (!options.metrics_listen.empty()) {
+    impl->operations = std::make_unique<OperationsHandler>([raw] { return !raw->stopping; });
+    impl->metrics_server = std::make_unique<HttpServer>(ioc, *impl->operations, options.limits);
+    auto bound = impl->metrics_server->listen(options.metrics_listen, std::nullopt);
+    if (!bound) return bound.error();
+    impl->metrics_endpoint = *bound;
+  }
   auto plain = impl->server.listen(options.listen, std::nullopt);
   if (!plain) return plain.error();
   impl->endpoints.push_back(*plain);
@@ -173,6 +242,7 @@ Result<std::unique_ptr<MirrorNode>> MirrorNode::create(const NodeOptions& option
 void MirrorNode::set_front(HttpHandler* front) { impl_->dispatch.set_front(front); }
 HttpHandler& MirrorNode::mirror() { return impl_->api; }
 const std::vector<std::string>& MirrorNode::endpoints() const { return impl_->endpoints; }
+const std::string& MirrorNode::metrics_endpoint() const { return impl_->metrics_endpoint; }
 const Counters& MirrorNode::counters() const { return impl_->counters; }
 Store& MirrorNode::store() { return *impl_->store; }
 asio::thread_pool& MirrorNode::pool() { return impl_->pool; }
@@ -188,6 +258,7 @@ Result<BlobLocator> MirrorNode::locate(std::string_view registry, std::string_vi
 
 void MirrorNode::start() {
   impl_->server.start();
+  if (impl_->metrics_server) impl_->metrics_server->start();
   asio::co_spawn(impl_->ioc, impl_->sweep_loop(), asio::detached);
   impl_->pinner->start();
 }
@@ -200,6 +271,7 @@ Task<void> MirrorNode::shutdown() {
   impl_->keeper.stop();
   impl_->pinner->stop();
   impl_->server.stop_accepting();
+  if (impl_->metrics_server) impl_->metrics_server->stop_accepting();
   co_await impl_->server.drain(deadline_after(impl_->options.drain_timeout));
 }
 

@@ -40,6 +40,8 @@ struct NodeOptions {
   MirrorOptions mirror;
   std::string listen;
   std::string tls_listen;  // empty: none
+  // /metrics, /healthz and /readyz on a listener of their own (empty: none).
+  std::string metrics_listen;
   TlsFiles tls;
   std::chrono::milliseconds drain_timeout{10'000};
   ServerLimits limits;
@@ -69,6 +71,8 @@ class MirrorNode {
 
   // The bound listener addresses, plain first.
   const std::vector<std::string>& endpoints() const;
+  // The metrics listener's bound address, or "".
+  const std::string& metrics_endpoint() const;
   void start();
   // Stops accepting, lets requests in progress finish (drain_timeout), closes the rest.
   Task<void> shutdown();

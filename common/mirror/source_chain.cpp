@@ -1,6 +1,7 @@
 #include "common/mirror/source_chain.h"
 
 #include "common/log.h"
+#include "common/metrics.h"
 
 namespace layerswarm::mirror {
 
@@ -33,6 +34,7 @@ Task<Result<SourceChain::Opened>> SourceChain::open_from(std::size_t first, Blob
     }
     ++fallbacks;
     if (i + 1 < sources_.size()) {
+      Metrics::get().source_fallback(sources_[i]->name(), sources_[i + 1]->name());
       LOG_WARN("blob {}: {} cannot serve it ({}); trying {}", blob.digest.str(),
                sources_[i]->name(), last.what(), sources_[i + 1]->name());
     }

@@ -6,6 +6,7 @@
 #include <libtorrent/ip_filter.hpp>
 #include <libtorrent/session.hpp>
 #include <libtorrent/session_params.hpp>
+#include <libtorrent/session_stats.hpp>
 #include <libtorrent/settings_pack.hpp>
 #include <libtorrent/torrent_handle.hpp>
 #include <libtorrent/torrent_info.hpp>
@@ -18,6 +19,7 @@
 #include <unordered_set>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/p2p/disk_io.h"
 #include "common/p2p/disk_io_lt.h"
 
@@ -84,6 +86,9 @@ struct Swarm::Impl {
   std::string listen;
   std::optional<Identity> identity;
   int peers_per_torrent = kDefaultPeersPerTorrent;
+  // libtorrent's "peer.num_peers_connected" counter (session_stats_alert), for the metrics.
+  int peers_metric = lt::find_metric_idx("peer.num_peers_connected");
+  std::size_t peers_connected = 0;
   std::unordered_map<TorrentId, lt::torrent_handle> by_id;
   std::unordered_map<lt::torrent_handle, Entry> by_handle;
   TorrentId next_id = 1;
@@ -107,6 +112,13 @@ void Swarm::Impl::drain() {
 }
 
 void Swarm::Impl::on_alert(lt::alert* a) {
+  if (auto* stats = lt::alert_cast<lt::session_stats_alert>(a)) {
+    if (peers_metric >= 0) {
+      const auto values = stats->counters();
+      peers_connected = static_cast<std::size_t>(std::max<std::int64_t>(0, values[peers_metric]));
+    }
+    return;
+  }
   if (auto* r = lt::alert_cast<lt::torrent_removed_alert>(a)) {
     removing.erase(r->info_hashes);
   } else if (auto* c = lt::alert_cast<lt::torrent_checked_alert>(a)) {
@@ -372,6 +384,26 @@ void Swarm::prioritize(TorrentId id, int first, int count) {
     return;
   }
   Impl::set_priorities(it->second, first, count);
+}
+
+SwarmStats Swarm::stats() const {
+  // Peers come from libtorrent's session counters, which arrive as an alert: this asks for
+  // fresh ones and answers with the last received (a scrape interval old).
+  impl_->session->post_session_stats();
+  return SwarmStats{impl_->by_id.size(), impl_->peers_connected};
+}
+
+void add_swarm_metrics(const void* owner, Swarm& swarm) {
+  Metrics& m = Metrics::get();
+  Swarm* s = &swarm;
+  m.add_sampled(owner,
+                {"layerswarm_swarm_torrents", "Chunk torrents loaded in the swarm", false, {}, [s] {
+                   return static_cast<double>(s->stats().torrents);
+                 }});
+  m.add_sampled(
+      owner, {"layerswarm_swarm_peers", "Peer connections over all chunk torrents", false, {}, [s] {
+                return static_cast<double>(s->stats().peers);
+              }});
 }
 
 }  // namespace layerswarm::p2p

@@ -67,6 +67,11 @@ class TorrentObserver {
 
 using TorrentId = std::uint64_t;
 
+struct SwarmStats {
+  std::size_t torrents = 0;
+  std::size_t peers = 0;  // connections, summed over the torrents
+};
+
 class Swarm {
  public:
   // Errors: kConfigInvalid (listen address), kInternal.
@@ -108,6 +113,8 @@ class Swarm {
   void remove(TorrentId id);
   // The torrent goes on (seeding) without an observer.
   void detach(TorrentId id);
+  // Torrents in the session and their peer connections (one call into libtorrent).
+  SwarmStats stats() const;
   // Streaming: pieces [first, first + count) are wanted first (top priority).
   void prioritize(TorrentId id, int first, int count);
   // Payload bytes the torrent has uploaded to peers since it was added (0 for an unknown id). Asks
@@ -121,5 +128,9 @@ class Swarm {
   explicit Swarm(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// layerswarm_swarm_torrents and layerswarm_swarm_peers, sampled from `swarm` at each scrape
+// (common/metrics.h) until Metrics::forget(owner).
+void add_swarm_metrics(const void* owner, Swarm& swarm);
 
 }  // namespace layerswarm::p2p

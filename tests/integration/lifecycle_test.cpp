@@ -298,12 +298,16 @@ TEST_CASE("a pin set larger than the disk budget stops the agent with a configur
   Registry upstream(dir);
   const Image big = make_image(dir, "big", {"--layer", "2M"});
   push_image(dir, big, upstream, "edge/big:v1");
-  Agent agent(dir, {"--upstream", upstream.url()},
-              R"({"cache": {"max_size": "1MiB", "pins": ["edge/big:v1"]}})");
-  const auto status = agent.process().wait(30s);
+  // It may exit before it is seen listening: a plain process, not the Agent fixture.
+  write_file(dir.file("pins.json"), R"({"cache": {"max_size": "1MiB", "pins": ["edge/big:v1"]}})");
+  Process agent({agent_binary(), "--listen", "127.0.0.1:0", "--data-dir", dir.file("pins-data"),
+                 "--upstream", upstream.url(), "--config", dir.file("pins.json")},
+                dir.file("pins.log"));
+  const auto status = agent.wait(30s);
   REQUIRE(status);
   CHECK(*status == 2);
-  CHECK(agent.log_lines({"cache.pins: the pinned images take", "more than cache.max_size"}) == 1);
+  CHECK(count_lines(agent.log(),
+                    {"cache.pins: the pinned images take", "more than cache.max_size"}) == 1);
 }
 
 TEST_CASE("a disk that fills up mid-download: the response goes on from memory, verified",

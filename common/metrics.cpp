@@ -1,0 +1,133 @@
+#include "common/metrics.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/histogram.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+
+namespace layerswarm {
+
+namespace {
+
+// Time to response headers: a cache hit answers in well under a millisecond, a cold blob
+// waits for the upstream (the alert threshold is 500 ms).
+const prometheus::Histogram::BucketBoundaries kHeadBuckets = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+
+std::string status_class(int status) { return status <= 0 ? "none" : std::to_string(status); }
+
+}  // namespace
+
+struct Metrics::Impl {
+  std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
+  prometheus::Family<prometheus::Counter>& requests =
+      prometheus::BuildCounter()
+          .Name("layerswarm_requests_total")
+          .Help("Client requests by kind (manifest, blob, tags, other), status and source")
+          .Register(*registry);
+  prometheus::Family<prometheus::Histogram>& duration =
+      prometheus::BuildHistogram()
+          .Name("layerswarm_request_duration_seconds")
+          .Help("Seconds from a client request to its response headers, by kind")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& served =
+      prometheus::BuildCounter()
+          .Name("layerswarm_served_bytes_total")
+          .Help("Body bytes sent to clients, by source (cache, upstream, supernode, swarm, ...)")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& upstream =
+      prometheus::BuildCounter()
+          .Name("layerswarm_upstream_requests_total")
+          .Help("Requests to upstream registries (and the supernode) by registry and final code")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& auth_failures =
+      prometheus::BuildCounter()
+          .Name("layerswarm_upstream_auth_failures_total")
+          .Help("Upstream requests refused for the node's credentials, by registry")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& fallbacks =
+      prometheus::BuildCounter()
+          .Name("layerswarm_source_fallbacks_total")
+          .Help("Blob downloads that moved from a failing source to the next, by source")
+          .Register(*registry);
+
+  mutable std::mutex mu;
+  std::multimap<const void*, Sample> sampled;
+};
+
+Metrics& Metrics::get() {
+  static Metrics metrics;
+  return metrics;
+}
+
+Metrics::Metrics() : impl_(std::make_unique<Impl>()) {}
+Metrics::~Metrics() = default;
+
+void Metrics::request(std::string_view kind, int status, std::string_view source,
+                      std::optional<double> head_seconds, std::uint64_t body_bytes) {
+  const std::string k(kind);
+  const std::string src = source.empty() ? "none" : std::string(source);
+  impl_->requests.Add({{"kind", k}, {"status", status_class(status)}, {"source", src}}).Increment();
+  if (head_seconds) impl_->duration.Add({{"kind", k}}, kHeadBuckets).Observe(*head_seconds);
+  if (body_bytes > 0) {
+    impl_->served.Add({{"source", src}}).Increment(static_cast<double>(body_bytes));
+  }
+}
+
+void Metrics::upstream_request(std::string_view registry, std::string_view code) {
+  impl_->upstream.Add({{"registry", std::string(registry)}, {"code", std::string(code)}})
+      .Increment();
+}
+
+void Metrics::upstream_auth_failure(std::string_view registry) {
+  impl_->auth_failures.Add({{"registry", std::string(registry)}}).Increment();
+}
+
+void Metrics::source_fallback(std::string_view from, std::string_view to) {
+  impl_->fallbacks.Add({{"from", std::string(from)}, {"to", std::string(to)}}).Increment();
+}
+
+void Metrics::add_sampled(const void* owner, Sample sample) {
+  std::lock_guard lock(impl_->mu);
+  impl_->sampled.emplace(owner, std::move(sample));
+}
+
+void Metrics::forget(const void* owner) {
+  std::lock_guard lock(impl_->mu);
+  impl_->sampled.erase(owner);
+}
+
+std::string Metrics::render() const {
+  std::vector<prometheus::MetricFamily> families = impl_->registry->Collect();
+  {
+    std::lock_guard lock(impl_->mu);
+    // One family per name (several owners or label sets may share one).
+    std::map<std::string, prometheus::MetricFamily> by_name;
+    for (const auto& [owner, s] : impl_->sampled) {
+      (void)owner;
+      auto& family = by_name[s.name];
+      family.name = s.name;
+      family.help = s.help;
+      family.type = s.counter ? prometheus::MetricType::Counter : prometheus::MetricType::Gauge;
+      prometheus::ClientMetric metric;
+      for (const auto& [k, v] : s.labels) metric.label.push_back({k, v});
+      const double value = s.value ? s.value() : 0;
+      if (s.counter) {
+        metric.counter.value = value;
+      } else {
+        metric.gauge.value = value;
+      }
+      family.metric.push_back(std::move(metric));
+    }
+    for (auto& [name, family] : by_name) families.push_back(std::move(family));
+  }
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+}  // namespace layerswarm

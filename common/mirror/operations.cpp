@@ -1,0 +1,50 @@
+#include "common/mirror/operations.h"
+
+#include "common/metrics.h"
+
+namespace layerswarm::mirror {
+namespace {
+
+std::string_view path_of(std::string_view target) { return target.substr(0, target.find('?')); }
+
+Task<void> plain(ResponseWriter& out, int status, std::string_view content_type,
+                 std::string_view body) {
+  ResponseHead head;
+  head.status = status;
+  head.headers.add("Content-Type", std::string(content_type));
+  head.headers.add("Cache-Control", "no-store");
+  co_await out.write_whole(std::move(head), body);
+}
+
+}  // namespace
+
+bool is_operational_path(std::string_view target) {
+  const std::string_view path = path_of(target);
+  return path == "/metrics" || path == "/healthz" || path == "/readyz";
+}
+
+Task<void> serve_operational(const HttpRequest& request, ResponseWriter& out, bool ready) {
+  const std::string_view path = path_of(request.target);
+  if (request.method != "GET" && request.method != "HEAD") {
+    co_await plain(out, 405, "text/plain", "GET only\n");
+  } else if (path == "/metrics") {
+    const std::string body = Metrics::get().render();
+    co_await plain(out, 200, kMetricsContentType, body);
+  } else if (path == "/healthz") {
+    co_await plain(out, 200, "text/plain", "ok\n");
+  } else if (ready) {
+    co_await plain(out, 200, "text/plain", "ready\n");
+  } else {
+    co_await plain(out, 503, "text/plain", "draining\n");
+  }
+}
+
+Task<void> OperationsHandler::handle(HttpRequest request, ResponseWriter& out) {
+  if (!is_operational_path(request.target)) {
+    co_await plain(out, 404, "text/plain", "/metrics, /healthz and /readyz only\n");
+    co_return;
+  }
+  co_await serve_operational(request, out, ready_ ? ready_() : true);
+}
+
+}  // namespace layerswarm::mirror

@@ -1,0 +1,211 @@
+// Operations against real processes (docs/operations.md): /metrics, /healthz and /readyz on an
+// agent and a supernode, the metrics listener, and a real Prometheus that scrapes both and runs
+// every query of the Grafana dashboard and loads the alert rules.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/support/cluster.h"
+#include "tests/support/fixtures.h"
+
+using namespace layerswarm::test;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+namespace {
+
+// The address printed by a node for its metrics listener.
+std::string metrics_address(const Agent& node) {
+  const std::string log = node.log();
+  const std::string marker = "metrics, health and readiness on http://";
+  const auto at = log.rfind(marker);
+  REQUIRE(at != std::string::npos);
+  const auto start = at + marker.size();
+  return log.substr(start, log.find_first_of(" \n", start) - start);
+}
+
+// A port nobody listens on now (Prometheus wants a fixed one).
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+std::string url_encode(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+// A metric line's value: `name{labels...}` or `name` at the start of a line; nullopt if absent.
+bool has_series(const std::string& text, const std::string& prefix) {
+  return text.find("\n" + prefix) != std::string::npos || text.rfind(prefix, 0) == 0;
+}
+
+const HeaderList kAccept = {{"Accept",
+                             "application/vnd.oci.image.manifest.v1+json, "
+                             "application/vnd.docker.distribution.manifest.v2+json"}};
+
+}  // namespace
+
+TEST_CASE("metrics, health and readiness on the agent and the supernode",
+          "[integration][operations]") {
+  TempDir dir;
+  Registry upstream(dir);
+  const Image image = make_image(dir, "app", {"--layer", "3M", "--layer", "200K"});
+  push_image(dir, image, upstream, "ops/app:v1");
+  const std::string token = token_file(dir);
+  auto supernode = start_supernode(dir, upstream.url(),
+                                   R"({"swarm": {"chunk_size": 1048576, "piece_size": 262144},
+                                       "metrics_listen": "127.0.0.1:0"})");
+  auto agent = start_agent(dir, upstream.url(), supernode->address(), "agent", token,
+                           R"({"metrics_listen": "127.0.0.1:0"})");
+  REQUIRE(pull_to_dir(dir, agent->address(), "ops/app:v1", "pulled") == 0);
+
+  const auto m = http_get(agent->address(), "/metrics");
+  REQUIRE(m.status == 200);
+  CHECK(m.header("content-type").rfind("text/plain; version=0.0.4", 0) == 0);
+  for (const char* series :
+       {"layerswarm_requests_total{kind=\"manifest\"", "layerswarm_requests_total{kind=\"blob\"",
+        "layerswarm_request_duration_seconds_bucket{kind=\"blob\"",
+        "layerswarm_served_bytes_total{", "layerswarm_cache_bytes ",
+        "layerswarm_cache_capacity_bytes ", "layerswarm_upstream_requests_total{",
+        "layerswarm_digest_mismatches_total ", "layerswarm_swarm_torrents ",
+        "layerswarm_swarm_peers ", "layerswarm_cache_writable 1"}) {
+    INFO(series);
+    CHECK(has_series(m.body, series));
+  }
+  // The supernode wants its token for /metrics on its own listener, not for the probes.
+  CHECK(http_get(supernode->address(), "/metrics").status == 401);
+  CHECK(http_get(supernode->address(), "/healthz").status == 200);
+  CHECK(http_get(supernode->address(), "/readyz").status == 200);
+  const auto sm = http_get(supernode->address(), "/metrics",
+                           {{"Authorization", std::string("Bearer ") + kToken}});
+  REQUIRE(sm.status == 200);
+  CHECK(has_series(sm.body, "layerswarm_tracker_announces_total "));
+  CHECK(has_series(sm.body, "layerswarm_agents 1"));
+  // The metrics listeners serve the operational endpoints only, without a token.
+  const std::string agent_metrics = metrics_address(*agent);
+  const std::string sn_metrics = metrics_address(*supernode);
+  CHECK(http_get(sn_metrics, "/metrics").status == 200);
+  CHECK(http_get(agent_metrics, "/healthz").body == "ok\n");
+  CHECK(http_get(agent_metrics, "/readyz").status == 200);
+  CHECK(http_get(agent_metrics, "/v2/").status == 404);
+  CHECK(http_get(agent->address(), "/healthz").status == 200);
+}
+
+TEST_CASE("a real Prometheus scrapes both, runs every dashboard query and loads the alerts",
+          "[integration][operations]") {
+  TempDir dir;
+  Registry upstream(dir);
+  const Image image = make_image(dir, "app", {"--layer", "3M"});
+  push_image(dir, image, upstream, "ops/app:v1");
+  const std::string token = token_file(dir);
+  auto supernode = start_supernode(dir, upstream.url(),
+                                   R"({"swarm": {"chunk_size": 1048576, "piece_size": 262144}})");
+  auto agent = start_agent(dir, upstream.url(), supernode->address(), "agent", token,
+                           R"({"metrics_listen": "127.0.0.1:0"})");
+  REQUIRE(pull_to_dir(dir, agent->address(), "ops/app:v1", "pulled") == 0);
+
+  const int port = free_port();
+  const std::string prom = "127.0.0.1:" + std::to_string(port);
+  write_file(
+      dir.file("prometheus.yml"),
+      "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+      "rule_files:\n  - " +
+          source_dir() +
+          "/packaging/prometheus/alerts.yml\n"
+          "scrape_configs:\n"
+          "  - job_name: layerswarm-agent\n    static_configs:\n      - targets: ['" +
+          metrics_address(*agent) +
+          "']\n"
+          "  - job_name: layerswarm-supernode\n    authorization:\n      credentials_file: " +
+          token + "\n    static_configs:\n      - targets: ['" + supernode->address() + "']\n");
+  Process prometheus({"prometheus", "--config.file=" + dir.file("prometheus.yml"),
+                      "--storage.tsdb.path=" + dir.file("prom-data"),
+                      "--web.listen-address=" + prom, "--log.level=warn"},
+                     dir.file("prometheus.log"));
+  auto query = [&](const std::string& q) {
+    const auto r = http_get(prom, "/api/v1/query?query=" + url_encode(q));
+    return r.status == 200 ? json::parse(r.body, nullptr, false) : json();
+  };
+  // Both targets up, and two scrapes of each (rate() needs two samples).
+  REQUIRE(wait_until(
+      [&] {
+        auto value = [&](const std::string& q) {
+          const json r = query(q);
+          if (!r.is_object() || r["status"] != "success" || r["data"]["result"].empty()) {
+            return std::string();
+          }
+          return r["data"]["result"][0]["value"][1].get<std::string>();
+        };
+        return value("sum(up{job=~\"layerswarm-.*\"})") == "2" &&
+               value("min(count_over_time(up{job=~\"layerswarm-.*\"}[1m])) >= 3") != "";
+      },
+      60s, 200ms));
+  // Traffic between two scrapes, so rates are not all zero.
+  REQUIRE(http_get(agent->address(), "/v2/ops/app/manifests/v1", kAccept).status == 200);
+
+  const json dashboard =
+      json::parse(read_file(source_dir() + "/packaging/grafana/layerswarm.json"), nullptr, false);
+  REQUIRE(dashboard.is_object());
+  int queries = 0;
+  for (const auto& panel : dashboard["panels"]) {
+    for (const auto& target : panel["targets"]) {
+      std::string expr = target["expr"];
+      for (std::size_t at = expr.find("$instance"); at != std::string::npos;
+           at = expr.find("$instance")) {
+        expr.replace(at, 9, ".*");
+      }
+      INFO(panel["title"].get<std::string>() << ": " << expr);
+      const json r = query(expr);
+      REQUIRE(r.is_object());
+      CHECK(r["status"] == "success");
+      ++queries;
+    }
+  }
+  CHECK(queries >= 14);
+  // The series every panel of a healthy site draws from are there.
+  for (const char* q : {"layerswarm_requests_total", "layerswarm_request_duration_seconds_bucket",
+                        "layerswarm_served_bytes_total", "layerswarm_cache_bytes",
+                        "layerswarm_upstream_requests_total", "layerswarm_swarm_torrents",
+                        "layerswarm_tracker_announces_total", "layerswarm_agents"}) {
+    INFO(q);
+    const json r = query(q);
+    REQUIRE(r.is_object());
+    CHECK_FALSE(r["data"]["result"].empty());
+  }
+  // The alert rules load and evaluate against these series.
+  const auto rules = http_get(prom, "/api/v1/rules");
+  REQUIRE(rules.status == 200);
+  const json groups = json::parse(rules.body)["data"]["groups"];
+  REQUIRE(groups.size() == 1);
+  CHECK(groups[0]["rules"].size() == 9);
+  CHECK(wait_until(
+      [&] {
+        const json g = json::parse(http_get(prom, "/api/v1/rules").body)["data"]["groups"];
+        for (const auto& rule : g[0]["rules"]) {
+          if (rule["health"] != "ok") return false;
+        }
+        return true;
+      },
+      20s, 200ms));
+}
