@@ -1,5 +1,9 @@
 #include "agent/agent.h"
 
+#include <unistd.h>
+
+#include <cstdio>
+
 #include "agent/membership.h"
 #include "agent/seeder.h"
 #include "agent/supernode_link.h"
@@ -9,6 +13,8 @@
 #include "common/metrics.h"
 #include "common/mirror/node.h"
 #include "common/p2p/swarm.h"
+#include "common/url.h"
+#include "layerswarm_version.h"
 
 namespace layerswarm::agent {
 
@@ -16,7 +22,15 @@ namespace layerswarm::agent {
 // and the swarm. The seeder uses the node's store only through its timers and coroutines, which
 // end with the io_context before anything here is destroyed.
 struct Agent::Impl {
-  ~Impl() { Metrics::get().forget(this); }
+  ~Impl() {
+    *alive = false;
+    if (register_timer) register_timer->cancel();
+    Metrics::get().forget(this);
+  }
+  std::string zone;
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+  std::unique_ptr<asio::steady_timer> register_timer;
+  Task<void> register_loop();
   std::unique_ptr<SupernodeLink> link;
   std::unique_ptr<p2p::Swarm> swarm;
   std::unique_ptr<MembershipKeeper> membership;
@@ -127,6 +141,8 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentConfig& config, asio::io
   if (!node) return node.error();
   impl->node = std::move(*node);
   if (impl->seeder) impl->seeder->start(impl->node->store());
+  impl->zone = config.zone;
+  impl->register_timer = std::make_unique<asio::steady_timer>(ioc.get_executor());
   return std::unique_ptr<Agent>(new Agent(std::move(impl)));
 }
 
@@ -134,7 +150,49 @@ const std::vector<std::string>& Agent::endpoints() const { return impl_->node->e
 const std::string& Agent::metrics_endpoint() const { return impl_->node->metrics_endpoint(); }
 std::uint16_t Agent::p2p_port() const { return impl_->swarm ? impl_->swarm->port() : 0; }
 const mirror::Counters& Agent::counters() const { return impl_->node->counters(); }
-void Agent::start() { impl_->node->start(); }
+void Agent::start() {
+  impl_->node->start();
+  if (impl_->link)
+    asio::co_spawn(impl_->register_timer->get_executor(), impl_->register_loop(), asio::detached);
+}
+
+// Registers with the supernode now and every 30 s (docs/operations.md "Agents").
+Task<void> Agent::Impl::register_loop() {
+  std::weak_ptr<bool> watch = alive;
+  char host[256] = {0};
+  if (::gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "agent");
+  const std::string& listen = node->endpoints().front();
+  const std::string port = listen.substr(listen.rfind(':') + 1);
+  const std::string id = std::string(host) + ":" + port;
+  bool warned = false;
+  for (long i = 0; i < (1L << 40); ++i) {
+    if (watch.expired() || !*alive) co_return;
+    auto sample = [](const char* name) {
+      for (const auto& [n, v] : Metrics::get().snapshot()) {
+        if (n == name) return static_cast<std::uint64_t>(v);
+      }
+      return std::uint64_t{0};
+    };
+    const std::string target =
+        "/api/v1/agents?id=" + percent_encode(id) + "&port=" + port +
+        "&zone=" + percent_encode(zone) + "&version=" + LAYERSWARM_VERSION +
+        "&cache_bytes=" + std::to_string(sample("layerswarm_cache_bytes")) +
+        "&cache_capacity=" + std::to_string(sample("layerswarm_cache_capacity_bytes")) +
+        "&downloads=" + std::to_string(sample("layerswarm_downloads_in_flight"));
+    Headers none;
+    auto answer = co_await link->post(target, std::move(none), 64 << 10);
+    if (watch.expired() || !*alive) co_return;
+    const bool ok = answer && answer->status == 204;
+    if (!ok && !warned) {
+      LOG_WARN("registering with the supernode: {}",
+               answer ? "status " + std::to_string(answer->status) : answer.error().what());
+    }
+    warned = !ok;
+    register_timer->expires_after(std::chrono::seconds(30));
+    boost::system::error_code ec;
+    co_await register_timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+}
 void Agent::cut_shutdown() { impl_->node->cut_shutdown(); }
 Task<void> Agent::shutdown() { co_await impl_->node->shutdown(); }
 

@@ -103,6 +103,16 @@ void Metrics::forget(const void* owner) {
   impl_->sampled.erase(owner);
 }
 
+std::vector<std::pair<std::string, double>> Metrics::snapshot() const {
+  std::vector<std::pair<std::string, double>> out;
+  std::lock_guard lock(impl_->mu);
+  for (const auto& [owner, s] : impl_->sampled) {
+    (void)owner;
+    if (s.labels.empty()) out.emplace_back(s.name, s.value ? s.value() : 0);
+  }
+  return out;
+}
+
 std::string Metrics::render() const {
   std::vector<prometheus::MetricFamily> families = impl_->registry->Collect();
   {

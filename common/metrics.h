@@ -48,6 +48,8 @@ class Metrics {
 
   // Everything, in the Prometheus text exposition format (version 0.0.4).
   std::string render() const;
+  // The sampled values without labels, by name (GET /api/v1/status).
+  std::vector<std::pair<std::string, double>> snapshot() const;
 
   struct Impl;
 

@@ -16,6 +16,7 @@
 #include "common/p2p/swarm.h"
 #include "common/pki.h"
 #include "common/swarm_protocol.h"
+#include "supernode/agents.h"
 #include "supernode/publisher.h"
 #include "supernode/site.h"
 #include "supernode/tracker.h"
@@ -86,7 +87,12 @@ class Front final : public HttpHandler {
       log_request(log);
       co_return;
     }
-    note_agent(request.remote);
+    if (path == "/api/v1/agents") {
+      co_await agents(request, out, log);
+      // Registrations come every 30 s from every agent: logged only when refused.
+      if (request.method != "POST" || log.status >= 400) log_request(log);
+      co_return;
+    }
     if (path == proto::kCertificatePath) {
       co_await certificate(request, out, log);
       log_request(log);
@@ -108,23 +114,39 @@ class Front final : public HttpHandler {
   }
 
   const Tracker& tracker() const { return tracker_; }
-  // Agents (addresses holding the token) seen in the last kAgentMemory.
-  std::size_t known_agents() {
-    const auto now = std::chrono::steady_clock::now();
-    std::erase_if(agents_, [&](const auto& e) { return now - e.second > kAgentMemory; });
-    return agents_.size();
-  }
+  // Agents registered in the last AgentRegistry::kGone.
+  std::size_t known_agents() const { return agents_.live(std::chrono::system_clock::now()); }
 
  private:
-  // Every agent polls the demand feed every few seconds, so five minutes without a request
-  // means it is gone.
-  static constexpr std::chrono::minutes kAgentMemory{5};
-  static constexpr std::size_t kMaxAgents = 100'000;
-
-  void note_agent(const std::string& remote) {
-    if (agents_.size() >= kMaxAgents) known_agents();
-    if (agents_.size() >= kMaxAgents) return;
-    agents_[remote.substr(0, remote.rfind(':'))] = std::chrono::steady_clock::now();
+  // POST registers an agent, GET lists them (docs/operations.md "Agents").
+  Task<void> agents(const HttpRequest& request, ResponseWriter& out, RequestLog& log) {
+    const auto now = std::chrono::system_clock::now();
+    ResponseHead head;
+    if (request.method == "GET") {
+      head.headers.add("Content-Type", "application/json");
+      const std::string body = agents_.to_json(now);
+      co_await mirror::send_body(out, std::move(head), body, log);
+      co_return;
+    }
+    if (request.method != "POST") {
+      Error wrong(Errc::kMethodNotAllowed, "GET or POST");
+      co_await mirror::send_error(out, std::move(wrong), log);
+      co_return;
+    }
+    const auto q = request.target.find('?');
+    const std::string remote = request.remote.substr(0, request.remote.rfind(':'));
+    auto record = parse_registration(
+        q == std::string::npos ? std::string_view()
+                               : std::string_view(request.target).substr(q + 1),
+        remote.size() > 2 && remote.front() == '[' ? remote.substr(1, remote.size() - 2) : remote,
+        now);
+    Status noted = record ? agents_.note(std::move(*record)) : Status(record.error());
+    if (!noted) {
+      co_await mirror::send_error(out, noted.error(), log);
+      co_return;
+    }
+    head.status = 204;
+    co_await mirror::send_body(out, std::move(head), "", log);
   }
 
   Task<void> refuse(ResponseWriter& out, Error error, RequestLog& log) {
@@ -198,7 +220,7 @@ class Front final : public HttpHandler {
   std::string token_;
   const SiteAuthority* site_;
   Tracker tracker_;
-  std::map<std::string, SteadyTime> agents_;  // address -> last request with the token
+  AgentRegistry agents_;
 };
 
 PublisherOptions publisher_options(const SupernodeConfig& config, std::string root_cert) {
@@ -236,6 +258,7 @@ Result<std::unique_ptr<Supernode>> Supernode::create(const SupernodeConfig& conf
   options.tls = TlsFiles{config.tls.cert, config.tls.key, config.site.ca_cert};
   options.drain_timeout = config.drain_timeout;
   options.metrics_listen = config.metrics_listen;
+  options.role = "supernode";
   // Agents send their request as soon as they connect: a connection that sends nothing for
   // 5 s is not an agent (docs/security.md "Connection floods").
   options.limits.header_timeout = std::chrono::seconds(5);

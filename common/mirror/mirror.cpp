@@ -136,6 +136,14 @@ Task<void> Mirror::handle(HttpRequest request, ResponseWriter& raw) {
     co_await serve_operational(request, raw, ready_ ? ready_() : true);
     co_return;
   }
+  if (request.target == kStatusPath && request.method == "GET") {
+    ResponseHead head;
+    head.headers.add("Content-Type", "application/json");
+    head.headers.add("Cache-Control", "no-store");
+    const std::string body = status_json(role_);
+    co_await raw.write_whole(std::move(head), body);
+    co_return;
+  }
   const auto start = std::chrono::steady_clock::now();
   ++counters_.requests;
   RequestLog log;

@@ -35,6 +35,8 @@ class Mirror final : public HttpHandler {
   Task<void> handle(HttpRequest request, ResponseWriter& out) override;
   // Whether /readyz answers ready (false while the node drains).
   void set_ready(std::function<bool()> ready) { ready_ = std::move(ready); }
+  // "agent" or "supernode", for GET /api/v1/status.
+  void set_role(std::string role) { role_ = std::move(role); }
 
  private:
   Task<void> route(const HttpRequest& request, ResponseWriter& out, RequestLog& log);
@@ -58,6 +60,7 @@ class Mirror final : public HttpHandler {
   };
 
   std::function<bool()> ready_;
+  std::string role_ = "agent";
   Upstreams& upstreams_;
   ManifestService& manifests_;
   BlobService& blobs_;

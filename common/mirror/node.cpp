@@ -221,6 +221,7 @@ Result<std::unique_ptr<MirrorNode>> MirrorNode::create(const NodeOptions& option
   impl->register_metrics();
   Impl* raw = impl.get();
   impl->api.set_ready([raw] { return !raw->stopping; });
+  impl->api.set_role(options.role);
   if (!options.metrics_listen.empty()) {
     impl->operations = std::make_unique<OperationsHandler>([raw] { return !raw->stopping; });
     impl->metrics_server = std::make_unique<HttpServer>(ioc, *impl->operations, options.limits);

@@ -42,6 +42,7 @@ struct NodeOptions {
   std::string tls_listen;  // empty: none
   // /metrics, /healthz and /readyz on a listener of their own (empty: none).
   std::string metrics_listen;
+  std::string role = "agent";  // for GET /api/v1/status
   TlsFiles tls;
   std::chrono::milliseconds drain_timeout{10'000};
   ServerLimits limits;

@@ -1,6 +1,10 @@
 #include "common/mirror/operations.h"
 
+#include <chrono>
+#include <nlohmann/json.hpp>
+
 #include "common/metrics.h"
+#include "layerswarm_version.h"
 
 namespace layerswarm::mirror {
 namespace {
@@ -17,6 +21,20 @@ Task<void> plain(ResponseWriter& out, int status, std::string_view content_type,
 }
 
 }  // namespace
+
+std::string status_json(std::string_view role) {
+  static const auto started = std::chrono::steady_clock::now();
+  nlohmann::json j;
+  j["role"] = role;
+  j["version"] = LAYERSWARM_VERSION;
+  j["uptime_seconds"] =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started)
+          .count();
+  nlohmann::json metrics = nlohmann::json::object();
+  for (const auto& [name, value] : Metrics::get().snapshot()) metrics[name] = value;
+  j["metrics"] = std::move(metrics);
+  return j.dump();
+}
 
 bool is_operational_path(std::string_view target) {
   const std::string_view path = path_of(target);

@@ -16,6 +16,11 @@ namespace layerswarm::mirror {
 // Whether `target` is /metrics, /healthz or /readyz (a query string allowed).
 bool is_operational_path(std::string_view target);
 
+// GET /api/v1/status: the node's role, version, uptime and every sampled metric without
+// labels (cache, downloads, swarm, upstreams), as JSON (docs/operations.md "Status").
+inline constexpr std::string_view kStatusPath = "/api/v1/status";
+std::string status_json(std::string_view role);
+
 // Answers an operational request. `ready()`: whether the node is ready (not draining).
 Task<void> serve_operational(const HttpRequest& request, ResponseWriter& out, bool ready);
 

@@ -209,3 +209,59 @@ TEST_CASE("a real Prometheus scrapes both, runs every dashboard query and loads 
       },
       20s, 200ms));
 }
+
+TEST_CASE("agents register with the supernode; the layerswarm CLI shows both",
+          "[integration][operations]") {
+  TempDir dir;
+  Registry upstream(dir);
+  const std::string token = token_file(dir);
+  auto supernode = start_supernode(dir, upstream.url());
+  auto a = start_agent(dir, upstream.url(), supernode->address(), "a", token,
+                       R"({"zone": "rack-1", "cache": {"max_size": "64MiB"}})");
+  auto b =
+      start_agent(dir, upstream.url(), supernode->address(), "b", token, R"({"zone": "rack-2"})");
+  const HeaderList auth = {{"Authorization", std::string("Bearer ") + kToken}};
+  json agents;
+  REQUIRE(wait_until(
+      [&] {
+        const auto r = http_get(supernode->address(), "/api/v1/agents", auth);
+        agents = json::parse(r.body, nullptr, false);
+        return r.status == 200 && agents.is_array() && agents.size() == 2;
+      },
+      20s, 50ms));
+  CHECK(agents[0]["zone"] == "rack-1");
+  CHECK(agents[0]["address"] == a->address());
+  CHECK(agents[0]["cache_capacity"] == 64u << 20);
+  CHECK(agents[1]["zone"] == "rack-2");
+  CHECK(agents[1]["address"] == b->address());
+  CHECK(agents[1]["version"].get<std::string>().size() > 0);
+  // Without the token: nothing; a bad registration: 400 naming the field.
+  CHECK(http_get(supernode->address(), "/api/v1/agents").status == 401);
+  CHECK(http_request(supernode->address(), "POST", "/api/v1/agents?id=x&port=99999", auth).status ==
+        400);
+
+  // The CLI against an agent, then against the supernode with its token.
+  const auto run = [&](const std::vector<std::string>& args, const std::string& name) {
+    std::vector<std::string> argv = {cli_binary()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    Process cli(argv, dir.file(name + ".out"));
+    const auto status = cli.wait(30s);
+    return std::make_pair(status.value_or(-1), read_file(dir.file(name + ".out")));
+  };
+  const auto [agent_status, agent_out] =
+      run({"--server", "http://" + a->address(), "status"}, "s1");
+  CHECK(agent_status == 0);
+  CHECK(count_lines(agent_out, {"agent", "up"}) >= 1);
+  CHECK(count_lines(agent_out, {"cache", "of 64.0 MiB"}) == 1);
+  const auto [sn_status, sn_out] =
+      run({"--server", "http://" + supernode->address(), "--token-file", token, "status"}, "s2");
+  CHECK(sn_status == 0);
+  CHECK(count_lines(sn_out, {"agents", "2 known"}) == 1);
+  CHECK(count_lines(sn_out, {"rack-1", a->address()}) == 1);
+  const auto [refused, refused_out] =
+      run({"--server", "http://" + supernode->address(), "agents"}, "s3");
+  CHECK(refused == 1);
+  CHECK(count_lines(refused_out, {"401"}) == 1);
+  const auto [bad, bad_out] = run({"--server", "ftp://x", "status"}, "s4");
+  CHECK(bad == 2);
+}

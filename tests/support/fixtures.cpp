@@ -14,6 +14,7 @@ using namespace std::chrono_literals;
 
 std::string agent_binary() { return LS_AGENT_BIN; }
 std::string supernode_binary() { return LS_SUPERNODE_BIN; }
+std::string cli_binary() { return LS_CLI_BIN; }
 std::string testhooks_agent_binary() { return LS_TESTHOOKS_AGENT_BIN; }
 std::string source_dir() { return LS_SOURCE_DIR; }
 

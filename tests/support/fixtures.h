@@ -21,6 +21,7 @@ namespace layerswarm::test {
 // Paths baked in by CMake.
 std::string agent_binary();
 std::string supernode_binary();
+std::string cli_binary();
 // The agent built with test hooks (LAYERSWARM_TESTING_CORRUPT_UPLOADS=1: uploads corrupt pieces).
 std::string testhooks_agent_binary();
 std::string source_dir();

@@ -1,0 +1,173 @@
+// layerswarm: the command line for a running agent or supernode (docs/operations.md "CLI").
+//   layerswarm [--server URL] [--token-file FILE] status
+//   layerswarm [--server URL] --token-file FILE agents
+// --server defaults to the local agent, http://127.0.0.1:65001; a supernode needs its token.
+// Exit statuses: 0 done, 1 the server could not be asked or refused, 2 bad usage.
+#include <CLI/CLI.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "common/async.h"
+#include "common/encoding.h"
+#include "common/http_client.h"
+#include "common/json_config.h"
+#include "common/size.h"
+#include "common/url.h"
+#include "layerswarm_version.h"
+
+using namespace layerswarm;
+using nlohmann::json;
+
+namespace {
+
+struct Call {
+  Url server;
+  std::string token;
+  std::string path;
+  Result<std::string> body = Error(Errc::kInternal);
+};
+
+Task<void> fetch(HttpClient& client, Call& call) {
+  ClientRequest request;
+  request.url = call.server;
+  request.url.target = call.path;
+  if (!call.token.empty()) request.headers.add("Authorization", "Bearer " + call.token);
+  auto response = co_await client.send(std::move(request));
+  if (!response) {
+    call.body = response.error();
+    co_return;
+  }
+  const int status = (*response)->status;
+  auto body = co_await (*response)->read_all(16 << 20);
+  if (!body) {
+    call.body = body.error();
+  } else if (status != 200) {
+    call.body = Error(Errc::kUpstreamUnavailable, "the server answered " + std::to_string(status) +
+                                                      ": " + body->substr(0, 300));
+  } else {
+    call.body = std::move(*body);
+  }
+}
+
+// GET `path` on the server; the body, or an error.
+Result<json> get(const Url& server, const std::string& token, const std::string& path) {
+  asio::io_context ioc(1);
+  ClientOptions options;
+  options.connect_timeout = std::chrono::seconds(5);
+  options.read_timeout = std::chrono::seconds(20);
+  options.user_agent = std::string("layerswarm-cli/") + LAYERSWARM_VERSION;
+  HttpClient client(ioc.get_executor(), options);
+  Call call{server, token, path};
+  asio::co_spawn(ioc, fetch(client, call), asio::detached);
+  ioc.run();
+  if (!call.body) return call.body.error();
+  json j = json::parse(*call.body, nullptr, false);
+  if (j.is_discarded()) return Error(Errc::kBadUpstreamResponse, "the answer is not JSON");
+  return j;
+}
+
+double metric(const json& status, const char* name) {
+  const auto& m = status.value("metrics", json::object());
+  return m.contains(name) && m[name].is_number() ? m[name].get<double>() : 0;
+}
+
+std::string bytes(double v) { return format_size(static_cast<std::uint64_t>(v < 0 ? 0 : v)); }
+
+int print_agents(const json& agents) {
+  std::printf("%-28s %-24s %-12s %-9s %12s %12s %9s %s\n", "AGENT", "ADDRESS", "ZONE", "VERSION",
+              "CACHE", "CAPACITY", "DOWNLOADS", "LAST SEEN");
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  for (const auto& a : agents) {
+    const long long ago = (now - a.value("last_seen", 0LL)) / 1000;
+    std::printf("%-28s %-24s %-12s %-9s %12s %12s %9llu %llds ago\n", a.value("id", "").c_str(),
+                a.value("address", "").c_str(),
+                a.value("zone", "-").empty() ? "-" : a.value("zone", "-").c_str(),
+                a.value("version", "").c_str(), bytes(a.value("cache_bytes", 0.0)).c_str(),
+                bytes(a.value("cache_capacity", 0.0)).c_str(),
+                static_cast<unsigned long long>(a.value("downloads", 0ULL)), ago);
+  }
+  std::printf("%zu agents\n", agents.size());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"layerswarm: ask a running layerswarm agent or supernode"};
+  std::string server = "http://127.0.0.1:65001";
+  std::string token_file;
+  app.add_option("--server", server, "The agent's or supernode's URL (default the local agent)");
+  app.add_option("--token-file", token_file, "The cluster token (a supernode asks for it)");
+  app.require_subcommand(1);
+  auto* status_cmd = app.add_subcommand("status", "Cache use, transfers, swarm, known agents");
+  auto* agents_cmd = app.add_subcommand("agents", "The agents a supernode knows");
+  app.set_version_flag("--version", std::string("layerswarm ") + LAYERSWARM_VERSION);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  auto url = Url::parse(server);
+  if (!url) {
+    std::fprintf(stderr, "layerswarm: --server: %s\n", url.error().what().c_str());
+    return 2;
+  }
+  std::string token;
+  if (!token_file.empty()) {
+    auto t = read_secret_file(token_file);
+    if (!t) {
+      std::fprintf(stderr, "layerswarm: %s\n", t.error().what().c_str());
+      return 2;
+    }
+    token = *t;
+  }
+  if (*agents_cmd) {
+    auto agents = get(*url, token, "/api/v1/agents");
+    if (!agents) {
+      std::fprintf(stderr, "layerswarm: %s: %s\n", server.c_str(), agents.error().what().c_str());
+      return 1;
+    }
+    return print_agents(*agents);
+  }
+  (void)status_cmd;
+  auto status = get(*url, token, "/api/v1/status");
+  if (!status) {
+    std::fprintf(stderr, "layerswarm: %s: %s\n", server.c_str(), status.error().what().c_str());
+    return 1;
+  }
+  const json& s = *status;
+  const std::string role = s.value("role", "?");
+  std::printf("%s %s at %s, up %lld s\n", role.c_str(), s.value("version", "?").c_str(),
+              server.c_str(), s.value("uptime_seconds", 0LL));
+  const double used = metric(s, "layerswarm_cache_bytes");
+  const double capacity = metric(s, "layerswarm_cache_capacity_bytes");
+  std::printf("cache      %s of %s (%.0f%%)%s\n", bytes(used).c_str(), bytes(capacity).c_str(),
+              capacity > 0 ? 100 * used / capacity : 0.0,
+              metric(s, "layerswarm_cache_writable") > 0 ? "" : ", READ-ONLY (disk full)");
+  std::printf(
+      "transfers  %.0f downloads in flight; evicted %.0f, uncached %.0f, quarantined %.0f\n",
+      metric(s, "layerswarm_downloads_in_flight"), metric(s, "layerswarm_evicted_blobs_total"),
+      metric(s, "layerswarm_uncached_blobs_total"), metric(s, "layerswarm_corrupt_blobs_total"));
+  std::printf("swarm      %.0f chunk torrents, %.0f peer connections\n",
+              metric(s, "layerswarm_swarm_torrents"), metric(s, "layerswarm_swarm_peers"));
+  std::printf("upstreams  %.0f offline; %.0f digest mismatches\n",
+              metric(s, "layerswarm_upstreams_offline"),
+              metric(s, "layerswarm_digest_mismatches_total"));
+  if (role == "supernode") {
+    std::printf("agents     %.0f known; tracker: %.0f swarms, %.0f announces\n",
+                metric(s, "layerswarm_agents"), metric(s, "layerswarm_tracker_swarms"),
+                metric(s, "layerswarm_tracker_announces_total"));
+    auto agents = get(*url, token, "/api/v1/agents");
+    if (agents) {
+      std::printf("\n");
+      print_agents(*agents);
+    }
+  }
+  return 0;
+}
