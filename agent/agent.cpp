@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "agent/membership.h"
+#include "agent/pulls.h"
 #include "agent/seeder.h"
 #include "agent/supernode_link.h"
 #include "agent/swarm_source.h"
@@ -37,6 +38,7 @@ struct Agent::Impl {
   std::unique_ptr<Seeder> seeder;
   std::unique_ptr<SwarmSource> swarm_source;
   std::unique_ptr<mirror::MirrorNode> node;
+  std::unique_ptr<AgentFront> front;  // with a supernode: its pull requests (preheat)
 };
 
 namespace {
@@ -141,6 +143,10 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentConfig& config, asio::io
   if (!node) return node.error();
   impl->node = std::move(*node);
   if (impl->seeder) impl->seeder->start(impl->node->store());
+  if (options.via) {
+    impl->front = std::make_unique<AgentFront>(ioc.get_executor(), *impl->node, options.via->token);
+    impl->node->set_front(impl->front.get());
+  }
   impl->zone = config.zone;
   impl->register_timer = std::make_unique<asio::steady_timer>(ioc.get_executor());
   return std::unique_ptr<Agent>(new Agent(std::move(impl)));

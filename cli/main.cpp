@@ -1,8 +1,12 @@
 // layerswarm: the command line for a running agent or supernode (docs/operations.md "CLI").
 //   layerswarm [--server URL] [--token-file FILE] status
 //   layerswarm [--server URL] --token-file FILE agents
+//   layerswarm [--server URL] --token-file FILE preheat IMAGE [--platform P]... [--zone Z]
+//              [--agents ID,ID] [--share PERCENT] [--wait]
 // --server defaults to the local agent, http://127.0.0.1:65001; a supernode needs its token.
 // Exit statuses: 0 done, 1 the server could not be asked or refused, 2 bad usage.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -10,6 +14,8 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "common/async.h"
 #include "common/encoding.h"
@@ -28,11 +34,13 @@ struct Call {
   Url server;
   std::string token;
   std::string path;
+  std::string method = "GET";
   Result<std::string> body = Error(Errc::kInternal);
 };
 
 Task<void> fetch(HttpClient& client, Call& call) {
   ClientRequest request;
+  request.method = call.method;
   request.url = call.server;
   request.url.target = call.path;
   if (!call.token.empty()) request.headers.add("Authorization", "Bearer " + call.token);
@@ -45,7 +53,7 @@ Task<void> fetch(HttpClient& client, Call& call) {
   auto body = co_await (*response)->read_all(16 << 20);
   if (!body) {
     call.body = body.error();
-  } else if (status != 200) {
+  } else if (status != 200 && status != 202) {
     call.body = Error(Errc::kUpstreamUnavailable, "the server answered " + std::to_string(status) +
                                                       ": " + body->substr(0, 300));
   } else {
@@ -53,15 +61,16 @@ Task<void> fetch(HttpClient& client, Call& call) {
   }
 }
 
-// GET `path` on the server; the body, or an error.
-Result<json> get(const Url& server, const std::string& token, const std::string& path) {
+// `method` `path` on the server; the JSON body, or an error.
+Result<json> get(const Url& server, const std::string& token, const std::string& path,
+                 const std::string& method = "GET") {
   asio::io_context ioc(1);
   ClientOptions options;
   options.connect_timeout = std::chrono::seconds(5);
   options.read_timeout = std::chrono::seconds(20);
   options.user_agent = std::string("layerswarm-cli/") + LAYERSWARM_VERSION;
   HttpClient client(ioc.get_executor(), options);
-  Call call{server, token, path};
+  Call call{server, token, path, method};
   asio::co_spawn(ioc, fetch(client, call), asio::detached);
   ioc.run();
   if (!call.body) return call.body.error();
@@ -96,6 +105,57 @@ int print_agents(const json& agents) {
   return 0;
 }
 
+// Follows a preheat until it ends: a progress bar on a terminal, a line per change otherwise.
+int follow_preheat(const Url& server, const std::string& token, const std::string& id) {
+  const bool tty = ::isatty(STDOUT_FILENO) != 0;
+  std::string last;
+  for (int i = 0; i < 7200; ++i) {
+    auto s = get(server, token, "/api/v1/preheat/" + id);
+    if (!s) {
+      std::fprintf(stderr, "\nlayerswarm: %s\n", s.error().what().c_str());
+      return 1;
+    }
+    const std::string state = s->value("state", "?");
+    const auto& agents = s->value("agents", json::array());
+    double done = 0, total = 0;
+    for (const auto& a : agents) {
+      done += a.value("bytes_done", 0.0);
+      total += a.value("bytes_total", 0.0);
+    }
+    char line[256];
+    std::snprintf(line, sizeof line, "preheat %s: %s, %zu/%zu agents done, %s of %s", id.c_str(),
+                  state.c_str(), s->value("agents_done", std::size_t{0}), agents.size(),
+                  bytes(done).c_str(), bytes(total).c_str());
+    if (tty) {
+      const int width = 30;
+      const int filled = total > 0 ? static_cast<int>(width * done / total) : 0;
+      std::printf("\r[%s%s] %s", std::string(static_cast<std::size_t>(filled), '#').c_str(),
+                  std::string(static_cast<std::size_t>(width - filled), ' ').c_str(), line);
+      std::fflush(stdout);
+    } else if (line != last) {
+      std::printf("%s\n", line);
+      std::fflush(stdout);
+    }
+    last = line;
+    if (state == "done" || state == "failed") {
+      if (tty) std::printf("\n");
+      for (const auto& a : agents) {
+        if (a.value("state", "") == "failed") {
+          std::printf("  %s (%s): %s\n", a.value("id", "").c_str(), a.value("address", "").c_str(),
+                      a.value("error", "").c_str());
+        }
+      }
+      if (state == "failed" && !s->value("error", "").empty()) {
+        std::printf("  %s\n", s->value("error", "").c_str());
+      }
+      return state == "done" ? 0 : 1;
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));  // a poll interval, not a wait
+  }
+  std::fprintf(stderr, "layerswarm: preheat %s did not end in 2 hours\n", id.c_str());
+  return 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -107,6 +167,20 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   auto* status_cmd = app.add_subcommand("status", "Cache use, transfers, swarm, known agents");
   auto* agents_cmd = app.add_subcommand("agents", "The agents a supernode knows");
+  auto* preheat_cmd =
+      app.add_subcommand("preheat", "Fetch an image once and have agents pull it (supernode)");
+  std::string image, zone, agent_ids;
+  std::vector<std::string> platforms;
+  int share = 100;
+  bool wait = false;
+  preheat_cmd->add_option("image", image, "Image reference (registry/repo:tag or @digest)")
+      ->required();
+  preheat_cmd->add_option("--platform", platforms, "os/arch (repeatable; default every one)");
+  preheat_cmd->add_option("--zone", zone, "Only agents of this zone");
+  preheat_cmd->add_option("--agents", agent_ids, "Only these agents (ids, comma-separated)");
+  preheat_cmd->add_option("--share", share, "Percent of the matching agents")
+      ->check(CLI::Range(1, 100));
+  preheat_cmd->add_flag("--wait", wait, "Follow the preheat until it ends");
   app.set_version_flag("--version", std::string("layerswarm ") + LAYERSWARM_VERSION);
   try {
     app.parse(argc, argv);
@@ -126,6 +200,24 @@ int main(int argc, char** argv) {
       return 2;
     }
     token = *t;
+  }
+  if (*preheat_cmd) {
+    Url target = *url;
+    target.target = "/api/v1/preheat";
+    target.add_query("image", image);
+    for (const auto& p : platforms) target.add_query("platform", p);
+    if (!zone.empty()) target.add_query("zone", zone);
+    if (!agent_ids.empty()) target.add_query("agents", agent_ids);
+    if (share != 100) target.add_query("share", std::to_string(share));
+    auto started = get(*url, token, target.target, "POST");
+    if (!started) {
+      std::fprintf(stderr, "layerswarm: %s: %s\n", server.c_str(), started.error().what().c_str());
+      return 1;
+    }
+    const std::string id = started->value("id", "");
+    std::printf("preheat %s started\n", id.c_str());
+    std::fflush(stdout);
+    return wait ? follow_preheat(*url, token, id) : 0;
   }
   if (*agents_cmd) {
     auto agents = get(*url, token, "/api/v1/agents");

@@ -1,5 +1,6 @@
 #include "common/encoding.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include <cctype>
@@ -43,6 +44,13 @@ std::optional<BasicCredentials> decode_basic_credentials(std::string_view base64
   const auto colon = decoded ? decoded->find(':') : std::string::npos;
   if (colon == std::string::npos) return std::nullopt;
   return BasicCredentials{decoded->substr(0, colon), decoded->substr(colon + 1)};
+}
+
+bool carries_token(std::string_view authorization, std::string_view token) {
+  constexpr std::string_view kBearer = "Bearer ";
+  if (token.empty() || authorization.size() != kBearer.size() + token.size()) return false;
+  if (authorization.substr(0, kBearer.size()) != kBearer) return false;
+  return CRYPTO_memcmp(authorization.data() + kBearer.size(), token.data(), token.size()) == 0;
 }
 
 }  // namespace layerswarm

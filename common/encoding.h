@@ -19,4 +19,8 @@ struct BasicCredentials {
 // fields carry them; nullopt when the text is not base64 or holds no colon.
 std::optional<BasicCredentials> decode_basic_credentials(std::string_view base64);
 
+// Whether `authorization` (a request's Authorization header) carries the cluster `token`:
+// "Bearer <token>", compared in constant time. An empty token matches nothing.
+bool carries_token(std::string_view authorization, std::string_view token);
+
 }  // namespace layerswarm

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <charconv>
 
+#include "common/reference.h"
+
 namespace layerswarm {
 
 Result<Url> Url::parse(std::string_view text) {
@@ -122,6 +124,20 @@ Result<std::string> with_port(std::string_view address, int port) {
     return Error(Errc::kConfigInvalid, "bad port " + std::to_string(port));
   }
   return std::string(address.substr(0, colon + 1)) + std::to_string(port);
+}
+
+std::vector<std::pair<std::string, std::string>> query_params(std::string_view query) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (int i = 0; i < 256 && !query.empty(); ++i) {
+    const auto amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    const auto eq = pair.find('=');
+    auto key = percent_decode(pair.substr(0, eq));
+    auto value = percent_decode(eq == std::string_view::npos ? "" : pair.substr(eq + 1));
+    if (key && value && !key->empty()) out.emplace_back(std::move(*key), std::move(*value));
+  }
+  return out;
 }
 
 }  // namespace layerswarm

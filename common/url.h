@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/result.h"
 
@@ -34,6 +36,10 @@ struct Url {
 };
 
 std::string percent_encode(std::string_view s);
+
+// The key=value pairs of a query string (after '?'), decoded, in order; at most 256. A pair
+// with a malformed escape is dropped.
+std::vector<std::pair<std::string, std::string>> query_params(std::string_view query);
 
 // "host:port" (or "[v6]:port") with its port replaced. Errors: kConfigInvalid (no port, or
 // `port` outside 0..65535).

@@ -17,18 +17,12 @@
 #include "common/pki.h"
 #include "common/swarm_protocol.h"
 #include "supernode/agents.h"
+#include "supernode/preheat.h"
 #include "supernode/publisher.h"
 #include "supernode/site.h"
 #include "supernode/tracker.h"
 
 namespace layerswarm::supernode {
-
-bool carries_token(std::string_view authorization, std::string_view token) {
-  constexpr std::string_view kBearer = "Bearer ";
-  if (token.empty() || authorization.size() != kBearer.size() + token.size()) return false;
-  if (authorization.substr(0, kBearer.size()) != kBearer) return false;
-  return CRYPTO_memcmp(authorization.data() + kBearer.size(), token.data(), token.size()) == 0;
-}
 
 namespace {
 
@@ -87,6 +81,11 @@ class Front final : public HttpHandler {
       log_request(log);
       co_return;
     }
+    if (path == "/api/v1/preheat" || path.starts_with("/api/v1/preheat/")) {
+      co_await preheat(request, path, out, log);
+      log_request(log);
+      co_return;
+    }
     if (path == "/api/v1/agents") {
       co_await agents(request, out, log);
       // Registrations come every 30 s from every agent: logged only when refused.
@@ -114,10 +113,47 @@ class Front final : public HttpHandler {
   }
 
   const Tracker& tracker() const { return tracker_; }
+  const AgentRegistry& registry() const { return agents_; }
+  void set_preheater(Preheater* preheater) { preheater_ = preheater; }
   // Agents registered in the last AgentRegistry::kGone.
   std::size_t known_agents() const { return agents_.live(std::chrono::system_clock::now()); }
 
  private:
+  // POST starts a preheat, GET /api/v1/preheat/<id> reports it (docs/operations.md "Preheat").
+  Task<void> preheat(const HttpRequest& request, const std::string& path, ResponseWriter& out,
+                     RequestLog& log) {
+    ResponseHead head;
+    head.headers.add("Content-Type", "application/json");
+    if (path == "/api/v1/preheat" && request.method == "POST" && preheater_) {
+      const auto q = request.target.find('?');
+      auto parsed =
+          parse_preheat(q == std::string::npos ? std::string_view()
+                                               : std::string_view(request.target).substr(q + 1));
+      Result<std::string> id =
+          parsed ? preheater_->start(std::move(*parsed)) : Result<std::string>(parsed.error());
+      if (!id) {
+        co_await mirror::send_error(out, id.error(), log);
+        co_return;
+      }
+      head.status = 202;
+      const std::string body = nlohmann::json{{"id", *id}}.dump();
+      co_await mirror::send_body(out, std::move(head), body, log);
+      co_return;
+    }
+    if (request.method == "GET" && preheater_ && path.size() > 16) {
+      if (auto status = preheater_->status(path.substr(16))) {
+        co_await mirror::send_body(out, std::move(head), *status, log);
+        co_return;
+      }
+      Error unknown(Errc::kNotFound, "no such preheat");
+      co_await mirror::send_error(out, std::move(unknown), log);
+      co_return;
+    }
+    Error wrong(Errc::kMethodNotAllowed,
+                "POST /api/v1/preheat?image=... or GET /api/v1/preheat/<id>");
+    co_await mirror::send_error(out, std::move(wrong), log);
+  }
+
   // POST registers an agent, GET lists them (docs/operations.md "Agents").
   Task<void> agents(const HttpRequest& request, ResponseWriter& out, RequestLog& log) {
     const auto now = std::chrono::system_clock::now();
@@ -221,6 +257,7 @@ class Front final : public HttpHandler {
   const SiteAuthority* site_;
   Tracker tracker_;
   AgentRegistry agents_;
+  Preheater* preheater_ = nullptr;
 };
 
 PublisherOptions publisher_options(const SupernodeConfig& config, std::string root_cert) {
@@ -241,6 +278,7 @@ struct Supernode::Impl {
   std::unique_ptr<p2p::Swarm> swarm;
   std::unique_ptr<Publisher> publisher;
   std::unique_ptr<Front> front;
+  std::unique_ptr<Preheater> preheater;
 };
 
 Supernode::Supernode(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -300,6 +338,9 @@ Result<std::unique_ptr<Supernode>> Supernode::create(const SupernodeConfig& conf
   impl->front = std::make_unique<Front>(impl->node->mirror(), *impl->publisher, *token,
                                         impl->site ? &*impl->site : nullptr);
   impl->node->set_front(impl->front.get());
+  impl->preheater =
+      std::make_unique<Preheater>(ioc.get_executor(), *impl->node, impl->front->registry(), *token);
+  impl->front->set_preheater(impl->preheater.get());
   // Sampled at each scrape (docs/operations.md "Metrics").
   Metrics& m = Metrics::get();
   Front* front = impl->front.get();

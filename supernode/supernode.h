@@ -21,10 +21,6 @@ class io_context;
 
 namespace layerswarm::supernode {
 
-// Whether `authorization` (a request's Authorization header) carries `token`: "Bearer <token>",
-// compared in constant time.
-bool carries_token(std::string_view authorization, std::string_view token);
-
 class Supernode {
  public:
   // Reads the token file, opens the store, binds the listeners. Errors: kConfigInvalid,

@@ -111,6 +111,7 @@ struct MirrorNode::Impl {
   Dispatch dispatch;
   HttpServer server;
   asio::steady_timer sweep_timer;
+  std::unique_ptr<ImageFetcher> images;
   std::unique_ptr<Pinner> pinner;
   std::unique_ptr<OperationsHandler> operations;
   std::unique_ptr<HttpServer> metrics_server;
@@ -212,9 +213,11 @@ Result<std::unique_ptr<MirrorNode>> MirrorNode::create(const NodeOptions& option
   Counters* counters = &impl->counters;
   impl->store->on_quarantine([counters] { ++counters->corrupt_blobs; });
   if (auto s = impl->keeper.start(); !s) return s.error();
+  impl->images =
+      std::make_unique<ImageFetcher>(ioc.get_executor(), impl->via ? *impl->via : impl->direct,
+                                     impl->manifests, impl->fetcher, *impl->store);
   impl->pinner = std::make_unique<Pinner>(
-      ioc.get_executor(), impl->via ? *impl->via : impl->direct, impl->manifests, impl->fetcher,
-      *impl->store,
+      ioc.get_executor(), *impl->images, *impl->store,
       PinnerOptions{options.mirror.cache.pins, options.mirror.cache.pin_refresh,
                     impl->keeper.budget()},
       [](const Error& e) { request_fatal_exit(e); });
@@ -249,6 +252,7 @@ Store& MirrorNode::store() { return *impl_->store; }
 asio::thread_pool& MirrorNode::pool() { return impl_->pool; }
 BlobFetcher& MirrorNode::fetcher() { return impl_->fetcher; }
 BlobService& MirrorNode::blobs() { return impl_->blobs; }
+ImageFetcher& MirrorNode::images() { return *impl_->images; }
 
 Result<BlobLocator> MirrorNode::locate(std::string_view registry, std::string_view name,
                                        const Digest& digest) {

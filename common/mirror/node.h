@@ -31,6 +31,7 @@ class Store;
 namespace layerswarm::mirror {
 
 class BlobService;
+class ImageFetcher;
 
 class BlobFetcher;
 class ManifestService;
@@ -85,6 +86,8 @@ class MirrorNode {
   asio::thread_pool& pool();
   BlobFetcher& fetcher();
   BlobService& blobs();
+  // Resolving images and fetching their blobs into the cache (pins, preheat).
+  ImageFetcher& images();
   // The canonical blob a request names: `registry` as requested ("" for the default),
   // `name` as requested. Errors: those of Upstreams::resolve.
   Result<BlobLocator> locate(std::string_view registry, std::string_view name,

@@ -42,22 +42,18 @@ bool platform_wanted(const std::vector<std::string>& wanted, const std::string& 
 
 }  // namespace
 
-// What one pass found: every digest to pin, the tags, the blobs to fetch and their bytes.
-struct Pinner::Found {
-  std::vector<Digest> digests;
-  std::vector<std::string> tags;
-  std::vector<std::pair<BlobLocator, std::uint64_t>> blobs;
-  std::set<std::string> seen;
-  std::uint64_t blob_bytes = 0;
-};
-
-Pinner::Pinner(asio::any_io_executor executor, Upstreams& upstreams, ManifestService& manifests,
-               BlobFetcher& fetcher, Store& store, PinnerOptions options,
-               std::function<void(const Error&)> fatal)
+ImageFetcher::ImageFetcher(asio::any_io_executor executor, Upstreams& upstreams,
+                           ManifestService& manifests, BlobFetcher& fetcher, Store& store)
     : executor_(executor),
       upstreams_(upstreams),
       manifests_(manifests),
       fetcher_(fetcher),
+      store_(store) {}
+
+Pinner::Pinner(asio::any_io_executor executor, ImageFetcher& images, Store& store,
+               PinnerOptions options, std::function<void(const Error&)> fatal)
+    : executor_(executor),
+      images_(images),
       store_(store),
       options_(std::move(options)),
       fatal_(std::move(fatal)),
@@ -93,10 +89,10 @@ Task<void> Pinner::loop() {
 
 Task<Status> Pinner::pass(bool first) {
   std::weak_ptr<bool> alive = alive_;
-  Found found;
+  ImageContents found;
   Status resolved;
   for (const PinSpec& pin : options_.pins) {
-    Status s = co_await resolve(pin, found);
+    Status s = co_await images_.resolve(pin, found);
     if (alive.expired()) co_return Error(Errc::kShuttingDown);
     if (!s) {
       LOG_WARN("cache.pins: {}: {}; keeping what is cached and trying again later", pin.image.str(),
@@ -120,7 +116,7 @@ Task<Status> Pinner::pass(bool first) {
   Status fetched;
   for (const auto& [blob, size] : found.blobs) {
     (void)size;
-    Status s = co_await ensure_blob(blob);
+    Status s = co_await images_.ensure(blob);
     if (alive.expired()) co_return Error(Errc::kShuttingDown);
     if (!s) {
       LOG_WARN("cache.pins: blob {} of {}: {}; trying again later", blob.digest.str(),
@@ -140,7 +136,7 @@ Task<Status> Pinner::pass(bool first) {
   co_return resolved ? fetched : resolved;
 }
 
-Task<Status> Pinner::resolve(const PinSpec& pin, Found& found) {
+Task<Status> ImageFetcher::resolve(const PinSpec& pin, ImageContents& found) {
   auto target = upstreams_.resolve(pin.image.registry);
   if (!target) co_return target.error();
   const std::string repository = canonical_name(target->registry, pin.image.name);
@@ -155,9 +151,10 @@ Task<Status> Pinner::resolve(const PinSpec& pin, Found& found) {
   co_return co_await resolve_manifest(*target, repository, *answer, pin, found, 0);
 }
 
-Task<Status> Pinner::resolve_manifest(const UpstreamTarget& target, const std::string& repository,
-                                      const ManifestAnswer& answer, const PinSpec& pin,
-                                      Found& found, int depth) {
+Task<Status> ImageFetcher::resolve_manifest(const UpstreamTarget& target,
+                                            const std::string& repository,
+                                            const ManifestAnswer& answer, const PinSpec& pin,
+                                            ImageContents& found, int depth) {
   if (!found.seen.insert(answer.digest.str()).second) co_return Status{};
   found.digests.push_back(answer.digest);
   const json doc = json::parse(answer.manifest.bytes, nullptr, false);
@@ -214,7 +211,7 @@ Task<Status> Pinner::resolve_manifest(const UpstreamTarget& target, const std::s
   co_return Status{};
 }
 
-Task<Status> Pinner::ensure_blob(const BlobLocator& blob) {
+Task<Status> ImageFetcher::ensure(const BlobLocator& blob) {
   if (store_.blob_size(blob.digest)) co_return Status{};
   std::shared_ptr<BlobFetch> fetch = fetcher_.join(blob);
   std::uint64_t seen = 0;

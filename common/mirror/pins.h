@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,10 +34,43 @@ struct PinnerOptions {
   std::optional<std::uint64_t> budget;  // bytes (CacheKeeper::budget)
 };
 
+// What an image reference resolves to: its manifests and blobs.
+struct ImageContents {
+  std::vector<Digest> digests;                               // manifests and blobs
+  std::vector<std::string> tags;                             // "<registry>|<repository>|<tag>"
+  std::vector<std::pair<BlobLocator, std::uint64_t>> blobs;  // with their sizes
+  std::set<std::string> seen;
+  std::uint64_t blob_bytes = 0;
+};
+
+// Resolves images through the node's manifest service and brings their blobs into the cache
+// through its fetcher: what pins and preheats use.
+class ImageFetcher {
+ public:
+  ImageFetcher(asio::any_io_executor executor, Upstreams& upstreams, ManifestService& manifests,
+               BlobFetcher& fetcher, Store& store);
+  // Adds `image`'s manifests (an index's children for the platforms asked) and blobs to `out`.
+  // Errors: the manifest service's, kManifestInvalid, kManifestUnknown (no platform matched).
+  Task<Status> resolve(const PinSpec& image, ImageContents& out);
+  // The blob is in the cache afterwards (downloaded through the node's sources when absent).
+  // Errors: the download's, kTimeout (no progress for 2 minutes), kStorage (no room).
+  Task<Status> ensure(const BlobLocator& blob);
+
+ private:
+  Task<Status> resolve_manifest(const UpstreamTarget& target, const std::string& repository,
+                                const ManifestAnswer& answer, const PinSpec& pin,
+                                ImageContents& found, int depth);
+
+  asio::any_io_executor executor_;
+  Upstreams& upstreams_;
+  ManifestService& manifests_;
+  BlobFetcher& fetcher_;
+  Store& store_;
+};
+
 class Pinner {
  public:
-  Pinner(asio::any_io_executor executor, Upstreams& upstreams, ManifestService& manifests,
-         BlobFetcher& fetcher, Store& store, PinnerOptions options,
+  Pinner(asio::any_io_executor executor, ImageFetcher& images, Store& store, PinnerOptions options,
          std::function<void(const Error&)> fatal);
   ~Pinner();
   void start();
@@ -45,21 +79,12 @@ class Pinner {
   // What the last pass pinned.
   std::uint64_t pinned_bytes() const { return pinned_bytes_; }
 
-  struct Found;
-
  private:
   Task<void> loop();
   Task<Status> pass(bool first);
-  Task<Status> resolve(const PinSpec& pin, Found& found);
-  Task<Status> resolve_manifest(const UpstreamTarget& target, const std::string& repository,
-                                const ManifestAnswer& answer, const PinSpec& pin, Found& found,
-                                int depth);
-  Task<Status> ensure_blob(const BlobLocator& blob);
 
   asio::any_io_executor executor_;
-  Upstreams& upstreams_;
-  ManifestService& manifests_;
-  BlobFetcher& fetcher_;
+  ImageFetcher& images_;
   Store& store_;
   PinnerOptions options_;
   std::function<void(const Error&)> fatal_;

@@ -265,3 +265,56 @@ TEST_CASE("agents register with the supernode; the layerswarm CLI shows both",
   const auto [bad, bad_out] = run({"--server", "ftp://x", "status"}, "s4");
   CHECK(bad == 2);
 }
+
+TEST_CASE("preheat: fetched once, pulled by the agents of one zone, followed by the CLI",
+          "[integration][operations]") {
+  TempDir dir;
+  Registry upstream(dir);
+  const Image image = make_image(dir, "app", {"--layer", "3M", "--layer", "2M"});
+  push_image(dir, image, upstream, "ops/app:v1");
+  const std::string token = token_file(dir);
+  auto supernode = start_supernode(dir, upstream.url(), kSmallChunks);
+  auto a =
+      start_agent(dir, upstream.url(), supernode->address(), "a", token, R"({"zone": "rack-1"})");
+  auto b =
+      start_agent(dir, upstream.url(), supernode->address(), "b", token, R"({"zone": "rack-1"})");
+  auto c =
+      start_agent(dir, upstream.url(), supernode->address(), "c", token, R"({"zone": "rack-2"})");
+  const HeaderList auth = {{"Authorization", std::string("Bearer ") + kToken}};
+  REQUIRE(wait_until(
+      [&] {
+        const auto r = http_get(supernode->address(), "/api/v1/agents", auth);
+        const json j = json::parse(r.body, nullptr, false);
+        return j.is_array() && j.size() == 3;
+      },
+      20s, 50ms));
+
+  Process cli({cli_binary(), "--server", "http://" + supernode->address(), "--token-file", token,
+               "preheat", "ops/app:v1", "--zone", "rack-1", "--wait"},
+              dir.file("preheat.out"));
+  const auto status = cli.wait(120s);
+  const std::string out = read_file(dir.file("preheat.out"));
+  INFO(out);
+  REQUIRE(status);
+  CHECK(*status == 0);
+  CHECK(count_lines(out, {"preheat", "done, 2/2 agents done"}) == 1);
+  // rack-1's agents hold every blob; rack-2's holds none; the upstream sent each blob once.
+  for (const auto& blob : image.summary["blobs"]) {
+    const std::string digest = blob["digest"];
+    if (blob["mediaType"].get<std::string>().find("manifest") != std::string::npos) continue;
+    INFO(digest);
+    CHECK(wait_until([&] { return a->blob_file_exists(digest) && b->blob_file_exists(digest); },
+                     10s));
+    CHECK_FALSE(c->blob_file_exists(digest));
+    CHECK(upstream.requests("GET", "/v2/ops/app/blobs/" + digest) == 1);
+  }
+  // A pull afterwards is served from the cache.
+  REQUIRE(pull_to_dir(dir, a->address(), "ops/app:v1", "after") == 0);
+  CHECK(a->log_lines({"source=cache", "blobs/"}) >= 2);
+  // Bad requests are refused with the field named.
+  const auto bad = http_request(supernode->address(), "POST", "/api/v1/preheat?image=UPPER", auth);
+  CHECK(bad.status == 400);
+  CHECK(http_get(supernode->address(), "/api/v1/preheat/nope", auth).status == 404);
+  // Only the supernode (holding the token) may ask an agent to pull.
+  CHECK(http_request(a->address(), "POST", "/api/v1/pull?job=x&image=ops/app:v1").status == 403);
+}

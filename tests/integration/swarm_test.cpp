@@ -134,6 +134,15 @@ TEST_CASE("a cache of many chunk torrents holds no descriptors while nobody want
   const pid_t pid = agent->process().pid();
   const auto [soft, hard] = fd_limits(pid);
   CHECK(soft == hard);  // raised at start
+  // Idle means registered with the supernode (that connection stays open between the
+  // registrations, every 30 s).
+  REQUIRE(wait_until(
+      [&] {
+        const auto r = http_get(supernode->address(), "/api/v1/agents",
+                                {{"Authorization", std::string("Bearer ") + kToken}});
+        return r.status == 200 && r.body.find(agent->address()) != std::string::npos;
+      },
+      20s, 50ms));
   const int idle_fds = open_fds(pid);
   std::atomic<int> peak{0};
   std::atomic<bool> done{false};
