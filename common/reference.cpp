@@ -111,7 +111,8 @@ bool is_valid_registry_host(std::string_view host) {
   if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), is_digit)) {
     return false;
   }
-  return std::stoul(std::string(port)) <= 65535;
+  const unsigned long n = std::stoul(std::string(port));
+  return n >= 1 && n <= 65535;  // port 0 names no server (fuzz_config found it crashing lookups)
 }
 
 std::string canonical_registry(std::string_view host) {

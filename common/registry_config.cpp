@@ -12,10 +12,13 @@ using nlohmann::json;
 
 namespace {
 
+// Callers pass names that is_valid_registry_host() accepted, which Url::parse accepts too; a
+// name it would not parse keeps an empty URL (requests to it fail) rather than throwing.
 RegistryEntry default_entry(const std::string& name) {
   RegistryEntry e;
   e.name = name;
-  e.url = *Url::parse(name == "docker.io" ? "https://registry-1.docker.io" : "https://" + name);
+  auto url = Url::parse(name == "docker.io" ? "https://registry-1.docker.io" : "https://" + name);
+  if (url) e.url = std::move(*url);
   return e;
 }
 

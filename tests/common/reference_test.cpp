@@ -35,7 +35,8 @@ TEST_CASE("registry hosts", "[unit][reference]") {
     INFO(ok);
     CHECK(is_valid_registry_host(ok));
   }
-  for (const char* bad : {"", "a b", "reg:", "reg:99999", "reg:x", ".reg", "reg.", "a..b", "[::1",
+  for (const char* bad : {"", "a b", "reg:", "reg:99999", "reg:0", "reg:000", "[::1]:0", "reg:x",
+                          ".reg", "reg.", "a..b", "[::1",
                           "UPPER.io", "a/b"}) {
     INFO(bad);
     CHECK_FALSE(is_valid_registry_host(bad));

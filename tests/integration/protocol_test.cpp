@@ -48,6 +48,9 @@ TEST_CASE("ping, errors and grammar", "[integration][protocol]") {
       {"PATCH", "/v2/a/blobs/uploads/1234", 405, "UNSUPPORTED"},
       {"GET", "/v2/_catalog", 405, "UNSUPPORTED"},
       {"GET", "/v2/a/manifests/v1?ns=bad%zz", 400, "NAME_INVALID"},
+      // Port 0 once passed the grammar and crashed the registry lookup (fuzz_config).
+      {"GET", "/v2/a/manifests/v1?ns=example.com:0", 400, "NAME_INVALID"},
+      {"GET", "/v2/example.com:000/a/blobs/" + d, 400, "NAME_INVALID"},
   };
   for (const auto& c : cases) {
     INFO(c.method << " " << c.target);
