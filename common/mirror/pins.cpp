@@ -61,8 +61,22 @@ Pinner::Pinner(asio::any_io_executor executor, ImageFetcher& images, Store& stor
 
 Pinner::~Pinner() { stop(); }
 
+std::optional<std::string> ImageFetcher::tag_key(const ImageReference& image) {
+  if (image.digest || image.tag.empty()) return std::nullopt;
+  auto target = upstreams_.resolve(image.registry);
+  if (!target) return std::nullopt;
+  return target->registry + "|" + canonical_name(target->registry, image.name) + "|" + image.tag;
+}
+
 void Pinner::start() {
   if (options_.pins.empty()) return;
+  // The pinned tags are known from the configuration: a node restarted while offline serves
+  // them past max_stale from the first request, before any pass resolved them.
+  std::vector<std::string> tags;
+  for (const auto& pin : options_.pins) {
+    if (auto key = images_.tag_key(pin.image)) tags.push_back(std::move(*key));
+  }
+  store_.set_pinned({}, std::move(tags));
   asio::co_spawn(executor_, loop(), asio::detached);
 }
 
@@ -93,6 +107,8 @@ Task<Status> Pinner::pass(bool first) {
   Status resolved;
   for (const PinSpec& pin : options_.pins) {
     Status s = co_await images_.resolve(pin, found);
+    // Whatever a tag resolved to so far is pinned at once (a pass may stop at a later pin).
+    for (const auto& d : found.digests) store_.add_pinned(d);
     if (alive.expired()) co_return Error(Errc::kShuttingDown);
     if (!s) {
       LOG_WARN("cache.pins: {}: {}; keeping what is cached and trying again later", pin.image.str(),

@@ -55,6 +55,9 @@ class ImageFetcher {
   // The blob is in the cache afterwards (downloaded through the node's sources when absent).
   // Errors: the download's, kTimeout (no progress for 2 minutes), kStorage (no room).
   Task<Status> ensure(const BlobLocator& blob);
+  // The store's key of a tag reference ("<registry>|<repository>|<tag>"); nullopt for a
+  // reference by digest or a registry that cannot be resolved.
+  std::optional<std::string> tag_key(const ImageReference& image);
 
  private:
   Task<Status> resolve_manifest(const UpstreamTarget& target, const std::string& repository,

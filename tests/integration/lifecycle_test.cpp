@@ -290,6 +290,15 @@ TEST_CASE("pins are fetched at start, never evicted, and pulled by tag offline p
   REQUIRE(agent.stop() == 0);
   CHECK(counter(agent, "upstreams_offline") >= 1);
   CHECK(counter(agent, "offline_episodes") >= 1);
+  // Restarted while still offline (an edge node rebooting): the pinned tag is served from the
+  // first request, before any pin pass could resolve it.
+  agent.start();
+  auto again = http_get(agent.address(), "/v2/edge/pinned/manifests/v1", accept);
+  CHECK(again.status == 200);
+  CHECK(again.header("docker-content-digest") == pinned.digest());
+  for (int i = 4; i <= 6; ++i) {
+    CHECK(http_get(agent.address(), blob_target("edge/pinned", blobs[i]["digest"])).status == 200);
+  }
 }
 
 TEST_CASE("a pin set larger than the disk budget stops the agent with a configuration error",
