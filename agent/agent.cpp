@@ -12,8 +12,10 @@
 #include "common/json_config.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/mirror/blob_fetch.h"
 #include "common/mirror/node.h"
 #include "common/p2p/swarm.h"
+#include "common/store.h"
 #include "common/url.h"
 #include "layerswarm_version.h"
 
@@ -173,18 +175,11 @@ Task<void> Agent::Impl::register_loop() {
   bool warned = false;
   for (long i = 0; i < (1L << 40); ++i) {
     if (watch.expired() || !*alive) co_return;
-    auto sample = [](const char* name) {
-      for (const auto& [n, v] : Metrics::get().snapshot()) {
-        if (n == name) return static_cast<std::uint64_t>(v);
-      }
-      return std::uint64_t{0};
-    };
-    const std::string target =
-        "/api/v1/agents?id=" + percent_encode(id) + "&port=" + port +
-        "&zone=" + percent_encode(zone) + "&version=" + LAYERSWARM_VERSION +
-        "&cache_bytes=" + std::to_string(sample("layerswarm_cache_bytes")) +
-        "&cache_capacity=" + std::to_string(sample("layerswarm_cache_capacity_bytes")) +
-        "&downloads=" + std::to_string(sample("layerswarm_downloads_in_flight"));
+    const std::string target = "/api/v1/agents?id=" + percent_encode(id) + "&port=" + port +
+                               "&zone=" + percent_encode(zone) + "&version=" + LAYERSWARM_VERSION +
+                               "&cache_bytes=" + std::to_string(node->store().used_bytes()) +
+                               "&cache_capacity=" + std::to_string(node->cache_capacity()) +
+                               "&downloads=" + std::to_string(node->fetcher().in_flight());
     Headers none;
     auto answer = co_await link->post(target, std::move(none), 64 << 10);
     if (watch.expired() || !*alive) co_return;

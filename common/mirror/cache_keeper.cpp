@@ -95,6 +95,12 @@ Status CacheKeeper::start() {
   return {};
 }
 
+std::uint64_t CacheKeeper::capacity() const {
+  if (budget_) return *budget_;
+  const auto disk = disk_of(store_.dir());
+  return disk ? disk->total : 0;
+}
+
 void CacheKeeper::stop() {
   *alive_ = false;
   if (timer_) timer_->cancel();

@@ -44,6 +44,8 @@ class CacheKeeper {
   // Bytes, or nullopt without a budget.
   std::optional<std::uint64_t> budget() const { return budget_; }
   std::uint64_t evict_target() const { return evict_target_; }
+  // The budget, or the filesystem's size without one (0 when it cannot be read).
+  std::uint64_t capacity() const;
 
   // Room set aside for a download in progress; given back when destroyed.
   class Reservation {

@@ -1,7 +1,5 @@
 #include "common/mirror/node.h"
 
-#include <sys/statvfs.h>
-
 #include <boost/asio/io_context.hpp>
 
 #include "common/duration.h"
@@ -162,15 +160,10 @@ void MirrorNode::Impl::register_metrics() {
   Counters* c = &counters;
   gauge("layerswarm_cache_bytes", "Bytes of cached blobs and manifests",
         [st] { return static_cast<double>(st->used_bytes()); });
-  const std::optional<std::uint64_t> budget = keeper.budget();
-  const std::string dir = options.data_dir;
+  CacheKeeper* k = &keeper;
   gauge("layerswarm_cache_capacity_bytes",
-        "The cache's budget (cache.max_size), or its filesystem's size without one", [budget, dir] {
-          if (budget) return static_cast<double>(*budget);
-          struct statvfs v {};
-          if (::statvfs(dir.c_str(), &v) != 0) return 0.0;
-          return static_cast<double>(v.f_blocks) * static_cast<double>(v.f_frsize);
-        });
+        "The cache's budget (cache.max_size), or its filesystem's size without one",
+        [k] { return static_cast<double>(k->capacity()); });
   gauge("layerswarm_cache_writable",
         "1 when the cache stores new content (0: read-only, full disk)",
         [st] { return st->writable() ? 1.0 : 0.0; });
@@ -253,6 +246,7 @@ asio::thread_pool& MirrorNode::pool() { return impl_->pool; }
 BlobFetcher& MirrorNode::fetcher() { return impl_->fetcher; }
 BlobService& MirrorNode::blobs() { return impl_->blobs; }
 ImageFetcher& MirrorNode::images() { return *impl_->images; }
+std::uint64_t MirrorNode::cache_capacity() const { return impl_->keeper.capacity(); }
 
 Result<BlobLocator> MirrorNode::locate(std::string_view registry, std::string_view name,
                                        const Digest& digest) {

@@ -88,6 +88,8 @@ class MirrorNode {
   BlobService& blobs();
   // Resolving images and fetching their blobs into the cache (pins, preheat).
   ImageFetcher& images();
+  // The cache's budget, or its filesystem's size without one (CacheKeeper::capacity).
+  std::uint64_t cache_capacity() const;
   // The canonical blob a request names: `registry` as requested ("" for the default),
   // `name` as requested. Errors: those of Upstreams::resolve.
   Result<BlobLocator> locate(std::string_view registry, std::string_view name,
