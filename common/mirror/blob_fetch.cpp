@@ -244,21 +244,30 @@ void BlobFetcher::go_uncached(BlobFetch& fetch, const Digest& digest, std::uint6
 }
 
 Task<void> BlobFetcher::wait_for_readers(BlobFetch& fetch) {
-  auto trim = [&] {
+  // Where the slowest reader is; the bytes before it are no longer needed.
+  auto consumed_to = [&] {
     std::uint64_t keep_from = fetch.window_end();
     for (const std::uint64_t* p : fetch.readers_) keep_from = std::min(keep_from, *p);
-    keep_from = std::max(keep_from, fetch.window_base_);
-    fetch.window_.erase(0, static_cast<std::size_t>(keep_from - fetch.window_base_));
+    return std::max(keep_from, fetch.window_base_);
+  };
+  // Drops the consumed bytes once they are half a window (or all of it): moving the rest
+  // forward after every read would copy the window over and over.
+  auto trim = [&] {
+    const std::uint64_t keep_from = consumed_to();
+    const auto drop = static_cast<std::size_t>(keep_from - fetch.window_base_);
+    if (drop < fetch.window_.size() && drop < options_.window_size / 2) return;
+    fetch.window_.erase(0, drop);
     fetch.window_base_ = keep_from;
   };
+  auto full = [&] { return fetch.window_end() - consumed_to() >= options_.window_size; };
   trim();
   const SteadyTime deadline = deadline_after(options_.reader_wait);
-  for (int i = 0; i < 1'000'000 && fetch.window_.size() >= options_.window_size; ++i) {
+  for (int i = 0; i < 1'000'000 && full(); ++i) {
     const bool woken = co_await fetch.consumed_.wait_until(deadline);
     if (!woken) break;
     trim();
   }
-  if (fetch.window_.size() >= options_.window_size) {
+  if (full()) {
     // The slowest reader stopped reading: it is left behind (its response aborts).
     fetch.window_base_ += fetch.window_.size();
     fetch.window_.clear();

@@ -206,30 +206,25 @@ Task<void> BlobService::stream(BlobFetch& fetch, std::uint64_t& pos, std::uint64
     }
     const std::uint64_t limit =
         state == BlobFetch::State::kVerified ? end : std::min(end - 1, fetch.available());
-    if (pos < limit && fetch.uncached() && pos >= fetch.file_limit()) {
-      if (pos < fetch.window_begin()) {
-        // Too slow for an uncached download: its bytes are gone.
-        ++counters_.aborted_responses;
-        log.error = "aborted: the client fell behind an uncached download";
-        out.abort();
-        co_return;
-      }
-      // A copy: the window may move while the write is under way.
-      const std::uint64_t to = std::min({limit, fetch.window_end(), pos + (1 << 20)});
-      const std::string bytes(fetch.window(pos, to));
-      const auto ec = co_await out.write_body(bytes);
-      if (ec) {
-        log.error = "client: " + ec.message();
-        co_return;
-      }
-      pos = to;
-      fetch.consumed();
-      stall_deadline = deadline_after(options_.response_stall_timeout);
-      continue;
-    }
     if (pos < limit) {
-      const std::uint64_t to = fetch.uncached() ? std::min(limit, fetch.file_limit()) : limit;
-      const auto ec = co_await out.write_file(fetch.fd(), pos, to - pos);
+      std::uint64_t to = limit;
+      boost::system::error_code ec;
+      if (fetch.uncached() && pos >= fetch.file_limit()) {
+        if (pos < fetch.window_begin()) {
+          // Too slow for an uncached download: its bytes are gone.
+          ++counters_.aborted_responses;
+          log.error = "aborted: the client fell behind an uncached download";
+          out.abort();
+          co_return;
+        }
+        // A copy: the window may move while the write is under way.
+        to = std::min({limit, fetch.window_end(), pos + (1 << 20)});
+        const std::string bytes(fetch.window(pos, to));
+        ec = co_await out.write_body(bytes);
+      } else {
+        if (fetch.uncached()) to = std::min(limit, fetch.file_limit());
+        ec = co_await out.write_file(fetch.fd(), pos, to - pos);
+      }
       if (ec) {
         log.error = "client: " + ec.message();
         co_return;
