@@ -6,8 +6,8 @@ Found by probes on this toolchain (docs/architecture.md, "Coroutine rules"):
      in a bad state (SIGILL or a coroutine that never completes). Assign to a local first.
   2. a class temporary built in the arguments of a co_await'ed call, e.g. co_await f(T{...})
      or co_await f(T(...)): destroyed twice. Name it, then std::move it.
-  3. lambda coroutines (docs/architecture.md "Coroutine rules"), and capturing lambdas written in the arguments of a
-     co_await'ed call (their captures were destroyed twice): name the lambda first.
+  3. lambda coroutines, and capturing lambdas written in the arguments of a co_await'ed call
+     (their captures were destroyed twice): name the lambda first.
 Usage: lint_coroutines.py DIR...   Exit status 1 when anything is flagged.
 """
 import os
