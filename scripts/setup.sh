@@ -5,6 +5,8 @@
 #   scripts/setup.sh --bench    also what the benchmarks compare against (nginx, wrk, hyperfine)
 #   scripts/setup.sh --e2e      also the real clients for tests/e2e (podman, containerd, dockerd)
 #   scripts/setup.sh --fuzz     also clang and libFuzzer (scripts/fuzz.sh)
+#   scripts/setup.sh --package  also debhelper, lintian and debootstrap (scripts/package.sh and
+#                               its install test, tests/install/run.sh)
 set -euo pipefail
 
 packages=(
@@ -26,7 +28,8 @@ for arg in "$@"; do
     --bench) packages+=(nginx-light wrk hyperfine time) ;;
     --e2e) packages+=(podman containerd docker.io runc iproute2 uidmap) ;;
     --fuzz) packages+=(clang libclang-rt-14-dev) ;;
-    *) echo "usage: $0 [--bench] [--e2e] [--fuzz]" >&2; exit 2 ;;
+    --package) packages+=(debhelper help2man lintian debootstrap) ;;
+    *) echo "usage: $0 [--bench] [--e2e] [--fuzz] [--package]" >&2; exit 2 ;;
   esac
 done
 

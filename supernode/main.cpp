@@ -19,6 +19,10 @@ int main(int argc, char** argv) {
   std::string config_file;
   supernode::Overrides o;
   app.add_option("--config", config_file, "JSON configuration file (docs/configuration.md)");
+  bool check_config = false;
+  app.add_flag("--check-config", check_config,
+               "Read the configuration and flags, report the first error (status 2) or "
+               "\"configuration ok\" (status 0), and exit");
   app.add_option("--listen", o.listen, "Address to serve on (default 0.0.0.0:65100)");
   app.add_option("--data-dir", o.data_dir,
                  "Cache directory (default /var/lib/layerswarm/supernode)");
@@ -70,6 +74,10 @@ int main(int argc, char** argv) {
   if (!config) {
     std::fprintf(stderr, "layerswarm-supernode: %s\n", config.error().what().c_str());
     return 2;
+  }
+  if (check_config) {
+    std::printf("layerswarm-supernode: configuration ok\n");
+    return 0;
   }
   if (auto s = init_logging(config->log.level, config->log.file); !s) {
     std::fprintf(stderr, "layerswarm-supernode: %s\n", s.error().what().c_str());
