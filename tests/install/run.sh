@@ -13,7 +13,8 @@
 #      image through it; the CLI (from the package) reports its status;
 #   6. upgrades to V+1 with apt: the edited configuration and the cache stay, a second pull is
 #      served from the cache (the registry sees no further blob request) and is byte-identical;
-#   7. removes (programs gone; configuration and cache kept), then purges (both gone).
+#   7. removes (programs gone; configuration and cache kept), then purges (both gone);
+#   8. runs the container image's RUN lines (packaging/docker/Dockerfile) in that root.
 # No systemd runs in a chroot: the units themselves are checked by tests/packaging/check_units.sh.
 # Exit 77 (skipped, with the reason) without root, debootstrap or a reachable Debian mirror.
 #   tests/install/run.sh           (KEEP=1 keeps the work directory)
@@ -212,4 +213,17 @@ if in_root dpkg-query -W -f '${Status}\n' layerswarm-agent 2>/dev/null | grep -q
   fail "layerswarm-agent still known to dpkg"
 fi
 step "  removed (configuration and cache kept), purged (both gone; the layerswarm user stays)"
+
+# 8. The container image's recipe (packaging/docker/Dockerfile; no docker here): its RUN lines
+#    in this root without the layerswarm user: the packages keep the image's fixed user ID.
+in_root userdel layerswarm
+mkdir -p "$ROOTFS/tmp/debs"
+cp "$ROOTFS"/tmp/pkg2/layerswarm-{agent,supernode,cli}_*.deb "$ROOTFS/tmp/debs/"
+sed -n 's/^RUN //p' packaging/docker/Dockerfile >"$ROOTFS/tmp/dockerfile-run.sh"
+in_root sh -e /tmp/dockerfile-run.sh >>"$WORK/apt.log" 2>&1 || { tail -20 "$WORK/apt.log"; fail "the Dockerfile's RUN lines"; }
+image_uid=$(sed -nE 's/.*useradd .*--uid ([0-9]+).*/\1/p' packaging/docker/Dockerfile)
+[ "$(in_root id -u layerswarm)" = "$image_uid" ] || fail "the image's layerswarm user is $(in_root id -u layerswarm), not $image_uid"
+expect_stat /var/lib/layerswarm/agent "layerswarm:layerswarm 750"
+chroot --userspec="$image_uid:$image_uid" "$ROOTFS" layerswarm-agent --config /etc/layerswarm/agent.json --check-config
+step "  the Dockerfile's RUN lines: installed, user $image_uid kept, the packaged configuration valid as that user"
 step "passed"
