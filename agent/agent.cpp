@@ -15,6 +15,7 @@
 #include "common/mirror/blob_fetch.h"
 #include "common/mirror/node.h"
 #include "common/p2p/swarm.h"
+#include "common/registry_client.h"
 #include "common/store.h"
 #include "common/url.h"
 #include "layerswarm_version.h"
@@ -175,11 +176,19 @@ Task<void> Agent::Impl::register_loop() {
   bool warned = false;
   for (long i = 0; i < (1L << 40); ++i) {
     if (watch.expired() || !*alive) co_return;
-    const std::string target = "/api/v1/agents?id=" + percent_encode(id) + "&port=" + port +
-                               "&zone=" + percent_encode(zone) + "&version=" + LAYERSWARM_VERSION +
-                               "&cache_bytes=" + std::to_string(node->store().used_bytes()) +
-                               "&cache_capacity=" + std::to_string(node->cache_capacity()) +
-                               "&downloads=" + std::to_string(node->fetcher().in_flight());
+    const mirror::Counters& c = node->counters();
+    auto n = [](std::uint64_t v) { return std::to_string(v); };
+    const std::string target =
+        "/api/v1/agents?id=" + percent_encode(id) + "&port=" + port +
+        "&zone=" + percent_encode(zone) + "&version=" + LAYERSWARM_VERSION +
+        "&cache_bytes=" + n(node->store().used_bytes()) +
+        "&cache_capacity=" + n(node->cache_capacity()) +
+        "&downloads=" + n(node->fetcher().in_flight()) + "&from_cache=" + n(c.bytes_from_cache) +
+        "&from_swarm=" + n(c.bytes_from_swarm) + "&from_supernode=" + n(c.bytes_from_supernode) +
+        "&from_upstream=" + n(c.bytes_from_upstream) + "&errors=" + n(c.errors) +
+        "&digest_mismatches=" + n(c.digest_mismatches) +
+        "&upstreams_offline=" + n(reachability().offline.load()) +
+        "&writable=" + (node->store().writable() ? "1" : "0");
     Headers none;
     auto answer = co_await link->post(target, std::move(none), 64 << 10);
     if (watch.expired() || !*alive) co_return;

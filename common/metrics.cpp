@@ -113,6 +113,20 @@ std::vector<std::pair<std::string, double>> Metrics::snapshot() const {
   return out;
 }
 
+std::vector<Metrics::Series> Metrics::counter_series(std::string_view family) const {
+  std::vector<Series> out;
+  for (const auto& f : impl_->registry->Collect()) {
+    if (f.name != family) continue;
+    for (const auto& m : f.metric) {
+      Series series;
+      for (const auto& l : m.label) series.labels.emplace_back(l.name, l.value);
+      series.value = m.counter.value;
+      out.push_back(std::move(series));
+    }
+  }
+  return out;
+}
+
 std::string Metrics::render() const {
   std::vector<prometheus::MetricFamily> families = impl_->registry->Collect();
   {

@@ -50,6 +50,13 @@ class Metrics {
   std::string render() const;
   // The sampled values without labels, by name (GET /api/v1/status).
   std::vector<std::pair<std::string, double>> snapshot() const;
+  // The series of one counter family kept here (not sampled ones), e.g.
+  // "layerswarm_served_bytes_total": each series' labels and value (GET /api/v1/status).
+  struct Series {
+    std::vector<std::pair<std::string, std::string>> labels;
+    double value = 0;
+  };
+  std::vector<Series> counter_series(std::string_view family) const;
 
   struct Impl;
 

@@ -22,6 +22,8 @@ packages=(
   # metrics: promtool checks and unit-tests the alert rules; a real Prometheus scrapes a real
   # agent and supernode and runs every dashboard query (tests/integration/metrics_test.cpp)
   prometheus
+  # the supernode's status page is rendered in headless Chromium (tests/integration/metrics_test.cpp)
+  chromium
 )
 for arg in "$@"; do
   case "$arg" in

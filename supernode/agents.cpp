@@ -56,14 +56,24 @@ Result<AgentRecord> parse_registration(std::string_view query, std::string_view 
     } else if (key == "version") {
       if (!safe_text(*value, 32)) return bad();
       r.version = *value;
-    } else if (key == "port" || key == "cache_bytes" || key == "cache_capacity" ||
-               key == "downloads") {
+    } else if (key == "writable") {
+      if (*value != "0" && *value != "1") return bad();
+      r.writable = *value == "1";
+    } else if (std::uint64_t* field = key == "port"                ? &port
+                                      : key == "cache_bytes"       ? &r.cache_bytes
+                                      : key == "cache_capacity"    ? &r.cache_capacity
+                                      : key == "downloads"         ? &r.downloads
+                                      : key == "from_cache"        ? &r.from_cache
+                                      : key == "from_swarm"        ? &r.from_swarm
+                                      : key == "from_supernode"    ? &r.from_supernode
+                                      : key == "from_upstream"     ? &r.from_upstream
+                                      : key == "errors"            ? &r.errors
+                                      : key == "digest_mismatches" ? &r.digest_mismatches
+                                      : key == "upstreams_offline" ? &r.upstreams_offline
+                                                                   : nullptr) {
       auto n = number(*value);
       if (!n) return bad();
-      if (key == "port") port = *n;
-      if (key == "cache_bytes") r.cache_bytes = *n;
-      if (key == "cache_capacity") r.cache_capacity = *n;
-      if (key == "downloads") r.downloads = *n;
+      *field = *n;
     }
   }
   if (r.id.empty()) return Error(Errc::kNameInvalid, "agent registration: no id");
@@ -120,6 +130,14 @@ std::string AgentRegistry::to_json(std::chrono::system_clock::time_point now) co
                    {"cache_bytes", r.cache_bytes},
                    {"cache_capacity", r.cache_capacity},
                    {"downloads", r.downloads},
+                   {"from_cache", r.from_cache},
+                   {"from_swarm", r.from_swarm},
+                   {"from_supernode", r.from_supernode},
+                   {"from_upstream", r.from_upstream},
+                   {"errors", r.errors},
+                   {"digest_mismatches", r.digest_mismatches},
+                   {"upstreams_offline", r.upstreams_offline},
+                   {"writable", r.writable},
                    {"first_seen", unix_ms(r.first_seen)},
                    {"last_seen", unix_ms(r.last_seen)}});
   }

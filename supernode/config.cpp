@@ -25,7 +25,7 @@ Result<SupernodeConfig> parse_config(const json& doc) {
   SupernodeConfig c;
   if (auto s = check_keys(
           doc,
-          {"listen", "data_dir", "token_file", "upstream", "registries",
+          {"listen", "data_dir", "token_file", "admin_password_file", "upstream", "registries",
            "allow_unlisted_registries", "authorize_ttl", "tls", "cache", "upstream_client", "log",
            "drain_timeout", "audit_log", "p2p_listen", "swarm", "site", "metrics_listen"},
           "config");
@@ -36,6 +36,7 @@ Result<SupernodeConfig> parse_config(const json& doc) {
   if (s) s = read_string(doc, "audit_log", "config", c.audit_log);
   if (s) s = read_string(doc, "data_dir", "config", c.data_dir);
   if (s) s = read_string(doc, "token_file", "config", c.token_file);
+  if (s) s = read_string(doc, "admin_password_file", "config", c.admin_password_file);
   if (s) s = read_duration(doc, "drain_timeout", "config", c.drain_timeout);
   if (s) s = read_string(doc, "metrics_listen", "config", c.metrics_listen);
   if (s) s = read_string(doc, "p2p_listen", "config", c.p2p_listen);

@@ -20,6 +20,10 @@ struct SupernodeConfig {
   std::string listen = "0.0.0.0:65100";
   std::string data_dir = "/var/lib/layerswarm/supernode";
   std::string token_file;  // the cluster token: required
+  // A second secret for people (docs/operations.md "Status page"): it opens the status page
+  // and the read-only API (GET /api/v1/status, /api/v1/agents, /api/v1/preheat, /metrics), not
+  // the cluster's content or its swarm. Empty: only the token does.
+  std::string admin_password_file;
   mirror::MirrorOptions mirror;
 
   struct Tls {

@@ -237,10 +237,31 @@ Task<void> Preheater::follow(std::string id) {
   LOG_INFO("preheat {}: {} ({} agents, {} failed)", id, job->state, job->agents.size(), failed);
 }
 
+namespace {
+
+nlohmann::json job_json(const std::string& id, const Preheater::Job& job);
+
+}  // namespace
+
 std::optional<std::string> Preheater::status(const std::string& id) const {
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return std::nullopt;
-  const Job& job = *it->second;
+  return job_json(id, *it->second).dump();
+}
+
+std::string Preheater::list() const {
+  std::vector<std::pair<const std::string*, const Job*>> jobs;
+  for (const auto& [id, job] : jobs_) jobs.emplace_back(&id, job.get());
+  std::sort(jobs.begin(), jobs.end(),
+            [](const auto& a, const auto& b) { return a.second->created > b.second->created; });
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [id, job] : jobs) out.push_back(job_json(*id, *job));
+  return out.dump();
+}
+
+namespace {
+
+nlohmann::json job_json(const std::string& id, const Preheater::Job& job) {
   nlohmann::json agents = nlohmann::json::array();
   std::size_t done = 0;
   for (const auto& p : job.agents) {
@@ -263,8 +284,13 @@ std::optional<std::string> Preheater::status(const std::string& id) const {
                         {"blobs", job.blobs},
                         {"bytes", job.bytes},
                         {"agents_done", done},
+                        {"created", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        job.created.time_since_epoch())
+                                        .count()},
                         {"agents", std::move(agents)}};
-  return out.dump();
+  return out;
 }
+
+}  // namespace
 
 }  // namespace layerswarm::supernode

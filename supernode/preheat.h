@@ -43,6 +43,9 @@ class Preheater {
   Result<std::string> start(PreheatRequest request);
   // A preheat's progress as JSON; nullopt for an unknown id.
   std::optional<std::string> status(const std::string& id) const;
+  // Every remembered preheat, newest first, as a JSON array of the objects status() gives
+  // (GET /api/v1/preheat; the status page).
+  std::string list() const;
 
   struct Job;
 

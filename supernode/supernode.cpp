@@ -1,4 +1,5 @@
 #include "supernode/supernode.h"
+#include "supernode/status_page.h"
 
 #include <openssl/crypto.h>
 
@@ -12,6 +13,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/mirror/node.h"
+#include "common/mirror/operations.h"
 #include "common/mirror/responses.h"
 #include "common/p2p/swarm.h"
 #include "common/pki.h"
@@ -39,10 +41,12 @@ TrackerOptions tracker_options(bool closed_site) {
 // certificate, and agents get theirs at POST /swarm/v1/certificate.
 class Front final : public HttpHandler {
  public:
-  Front(HttpHandler& api, Publisher& publisher, std::string token, const SiteAuthority* site)
+  Front(HttpHandler& api, Publisher& publisher, std::string token, std::string admin_password,
+        const SiteAuthority* site)
       : api_(api),
         publisher_(publisher),
         token_(token),
+        admin_password_(std::move(admin_password)),
         site_(site),
         tracker_(std::move(token), tracker_options(site != nullptr)) {}
 
@@ -75,7 +79,18 @@ class Front final : public HttpHandler {
       co_await announce(std::move(request), out);
       co_return;
     }
-    if (!carries_token(request.headers.get("Authorization").value_or(""), token_)) {
+    if (path == "/ui" || path == "/ui/") {
+      // The page holds no data: it asks for the token or the admin password and then reads
+      // the API below with it (docs/operations.md "Status page").
+      co_await serve_status_page(request, out, log);
+      co_return;
+    }
+    const std::string authorization(request.headers.get("Authorization").value_or(""));
+    const bool member = carries_token(authorization, token_);
+    const bool admin = !member && !admin_password_.empty() &&
+                       carries_token(authorization, admin_password_) &&
+                       admin_may_read(request.method, path);
+    if (!member && !admin) {
       Error refused(Errc::kUnauthorized, "this supernode serves cluster members only");
       co_await refuse(out, std::move(refused), log);
       log_request(log);
@@ -119,6 +134,33 @@ class Front final : public HttpHandler {
   std::size_t known_agents() const { return agents_.live(std::chrono::system_clock::now()); }
 
  private:
+  // What the admin password opens: reading the node's state, nothing of the site's content.
+  static bool admin_may_read(std::string_view method, std::string_view path) {
+    return (method == "GET" || method == "HEAD") &&
+           (path == mirror::kStatusPath || path == "/api/v1/agents" || path == "/metrics" ||
+            path == "/api/v1/preheat" || path.starts_with("/api/v1/preheat/"));
+  }
+
+  Task<void> serve_status_page(const HttpRequest& request, ResponseWriter& out, RequestLog& log) {
+    if (request.method != "GET" && request.method != "HEAD") {
+      Error wrong(Errc::kMethodNotAllowed, "GET /ui");
+      co_await mirror::send_error(out, std::move(wrong), log);
+      log_request(log);
+      co_return;
+    }
+    ResponseHead head;
+    head.headers.add("Content-Type", "text/html; charset=utf-8");
+    head.headers.add("Cache-Control", "no-store");
+    // The page's own script and style only; nothing from elsewhere, no framing.
+    head.headers.add("Content-Security-Policy",
+                     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                     "connect-src 'self'; img-src data:; frame-ancestors 'none'; base-uri 'none'");
+    head.headers.add("X-Content-Type-Options", "nosniff");
+    head.headers.add("Referrer-Policy", "no-referrer");
+    co_await mirror::send_body(out, std::move(head), status_page_html(), log);
+    log_request(log);
+  }
+
   // POST starts a preheat, GET /api/v1/preheat/<id> reports it (docs/operations.md "Preheat").
   Task<void> preheat(const HttpRequest& request, const std::string& path, ResponseWriter& out,
                      RequestLog& log) {
@@ -140,6 +182,11 @@ class Front final : public HttpHandler {
       co_await mirror::send_body(out, std::move(head), body, log);
       co_return;
     }
+    if (request.method == "GET" && preheater_ && path == "/api/v1/preheat") {
+      const std::string body = preheater_->list();
+      co_await mirror::send_body(out, std::move(head), body, log);
+      co_return;
+    }
     if (request.method == "GET" && preheater_ && path.size() > 16) {
       if (auto status = preheater_->status(path.substr(16))) {
         co_await mirror::send_body(out, std::move(head), *status, log);
@@ -150,7 +197,7 @@ class Front final : public HttpHandler {
       co_return;
     }
     Error wrong(Errc::kMethodNotAllowed,
-                "POST /api/v1/preheat?image=... or GET /api/v1/preheat/<id>");
+                "POST /api/v1/preheat?image=..., GET /api/v1/preheat[/<id>]");
     co_await mirror::send_error(out, std::move(wrong), log);
   }
 
@@ -254,6 +301,7 @@ class Front final : public HttpHandler {
   HttpHandler& api_;
   Publisher& publisher_;
   std::string token_;
+  std::string admin_password_;  // empty: none
   const SiteAuthority* site_;
   Tracker tracker_;
   AgentRegistry agents_;
@@ -335,8 +383,20 @@ Result<std::unique_ptr<Supernode>> Supernode::create(const SupernodeConfig& conf
       *impl->node, *impl->swarm,
       publisher_options(config, impl->site ? impl->site->ca_certificate() : std::string()),
       ioc.get_executor());
-  impl->front = std::make_unique<Front>(impl->node->mirror(), *impl->publisher, *token,
-                                        impl->site ? &*impl->site : nullptr);
+  std::string admin_password;
+  if (!config.admin_password_file.empty()) {
+    auto read = read_secret_file(config.admin_password_file);
+    if (!read) return read.error();
+    if (*read == *token) {
+      return Error(
+          Errc::kConfigInvalid,
+          "admin_password_file holds the cluster token: give people a secret of their own");
+    }
+    admin_password = std::move(*read);
+  }
+  impl->front =
+      std::make_unique<Front>(impl->node->mirror(), *impl->publisher, *token,
+                              std::move(admin_password), impl->site ? &*impl->site : nullptr);
   impl->node->set_front(impl->front.get());
   impl->preheater =
       std::make_unique<Preheater>(ioc.get_executor(), *impl->node, impl->front->registry(), *token);

@@ -20,10 +20,12 @@ Task<void> plain(ResponseWriter& out, int status, std::string_view content_type,
   co_await out.write_whole(std::move(head), body);
 }
 
+// When the process started (static initialisation), for the uptime.
+const auto started = std::chrono::steady_clock::now();
+
 }  // namespace
 
 std::string status_json(std::string_view role) {
-  static const auto started = std::chrono::steady_clock::now();
   nlohmann::json j;
   j["role"] = role;
   j["version"] = LAYERSWARM_VERSION;
@@ -33,6 +35,20 @@ std::string status_json(std::string_view role) {
   nlohmann::json metrics = nlohmann::json::object();
   for (const auto& [name, value] : Metrics::get().snapshot()) metrics[name] = value;
   j["metrics"] = std::move(metrics);
+  // Labeled counters the status page shows: bytes served by source, upstream requests by
+  // registry and code, upstream authentication failures by registry.
+  nlohmann::json series = nlohmann::json::object();
+  for (const char* family : {"layerswarm_served_bytes_total", "layerswarm_upstream_requests_total",
+                             "layerswarm_upstream_auth_failures_total"}) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& s : Metrics::get().counter_series(family)) {
+      nlohmann::json labels = nlohmann::json::object();
+      for (const auto& [k, v] : s.labels) labels[k] = v;
+      list.push_back({{"labels", std::move(labels)}, {"value", s.value}});
+    }
+    series[family] = std::move(list);
+  }
+  j["series"] = std::move(series);
   return j.dump();
 }
 

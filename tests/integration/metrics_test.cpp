@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include <catch2/catch.hpp>
 
 #include <nlohmann/json.hpp>
@@ -210,7 +212,7 @@ TEST_CASE("a real Prometheus scrapes both, runs every dashboard query and loads 
       20s, 200ms));
 }
 
-TEST_CASE("agents register with the supernode; the layerswarm CLI shows both",
+TEST_CASE("agents register with the supernode, and the layerswarm CLI shows both",
           "[integration][operations]") {
   TempDir dir;
   Registry upstream(dir);
@@ -317,4 +319,140 @@ TEST_CASE("preheat: fetched once, pulled by the agents of one zone, followed by 
   CHECK(http_get(supernode->address(), "/api/v1/preheat/nope", auth).status == 404);
   // Only the supernode (holding the token) may ask an agent to pull.
   CHECK(http_request(a->address(), "POST", "/api/v1/pull?job=x&image=ops/app:v1").status == 403);
+}
+
+namespace {
+
+// Headless Chromium (Debian's) loading `url`; its DOM after the page's scripts ran (and a
+// screenshot when `screenshot` is set). Empty when Chromium is missing or failed.
+std::string chromium_dom(const TempDir& dir, const std::string& url, const std::string& name,
+                         const std::string& screenshot = "") {
+  std::vector<std::string> argv = {"chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                                   "--no-first-run",
+                                   "--user-data-dir=" + dir.file(name + ".profile"),
+                                   // page scripts run until 10 s of virtual time passed
+                                   "--virtual-time-budget=10000"};
+  if (!screenshot.empty()) {
+    argv.insert(argv.end(),
+                {"--window-size=1400,1000", "--hide-scrollbars", "--screenshot=" + screenshot});
+  } else {
+    argv.push_back("--dump-dom");
+  }
+  argv.push_back(url);
+  Process chromium(argv, dir.file(name + ".out"));
+  const auto status = chromium.wait(90s);
+  if (!status || *status != 0) return "";
+  return read_file(dir.file(name + ".out"));
+}
+
+}  // namespace
+
+TEST_CASE("the supernode's status page in headless Chromium: agents by zone, health, preheats",
+          "[integration][operations]") {
+  TempDir dir;
+  Registry upstream(dir);
+  const Image image = make_image(dir, "app", {"--layer", "3M", "--layer", "2M"});
+  push_image(dir, image, upstream, "ops/app:v1");
+  const std::string token = token_file(dir);
+  write_file(dir.file("admin"), "admin-password-for-tests\n");
+  auto supernode = start_supernode(
+      dir, upstream.url(),
+      R"({"swarm": {"chunk_size": 2097152, "piece_size": 262144}, "admin_password_file": ")" +
+          dir.file("admin") + "\"}");
+  auto a =
+      start_agent(dir, upstream.url(), supernode->address(), "a", token, R"({"zone": "rack-1"})");
+  auto b =
+      start_agent(dir, upstream.url(), supernode->address(), "b", token, R"({"zone": "rack-1"})");
+  auto c =
+      start_agent(dir, upstream.url(), supernode->address(), "c", token, R"({"zone": "rack-2"})");
+  const HeaderList auth = {{"Authorization", std::string("Bearer ") + kToken}};
+  const HeaderList admin = {{"Authorization", "Bearer admin-password-for-tests"}};
+  // A preheat to rack-1, then a client pull through c: bytes from the swarm and the supernode.
+  REQUIRE(wait_until(
+      [&] {
+        const json j = json::parse(http_get(supernode->address(), "/api/v1/agents", auth).body,
+                                   nullptr, false);
+        return j.is_array() && j.size() == 3;
+      },
+      20s, 50ms));
+  const auto started = http_request(supernode->address(), "POST",
+                                    "/api/v1/preheat?image=ops/app:v1&zone=rack-1", auth);
+  REQUIRE(started.status == 202);
+  const std::string id = json::parse(started.body)["id"];
+  REQUIRE(wait_until(
+      [&] {
+        const json j = json::parse(
+            http_get(supernode->address(), "/api/v1/preheat/" + id, auth).body, nullptr, false);
+        return j.is_object() && j["state"] == "done";
+      },
+      60s, 100ms));
+  REQUIRE(pull_to_dir(dir, c->address(), "ops/app:v1", "c") == 0);
+  // The agents report their bytes by source with their next registration (every 30 s).
+  json agents;
+  REQUIRE(wait_until(
+      [&] {
+        agents = json::parse(http_get(supernode->address(), "/api/v1/agents", auth).body, nullptr,
+                             false);
+        for (const auto& x : agents) {
+          if (x["zone"] == "rack-2" && x["from_swarm"].get<long long>() > 0) return true;
+        }
+        return false;
+      },
+      45s, 200ms));
+  for (const auto& x : agents) {
+    CHECK(x["writable"] == true);
+    CHECK(x["errors"] == 0);
+    CHECK(x.contains("from_cache"));
+  }
+  // GET /api/v1/preheat lists the preheats.
+  const json preheats =
+      json::parse(http_get(supernode->address(), "/api/v1/preheat", auth).body, nullptr, false);
+  REQUIRE(preheats.is_array());
+  CHECK(preheats.size() == 1);
+
+  // The admin password reads the state, nothing else.
+  CHECK(http_get(supernode->address(), "/api/v1/agents", admin).status == 200);
+  CHECK(http_get(supernode->address(), "/api/v1/status", admin).status == 200);
+  CHECK(http_get(supernode->address(), "/metrics", admin).status == 200);
+  CHECK(http_request(supernode->address(), "POST", "/api/v1/preheat?image=ops/app:v1", admin)
+            .status == 401);
+  CHECK(http_get(supernode->address(), "/v2/ops/app/manifests/v1", admin).status == 401);
+  CHECK(http_get(supernode->address(), "/v2/ops/app/manifests/v1").status == 401);
+  // The page itself carries no data and no token; it is served with a strict policy.
+  const auto page = http_get(supernode->address(), "/ui");
+  CHECK(page.status == 200);
+  CHECK(page.body.find("<title>layerswarm supernode</title>") != std::string::npos);
+  CHECK(page.body.find(kToken) == std::string::npos);
+  CHECK(page.header("content-security-policy").find("default-src 'none'") != std::string::npos);
+
+  // Chromium renders it with the token, and with the admin password.
+  const std::string base = "http://" + supernode->address() + "/ui";
+  const std::string dom = chromium_dom(dir, base + "#token=" + kToken, "token");
+  if (dom.empty()) {
+    FAIL("chromium failed: " << read_file(dir.file("token.out")));
+  }
+  INFO(dom.substr(0, 4000));
+  CHECK(dom.find("data-state=\"ready\"") != std::string::npos);
+  CHECK(dom.find("zone rack-1 · 2 agents") != std::string::npos);
+  CHECK(dom.find("zone rack-2 · 1 agents") != std::string::npos);
+  for (const auto* agent : {a.get(), b.get(), c.get()}) {
+    CHECK(dom.find(agent->address()) != std::string::npos);
+  }
+  CHECK(dom.find(">healthy<") != std::string::npos);
+  CHECK(dom.find("ops/app:v1") != std::string::npos);              // the preheat
+  CHECK(dom.find(">done<") != std::string::npos);                  // its state
+  CHECK(dom.find("2/2") != std::string::npos);                     // its agents
+  CHECK(dom.find(upstream.url().substr(7)) != std::string::npos);  // the upstream's row
+  CHECK(dom.find(R"(<div id="error" style="display: none;">)") != std::string::npos);
+  const std::string as_admin = chromium_dom(dir, base + "#token=admin-password-for-tests", "admin");
+  CHECK(as_admin.find("data-state=\"ready\"") != std::string::npos);
+  const std::string wrong = chromium_dom(dir, base + "#token=wrong", "wrong");
+  CHECK(wrong.find("data-state=\"login\"") != std::string::npos);
+  CHECK(wrong.find("zone rack-1") == std::string::npos);
+
+  // A screenshot (docs/status-page.png is one; LS_STATUS_PAGE_SCREENSHOT=FILE writes another).
+  const char* keep = std::getenv("LS_STATUS_PAGE_SCREENSHOT");
+  const std::string shot = keep ? std::string(keep) : dir.file("status-page.png");
+  chromium_dom(dir, base + "#token=" + kToken, "shot", shot);
+  CHECK(read_file(shot).size() > 10'000);
 }
