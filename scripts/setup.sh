@@ -24,13 +24,15 @@ packages=(
   prometheus
   # the supernode's status page is rendered in headless Chromium (tests/integration/metrics_test.cpp)
   chromium
+  # packaging checks: systemd-analyze verifies the units, PyYAML reads the Kubernetes manifests
+  systemd python3-yaml
 )
 for arg in "$@"; do
   case "$arg" in
     --bench) packages+=(nginx-light wrk hyperfine time) ;;
     --e2e) packages+=(podman containerd docker.io runc iproute2 uidmap) ;;
     --fuzz) packages+=(clang libclang-rt-14-dev) ;;
-    --package) packages+=(debhelper help2man lintian debootstrap) ;;
+    --package) packages+=(build-essential debhelper help2man lintian debootstrap) ;;
     *) echo "usage: $0 [--bench] [--e2e] [--fuzz] [--package]" >&2; exit 2 ;;
   esac
 done
