@@ -87,6 +87,7 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentConfig& config, asio::io
     if (!token) return token.error();
     options.via =
         mirror::Via{*Url::parse(config.supernode), *token, config.supernode_ca_file, false};
+    options.admin_token = *token;
     if (config.swarm.enabled) {
       impl->link = std::make_unique<SupernodeLink>(
           ioc.get_executor(),

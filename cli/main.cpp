@@ -53,6 +53,8 @@ Task<void> fetch(HttpClient& client, Call& call) {
   auto body = co_await (*response)->read_all(16 << 20);
   if (!body) {
     call.body = body.error();
+  } else if (status == 204) {
+    call.body = std::string("{}");
   } else if (status != 200 && status != 202) {
     call.body = Error(Errc::kUpstreamUnavailable, "the server answered " + std::to_string(status) +
                                                       ": " + body->substr(0, 300));
@@ -158,6 +160,63 @@ int follow_preheat(const Url& server, const std::string& token, const std::strin
 
 }  // namespace
 
+// layerswarm cache ls|pin|unpin|rm (docs/operations.md "Cache").
+int cache(const Url& server, const std::string& token, const std::string& name,
+          const std::string& action, const std::string& image,
+          const std::vector<std::string>& platforms) {
+  Url target = server;
+  target.target = action == "ls"   ? "/api/v1/cache"
+                  : action == "rm" ? "/api/v1/cache/images"
+                                   : "/api/v1/cache/pins";
+  if (action != "ls") target.add_query("image", image);
+  for (const auto& p : platforms) target.add_query("platform", p);
+  const std::string method = action == "ls" ? "GET" : action == "pin" ? "POST" : "DELETE";
+  auto answer = get(server, token, target.target, method);
+  if (!answer) {
+    std::fprintf(stderr, "layerswarm: %s: %s\n", name.c_str(), answer.error().what().c_str());
+    return 1;
+  }
+  const json& a = *answer;
+  if (action == "pin") {
+    std::printf("pinned %s (being fetched; `layerswarm cache ls` shows it once cached)\n",
+                a.value("image", image).c_str());
+  } else if (action == "unpin") {
+    std::printf("unpinned %s (it stays cached until evicted)\n", image.c_str());
+  } else if (action == "rm") {
+    std::printf("removed %s: %llu objects, %s", a.value("image", image).c_str(),
+                static_cast<unsigned long long>(a.value("removed", 0ULL)),
+                bytes(a.value("removed_bytes", 0.0)).c_str());
+    const auto shared = a.value("shared", 0ULL);
+    const auto kept = a.contains("kept_in_use") ? a["kept_in_use"].size() : 0;
+    if (shared)
+      std::printf("; %llu shared with other cached images kept",
+                  static_cast<unsigned long long>(shared));
+    if (kept) std::printf("; %zu in use or pinned kept", kept);
+    std::printf("\n");
+  } else {
+    std::printf("%-60s %-19s %10s %7s %s\n", "IMAGE", "DIGEST", "CACHED", "BLOBS", "PINNED");
+    for (const auto& i : a.value("images", json::array())) {
+      const std::string ref =
+          i.value("registry", "") + "/" + i.value("repository", "") + ":" + i.value("tag", "");
+      std::printf("%-60s %-19s %10s %3llu/%-3llu %s\n", ref.c_str(),
+                  i.value("digest", "").substr(0, 19).c_str(),
+                  bytes(i.value("bytes_cached", 0.0)).c_str(),
+                  static_cast<unsigned long long>(i.value("blobs_cached", 0ULL)),
+                  static_cast<unsigned long long>(i.value("blobs", 0ULL)),
+                  i.value("pinned", false) ? "yes" : "");
+    }
+    std::printf("%zu images, %s in the cache%s\n", a.value("images", json::array()).size(),
+                bytes(a.value("used_bytes", 0.0)).c_str(),
+                a.value("writable", true) ? "" : " (READ-ONLY: disk full)");
+    const auto pins = a.value("pins", json::array());
+    for (const auto& p : pins) {
+      std::printf("pin: %s%s\n", p.value("image", "").c_str(),
+                  p.value("configured", false) ? " (cache.pins)" : "");
+    }
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"layerswarm: ask a running layerswarm agent or supernode"};
   std::string server = "http://127.0.0.1:65001";
@@ -181,6 +240,20 @@ int main(int argc, char** argv) {
   preheat_cmd->add_option("--share", share, "Percent of the matching agents")
       ->check(CLI::Range(1, 100));
   preheat_cmd->add_flag("--wait", wait, "Follow the preheat until it ends");
+  auto* cache_cmd = app.add_subcommand("cache", "The node's cache: ls, pin, unpin, rm");
+  cache_cmd->require_subcommand(1);
+  auto* cache_ls = cache_cmd->add_subcommand("ls", "Cached images (tags), their size and pins");
+  auto* cache_pin =
+      cache_cmd->add_subcommand("pin", "Keep an image in the cache (fetched now, kept fresh)");
+  auto* cache_unpin = cache_cmd->add_subcommand("unpin", "Undo `cache pin`");
+  auto* cache_rm = cache_cmd->add_subcommand(
+      "rm", "Remove an image's tag and the blobs no other cached image uses");
+  std::string cache_image;
+  for (auto* c : {cache_pin, cache_unpin, cache_rm}) {
+    c->add_option("image", cache_image, "Image reference (registry/repo:tag or @digest)")
+        ->required();
+  }
+  cache_pin->add_option("--platform", platforms, "os/arch (repeatable; default every one)");
   app.set_version_flag("--version", std::string("layerswarm ") + LAYERSWARM_VERSION);
   try {
     app.parse(argc, argv);
@@ -218,6 +291,14 @@ int main(int argc, char** argv) {
     std::printf("preheat %s started\n", id.c_str());
     std::fflush(stdout);
     return wait ? follow_preheat(*url, token, id) : 0;
+  }
+  if (*cache_cmd) {
+    return cache(*url, token, server,
+                 *cache_ls      ? "ls"
+                 : *cache_pin   ? "pin"
+                 : *cache_unpin ? "unpin"
+                                : "rm",
+                 cache_image, platforms);
   }
   if (*agents_cmd) {
     auto agents = get(*url, token, "/api/v1/agents");

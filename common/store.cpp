@@ -750,6 +750,40 @@ Status Store::delete_tag(std::string_view registry, std::string_view repository,
   return {};
 }
 
+std::vector<Store::TagEntry> Store::tags(std::size_t max) const {
+  std::vector<TagEntry> out;
+  auto index = impl_->db();  // outlives the iterator (reopen_writable swaps it)
+  std::unique_ptr<rocksdb::Iterator> it(index->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("t:"); it->Valid() && it->key().starts_with("t:") && out.size() < max; it->Next()) {
+    const std::string key = it->key().ToString().substr(2);
+    const auto first = key.find('|');
+    const auto last = key.rfind('|');
+    if (first == std::string::npos || last == first) continue;
+    const json j = json::parse(it->value().ToString(), nullptr, false);
+    if (!j.is_object() || !j.contains("d") || !j["d"].is_string()) continue;
+    auto digest = Digest::parse(j["d"].get<std::string>());
+    if (!digest) continue;
+    out.push_back(TagEntry{
+        key.substr(0, first), key.substr(first + 1, last - first - 1), key.substr(last + 1),
+        TagRecord{*digest, j.value("t", std::string()), j.value("s", std::uint64_t{0}),
+                  from_unix_ms(j.value("v", std::int64_t{0}))}});
+  }
+  return out;
+}
+
+Result<bool> Store::remove(const Digest& digest) {
+  if (impl_->is_held(digest.str())) return false;
+  std::lock_guard lock(impl_->mu);
+  auto rec = impl_->get_object(digest);
+  if (!rec) return true;
+  if (rec->kind == 'b') {
+    if (auto s = impl_->remove_blob(digest, *rec); !s) return s.error();
+  } else {
+    impl_->forget(digest, *rec);
+  }
+  return true;
+}
+
 void Store::touch(const Digest& digest, std::int64_t accessed_ms) {
   const std::int64_t now = to_unix_ms(impl_->clock->now());
   if (now - accessed_ms < impl_->options.access_granularity.count()) return;

@@ -210,6 +210,15 @@ class Store {
   Status put_tag(std::string_view registry, std::string_view repository, std::string_view tag,
                  const TagRecord& record);
   Status delete_tag(std::string_view registry, std::string_view repository, std::string_view tag);
+  // Cached tags, in key order (registry, repository, tag), at most `max` of them.
+  struct TagEntry {
+    std::string registry, repository, tag;
+    TagRecord record;
+  };
+  std::vector<TagEntry> tags(std::size_t max) const;
+  // Removes a cached blob or manifest now (layerswarm cache rm). false: kept, because it is
+  // pinned or being sent; true: removed or absent. Errors: kStorage (a file stays).
+  Result<bool> remove(const Digest& digest);
 
   // Per-repository access (docs/security.md): when the upstream last gave or confirmed
   // `digest` in (registry, repository); nullopt when it never did (as far as this cache knows).

@@ -12,6 +12,7 @@
 #include "common/json_config.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/mirror/cache_admin.h"
 #include "common/mirror/node.h"
 #include "common/mirror/operations.h"
 #include "common/mirror/responses.h"
@@ -138,7 +139,8 @@ class Front final : public HttpHandler {
   static bool admin_may_read(std::string_view method, std::string_view path) {
     return (method == "GET" || method == "HEAD") &&
            (path == mirror::kStatusPath || path == "/api/v1/agents" || path == "/metrics" ||
-            path == "/api/v1/preheat" || path.starts_with("/api/v1/preheat/"));
+            path == mirror::CacheAdmin::kPrefix || path == "/api/v1/preheat" ||
+            path.starts_with("/api/v1/preheat/"));
   }
 
   Task<void> serve_status_page(const HttpRequest& request, ResponseWriter& out, RequestLog& log) {
@@ -345,6 +347,7 @@ Result<std::unique_ptr<Supernode>> Supernode::create(const SupernodeConfig& conf
   options.drain_timeout = config.drain_timeout;
   options.metrics_listen = config.metrics_listen;
   options.role = "supernode";
+  options.admin_token = *token;
   // Agents send their request as soon as they connect: a connection that sends nothing for
   // 5 s is not an agent (docs/security.md "Connection floods").
   options.limits.header_timeout = std::chrono::seconds(5);

@@ -1,4 +1,5 @@
 #include "common/mirror/mirror.h"
+#include "common/mirror/cache_admin.h"
 
 #include "common/audit.h"
 #include "common/digest.h"
@@ -134,6 +135,10 @@ std::string_view kind_of(const RequestLog& log) {
 Task<void> Mirror::handle(HttpRequest request, ResponseWriter& raw) {
   if (is_operational_path(request.target)) {
     co_await serve_operational(request, raw, ready_ ? ready_() : true);
+    co_return;
+  }
+  if (cache_admin_ && CacheAdmin::handles(request.target)) {
+    co_await cache_admin_->handle(std::move(request), raw);
     co_return;
   }
   if (request.target == kStatusPath && request.method == "GET") {

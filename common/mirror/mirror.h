@@ -37,6 +37,8 @@ class Mirror final : public HttpHandler {
   void set_ready(std::function<bool()> ready) { ready_ = std::move(ready); }
   // "agent" or "supernode", for GET /api/v1/status.
   void set_role(std::string role) { role_ = std::move(role); }
+  // Serves /api/v1/cache* (common/mirror/cache_admin.h).
+  void set_cache_admin(HttpHandler* admin) { cache_admin_ = admin; }
 
  private:
   Task<void> route(const HttpRequest& request, ResponseWriter& out, RequestLog& log);
@@ -60,6 +62,7 @@ class Mirror final : public HttpHandler {
   };
 
   std::function<bool()> ready_;
+  HttpHandler* cache_admin_ = nullptr;
   std::string role_ = "agent";
   Upstreams& upstreams_;
   ManifestService& manifests_;

@@ -1,4 +1,5 @@
 #include "common/mirror/node.h"
+#include "common/mirror/cache_admin.h"
 
 #include <boost/asio/io_context.hpp>
 
@@ -111,6 +112,7 @@ struct MirrorNode::Impl {
   asio::steady_timer sweep_timer;
   std::unique_ptr<ImageFetcher> images;
   std::unique_ptr<Pinner> pinner;
+  std::unique_ptr<CacheAdmin> cache_admin;
   std::unique_ptr<OperationsHandler> operations;
   std::unique_ptr<HttpServer> metrics_server;
   std::string metrics_endpoint;
@@ -212,8 +214,11 @@ Result<std::unique_ptr<MirrorNode>> MirrorNode::create(const NodeOptions& option
   impl->pinner = std::make_unique<Pinner>(
       ioc.get_executor(), *impl->images, *impl->store,
       PinnerOptions{options.mirror.cache.pins, options.mirror.cache.pin_refresh,
-                    impl->keeper.budget()},
+                    impl->keeper.budget(), options.data_dir + "/pins.json"},
       [](const Error& e) { request_fatal_exit(e); });
+  impl->cache_admin =
+      std::make_unique<CacheAdmin>(*impl->store, *impl->pinner, *impl->images, options.admin_token);
+  impl->api.set_cache_admin(impl->cache_admin.get());
   impl->register_metrics();
   Impl* raw = impl.get();
   impl->api.set_ready([raw] { return !raw->stopping; });

@@ -54,6 +54,9 @@ struct NodeOptions {
   // A supernode: a client credential its agents forward (kForwardedAuthorization) is checked
   // with the registry before anything is served for that request.
   bool honour_forwarded_credentials = false;
+  // The cache's administration API (common/mirror/cache_admin.h) is open to loopback clients
+  // and to holders of this token (the cluster token; empty: loopback only).
+  std::string admin_token;
 };
 
 class MirrorNode {

@@ -29,11 +29,11 @@ bool is_platform(const std::string& p) {
   return parts == 2 || parts == 3;
 }
 
-Status parse_pins(const json& j, std::vector<PinSpec>& out) {
-  if (!j.is_array()) return Error(Errc::kConfigInvalid, "cache.pins: expected a list");
-  if (j.size() > 1000) return Error(Errc::kConfigInvalid, "cache.pins: at most 1000 images");
+Status parse_pins(const json& j, const std::string& where, std::vector<PinSpec>& out) {
+  if (!j.is_array()) return Error(Errc::kConfigInvalid, where + ": expected a list");
+  if (j.size() > 1000) return Error(Errc::kConfigInvalid, where + ": at most 1000 images");
   for (std::size_t i = 0; i < j.size(); ++i) {
-    const std::string at = "cache.pins[" + std::to_string(i) + "]";
+    const std::string at = where + "[" + std::to_string(i) + "]";
     const json& e = j[i];
     PinSpec pin;
     std::string image;
@@ -89,7 +89,7 @@ Status parse_cache(const json& j, MirrorOptions::Cache& c) {
   if (s) s = read_duration(j, "scrub_interval", "cache", c.scrub_interval);
   if (s) s = read_duration(j, "space_check_interval", "cache", c.space_check_interval);
   if (s) s = read_duration(j, "pin_refresh", "cache", c.pin_refresh);
-  if (s && j.contains("pins")) s = parse_pins(j["pins"], c.pins);
+  if (s && j.contains("pins")) s = parse_pins(j["pins"], "cache.pins", c.pins);
   std::optional<SizeSpec> rate;
   if (s) s = read_size(j, "scrub_rate", "cache", rate);
   if (rate) {
@@ -114,6 +114,13 @@ Status parse_upstream_client(const json& j, MirrorOptions::UpstreamClient& u) {
 }
 
 }  // namespace
+
+Status parse_pin_list(const nlohmann::json& list, const std::string& where,
+                      std::vector<PinSpec>& out) {
+  return parse_pins(list, where, out);
+}
+
+bool valid_platform(const std::string& platform) { return is_platform(platform); }
 
 Status parse_mirror_options(const json& doc, MirrorOptions& o) {
   Status s = read_string(doc, "upstream", "config", o.upstream);

@@ -75,6 +75,12 @@ inline constexpr const char* kMirrorKeys[] = {"upstream", "registries", "allow_u
 
 // Reads the mirror keys present in `doc` into `out`. Errors: kConfigInvalid naming the key.
 Status parse_mirror_options(const nlohmann::json& doc, MirrorOptions& out);
+// A list of pins as cache.pins takes it (references, or {"image", "platforms"} objects);
+// error messages start with `where`.
+Status parse_pin_list(const nlohmann::json& list, const std::string& where,
+                      std::vector<PinSpec>& out);
+// "os/arch" or "os/arch/variant".
+bool valid_platform(const std::string& platform);
 // Applies HOST=URL specs (--registry). Errors: kConfigInvalid.
 Status apply_registry_flags(const std::vector<std::string>& specs, MirrorOptions& out);
 // Checks values and cross-references. Errors: kConfigInvalid.

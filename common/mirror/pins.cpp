@@ -1,5 +1,7 @@
 #include "common/mirror/pins.h"
 
+#include <cstdio>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -69,15 +71,110 @@ std::optional<std::string> ImageFetcher::tag_key(const ImageReference& image) {
 }
 
 void Pinner::start() {
-  if (options_.pins.empty()) return;
+  load();
+  const std::vector<PinSpec> pins = all();
+  if (pins.empty()) return;
   // The pinned tags are known from the configuration: a node restarted while offline serves
   // them past max_stale from the first request, before any pass resolved them.
   std::vector<std::string> tags;
-  for (const auto& pin : options_.pins) {
+  for (const auto& pin : pins) {
     if (auto key = images_.tag_key(pin.image)) tags.push_back(std::move(*key));
   }
   store_.set_pinned({}, std::move(tags));
+  running_ = true;
   asio::co_spawn(executor_, loop(), asio::detached);
+}
+
+std::vector<PinSpec> Pinner::all() const {
+  std::vector<PinSpec> pins = options_.pins;
+  pins.insert(pins.end(), runtime_.begin(), runtime_.end());
+  return pins;
+}
+
+void Pinner::load() {
+  if (options_.runtime_file.empty()) return;
+  std::ifstream in(options_.runtime_file);
+  if (!in) return;  // none yet
+  const auto j = nlohmann::json::parse(in, nullptr, false);
+  std::vector<PinSpec> pins;
+  Status s = j.is_discarded() ? Status(Error(Errc::kConfigInvalid, "not JSON"))
+                              : parse_pin_list(j, "pins", pins);
+  if (!s) {
+    LOG_ERROR("{}: {}; run-time pins ignored until the file is fixed or replaced",
+              options_.runtime_file, s.error().what());
+    return;
+  }
+  runtime_ = std::move(pins);
+}
+
+Status Pinner::save() const {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& pin : runtime_) {
+    list.push_back({{"image", pin.image.str()}, {"platforms", pin.platforms}});
+  }
+  const std::string tmp = options_.runtime_file + ".new";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << list.dump(2) << "\n";
+    out.flush();
+    if (!out) return Error(Errc::kStorage, "cannot write " + tmp);
+  }
+  if (std::rename(tmp.c_str(), options_.runtime_file.c_str()) != 0) {
+    return Error(Errc::kStorage, "cannot replace " + options_.runtime_file);
+  }
+  return {};
+}
+
+Status Pinner::add(PinSpec pin) {
+  if (options_.runtime_file.empty()) return Error(Errc::kDenied, "run-time pins are off here");
+  for (const auto& p : all()) {
+    if (p.image.str() == pin.image.str() && p.platforms == pin.platforms) return {};
+  }
+  runtime_.push_back(std::move(pin));
+  if (auto s = save(); !s) {
+    runtime_.pop_back();
+    return s;
+  }
+  poke();
+  return {};
+}
+
+Status Pinner::remove(const ImageReference& image) {
+  for (const auto& p : options_.pins) {
+    if (p.image.str() == image.str()) {
+      return Error(Errc::kDenied,
+                   image.str() + " is pinned by the configuration (cache.pins): edit it there");
+    }
+  }
+  const auto before = runtime_.size();
+  auto kept = runtime_;
+  std::erase_if(kept, [&](const PinSpec& p) { return p.image.str() == image.str(); });
+  if (kept.size() == before) return Error(Errc::kNotFound, image.str() + " is not pinned");
+  std::swap(runtime_, kept);
+  if (auto s = save(); !s) {
+    std::swap(runtime_, kept);
+    return s;
+  }
+  poke();
+  return {};
+}
+
+std::vector<Pinner::Listed> Pinner::list() const {
+  std::vector<Listed> out;
+  for (const auto& p : options_.pins) out.push_back({p.image.str(), p.platforms, true});
+  for (const auto& p : runtime_) out.push_back({p.image.str(), p.platforms, false});
+  return out;
+}
+
+void Pinner::poke() {
+  if (!*alive_) return;
+  if (!running_) {
+    running_ = true;
+    asio::co_spawn(executor_, loop(), asio::detached);
+    return;
+  }
+  dirty_ = true;
+  timer_->cancel();
 }
 
 void Pinner::stop() {
@@ -88,8 +185,10 @@ void Pinner::stop() {
 Task<void> Pinner::loop() {
   std::weak_ptr<bool> alive = alive_;
   for (long i = 0; i < (1L << 40); ++i) {
+    dirty_ = false;
     Status done = co_await pass(i == 0);
     if (alive.expired() || !*alive_) co_return;
+    if (dirty_) continue;  // pins changed meanwhile
     // A failed pass (the upstream unreachable) is tried again sooner than a refresh.
     const auto wait =
         done ? options_.refresh
@@ -105,7 +204,9 @@ Task<Status> Pinner::pass(bool first) {
   std::weak_ptr<bool> alive = alive_;
   ImageContents found;
   Status resolved;
-  for (const PinSpec& pin : options_.pins) {
+  // A copy: pins may be added or removed while this pass waits.
+  const std::vector<PinSpec> pins = all();
+  for (const PinSpec& pin : pins) {
     Status s = co_await images_.resolve(pin, found);
     // Whatever a tag resolved to so far is pinned at once (a pass may stop at a later pin).
     for (const auto& d : found.digests) store_.add_pinned(d);
@@ -120,7 +221,8 @@ Task<Status> Pinner::pass(bool first) {
     const Error error(Errc::kConfigInvalid,
                       "cache.pins: the pinned images take " + format_size(found.blob_bytes) +
                           ", more than cache.max_size (" + format_size(*options_.budget) + ")");
-    if (first && fatal_) {
+    // At start, a configuration error; pins added at run time are refused by a log line.
+    if (first && runtime_.empty() && fatal_) {
       fatal_(error);
     } else {
       LOG_ERROR("{}; the new pins are not fetched, the old ones stay", error.what());
@@ -146,7 +248,7 @@ Task<Status> Pinner::pass(bool first) {
   }
   pinned_bytes_ = found.blob_bytes;
   if (resolved && fetched) {
-    LOG_INFO("cache.pins: {} images pinned ({} in {} blobs)", options_.pins.size(),
+    LOG_INFO("cache.pins: {} images pinned ({} in {} blobs)", pins.size(),
              format_size(found.blob_bytes), found.blobs.size());
   }
   co_return resolved ? fetched : resolved;

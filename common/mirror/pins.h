@@ -32,6 +32,9 @@ struct PinnerOptions {
   std::vector<PinSpec> pins;
   std::chrono::milliseconds refresh{std::chrono::minutes(10)};
   std::optional<std::uint64_t> budget;  // bytes (CacheKeeper::budget)
+  // Pins added at run time (layerswarm cache pin) are kept here across restarts, as a JSON
+  // list in cache.pins' form; empty: no run-time pins.
+  std::string runtime_file;
 };
 
 // What an image reference resolves to: its manifests and blobs.
@@ -82,9 +85,26 @@ class Pinner {
   // What the last pass pinned.
   std::uint64_t pinned_bytes() const { return pinned_bytes_; }
 
+  // Run-time pins (layerswarm cache pin/unpin; docs/operations.md "Cache"): saved in
+  // runtime_file, resolved and fetched by a pass that starts at once. add: an image already
+  // pinned is not added twice. Errors: kStorage (the file cannot be written). remove: kNotFound
+  // (not pinned), kDenied (pinned by cache.pins: the configuration owns it).
+  Status add(PinSpec pin);
+  Status remove(const ImageReference& image);
+  struct Listed {
+    std::string image;
+    std::vector<std::string> platforms;
+    bool configured = false;  // from cache.pins (else added at run time)
+  };
+  std::vector<Listed> list() const;
+
  private:
   Task<void> loop();
   Task<Status> pass(bool first);
+  std::vector<PinSpec> all() const;
+  Status save() const;
+  void load();
+  void poke();  // a pass now
 
   asio::any_io_executor executor_;
   ImageFetcher& images_;
@@ -92,6 +112,9 @@ class Pinner {
   PinnerOptions options_;
   std::function<void(const Error&)> fatal_;
   std::uint64_t pinned_bytes_ = 0;
+  std::vector<PinSpec> runtime_;
+  bool running_ = false;  // the loop is spawned
+  bool dirty_ = false;    // pins changed during a pass: another pass follows at once
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::unique_ptr<asio::steady_timer> timer_;
 };

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <set>
 
 #include <catch2/catch.hpp>
 
@@ -455,4 +456,92 @@ TEST_CASE("the supernode's status page in headless Chromium: agents by zone, hea
   const std::string shot = keep ? std::string(keep) : dir.file("status-page.png");
   chromium_dom(dir, base + "#token=" + kToken, "shot", shot);
   CHECK(read_file(shot).size() > 10'000);
+}
+
+TEST_CASE("layerswarm cache ls, rm, pin and unpin against a running agent",
+          "[integration][operations]") {
+  TempDir dir;
+  Registry upstream(dir);
+  const Image one = make_image(dir, "one", {"--busybox", "/bin/busybox", "--layer", "1M"});
+  const Image two = make_image(dir, "two", {"--busybox", "/bin/busybox", "--layer", "1M"});
+  push_image(dir, one, upstream, "team/one:v1");
+  push_image(dir, two, upstream, "team/two:v1");
+  auto blobs_of = [](const Image& image) {
+    std::set<std::string> out;
+    for (const auto& b : image.summary["blobs"]) {
+      if (b["mediaType"].get<std::string>().find("manifest") == std::string::npos) {
+        out.insert(b["digest"].get<std::string>());
+      }
+    }
+    return out;
+  };
+  const auto blobs_one = blobs_of(one), blobs_two = blobs_of(two);
+  std::set<std::string> shared;
+  for (const auto& d : blobs_one) {
+    if (blobs_two.count(d)) shared.insert(d);
+  }
+  REQUIRE(shared.size() == 1);  // the busybox layer
+
+  Agent agent(dir, {"--upstream", upstream.url()});
+  REQUIRE(pull_to_dir(dir, agent.address(), "team/one:v1", "pull-one") == 0);
+  REQUIRE(pull_to_dir(dir, agent.address(), "team/two:v1", "pull-two") == 0);
+  int runs = 0;
+  const auto cli = [&](const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {cli_binary(), "--server", "http://" + agent.address(),
+                                     "cache"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const std::string out = dir.file("cache" + std::to_string(++runs) + ".out");
+    Process p(argv, out);
+    const auto status = p.wait(30s);
+    return std::make_pair(status.value_or(-1), read_file(out));
+  };
+
+  auto [ls_status, ls] = cli({"ls"});
+  INFO(ls);
+  CHECK(ls_status == 0);
+  CHECK(count_lines(ls, {"/team/one:v1", "3/3"}) == 1);
+  CHECK(count_lines(ls, {"/team/two:v1", "3/3"}) == 1);
+  CHECK(count_lines(ls, {"2 images"}) == 1);
+
+  // rm: one's own blobs go, the layer two shares stays, two is untouched.
+  auto [rm_status, rm] = cli({"rm", "team/one:v1"});
+  INFO(rm);
+  CHECK(rm_status == 0);
+  CHECK(count_lines(rm, {"removed", "1 shared with other cached images kept"}) == 1);
+  for (const auto& d : blobs_one) CHECK(agent.blob_file_exists(d) == (shared.count(d) > 0));
+  for (const auto& d : blobs_two) CHECK(agent.blob_file_exists(d));
+  auto [ls2_status, ls2] = cli({"ls"});
+  CHECK(count_lines(ls2, {"team/one:v1"}) == 0);
+  CHECK(count_lines(ls2, {"1 images"}) == 1);
+  CHECK(cli({"rm", "team/one:v1"}).first == 1);  // not cached any more
+
+  // pin: fetched at once, kept, refused by rm, remembered across a restart.
+  auto [pin_status, pin] = cli({"pin", "team/one:v1"});
+  INFO(pin);
+  CHECK(pin_status == 0);
+  CHECK(wait_until(
+      [&] {
+        for (const auto& d : blobs_one) {
+          if (!agent.blob_file_exists(d)) return false;
+        }
+        return true;
+      },
+      30s));
+  auto [rm_pinned_status, rm_pinned] = cli({"rm", "team/one:v1"});
+  CHECK(rm_pinned_status == 1);
+  CHECK(count_lines(rm_pinned, {"pinned"}) == 1);
+  agent.stop();
+  agent.start();
+  auto [ls3_status, ls3] = cli({"ls"});
+  INFO(ls3);
+  CHECK(count_lines(ls3, {"pin:", "team/one:v1"}) == 1);
+  CHECK(count_lines(ls3, {"/team/one:v1", "yes"}) == 1);
+  // unpin, then rm works; a second unpin is an error.
+  CHECK(cli({"unpin", "team/one:v1"}).first == 0);
+  CHECK(cli({"unpin", "team/one:v1"}).first == 1);
+  CHECK(wait_until([&] { return cli({"rm", "team/one:v1"}).first == 0; }, 20s, 200ms));
+  // A bad reference and an unknown action are errors with a message.
+  CHECK(cli({"pin", "UPPER/case"}).first == 1);
+  CHECK(cli({"frobnicate"}).first == 2);
+  CHECK(http_request(agent.address(), "PUT", "/api/v1/cache/pins?image=x").status == 405);
 }
