@@ -3,6 +3,8 @@
 //   layerswarm [--server URL] --token-file FILE agents
 //   layerswarm [--server URL] --token-file FILE preheat IMAGE [--platform P]... [--zone Z]
 //              [--agents ID,ID] [--share PERCENT] [--wait]
+//   layerswarm [--server URL] cache ls | pin IMAGE [--platform P]... | unpin IMAGE | rm IMAGE
+//   layerswarm [--server URL] export IMAGE -o FILE [--format docker|oci] [--platform P]
 // --server defaults to the local agent, http://127.0.0.1:65001; a supernode needs its token.
 // Exit statuses: 0 done, 1 the server could not be asked or refused, 2 bad usage.
 #include <unistd.h>
@@ -17,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli/export.h"
 #include "common/async.h"
 #include "common/encoding.h"
 #include "common/http_client.h"
@@ -254,6 +257,19 @@ int main(int argc, char** argv) {
         ->required();
   }
   cache_pin->add_option("--platform", platforms, "os/arch (repeatable; default every one)");
+  auto* export_cmd = app.add_subcommand(
+      "export", "Write an image from the node's cache as a docker load archive or OCI layout");
+  cli::ExportOptions export_options;
+  export_options.format = "docker";
+  export_cmd->add_option("image", export_options.image, "Image reference")->required();
+  export_cmd
+      ->add_option("-o,--output", export_options.output,
+                   "The archive (docker) or directory (oci) to write")
+      ->required();
+  export_cmd->add_option("--format", export_options.format, "docker (default) or oci")
+      ->check(CLI::IsMember({"docker", "oci"}));
+  export_cmd->add_option("--platform", export_options.platform,
+                         "os/arch to take from a multi-platform image (default linux/amd64)");
   app.set_version_flag("--version", std::string("layerswarm ") + LAYERSWARM_VERSION);
   try {
     app.parse(argc, argv);
@@ -291,6 +307,11 @@ int main(int argc, char** argv) {
     std::printf("preheat %s started\n", id.c_str());
     std::fflush(stdout);
     return wait ? follow_preheat(*url, token, id) : 0;
+  }
+  if (*export_cmd) {
+    export_options.server = *url;
+    export_options.token = token;
+    return cli::run_export(export_options);
   }
   if (*cache_cmd) {
     return cache(*url, token, server,

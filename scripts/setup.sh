@@ -13,7 +13,7 @@ packages=(
   # build
   g++ cmake ninja-build ccache pkg-config
   libboost-dev libssl-dev librocksdb-dev nlohmann-json3-dev libspdlog-dev libcli11-dev catch2
-  libtorrent-rasterbar-dev prometheus-cpp-dev
+  libtorrent-rasterbar-dev prometheus-cpp-dev libarchive-dev
   # tests and demo: a real upstream registry, a real client, helpers
   docker-registry skopeo apache2-utils python3 openssl curl ca-certificates clang-format
   busybox-static iproute2

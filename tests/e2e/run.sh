@@ -163,6 +163,16 @@ out=$(/usr/bin/docker -H "unix://$DK/docker.sock" run --rm --network none busybo
 [ "$out" = hello-from-dockerd ]
 record dockerd ok "docker pull busybox (mirror) + docker run --network none: '$out' ($(elapsed "$t"))"
 
+# --- layerswarm export | docker load (a cold backup, the air-gapped edge) -----------------
+CLI_BIN=${LS_CLI_BIN:-$ROOT/build/cli/layerswarm}
+t=$(date +%s.%N)
+"$CLI_BIN" --server "http://$AGENT" export library/busybox:latest -o "$WORK/busybox.tar" >"$DK/export.log"
+/usr/bin/docker -H "unix://$DK/docker.sock" rmi busybox:latest >>"$DK/export.log" 2>&1
+/usr/bin/docker -H "unix://$DK/docker.sock" load -i "$WORK/busybox.tar" >>"$DK/export.log" 2>&1
+out=$(/usr/bin/docker -H "unix://$DK/docker.sock" run --rm --network none busybox:latest /bin/busybox echo hello-from-export)
+[ "$out" = hello-from-export ]
+record "docker load" ok "layerswarm export library/busybox:latest | docker load + docker run: '$out' ($(elapsed "$t"))"
+
 # --- what the upstream and the agent saw -------------------------------------------------
 echo
 echo "e2e results:"

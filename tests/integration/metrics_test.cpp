@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <set>
 
 #include <catch2/catch.hpp>
@@ -544,4 +545,62 @@ TEST_CASE("layerswarm cache ls, rm, pin and unpin against a running agent",
   CHECK(cli({"pin", "UPPER/case"}).first == 1);
   CHECK(cli({"frobnicate"}).first == 2);
   CHECK(http_request(agent.address(), "PUT", "/api/v1/cache/pins?image=x").status == 405);
+}
+
+TEST_CASE("layerswarm export writes an OCI layout and a docker archive that skopeo reads",
+          "[integration][operations]") {
+  TempDir dir;
+  Registry upstream(dir);
+  const Image image = make_image(dir, "multi",
+                                 {"--busybox", "/bin/busybox", "--layer", "1M", "--platform",
+                                  "linux/amd64", "--platform", "linux/arm64"});
+  push_image(dir, image, upstream, "team/app:v1", {"--all"});
+  Agent agent(dir, {"--upstream", upstream.url()});
+  int runs = 0;
+  const auto cli = [&](const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {cli_binary(), "--server", "http://" + agent.address(),
+                                     "export"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const std::string out = dir.file("export" + std::to_string(++runs) + ".out");
+    Process p(argv, out);
+    const auto status = p.wait(60s);
+    return std::make_pair(status.value_or(-1), read_file(out));
+  };
+  // OCI layout of the arm64 image: skopeo inspects it and copies it (verifying every blob).
+  const std::string layout = dir.file("app-oci");
+  auto [oci_status, oci_out] =
+      cli({"team/app:v1", "--format", "oci", "--platform", "linux/arm64", "-o", layout});
+  INFO(oci_out);
+  REQUIRE(oci_status == 0);
+  const auto inspect = [&](const std::string& ref, const std::string& name) {
+    const int status = run_command({"skopeo", "--insecure-policy", "inspect", ref}, dir.file(name));
+    CHECK(status == 0);
+    return json::parse(read_file(dir.file(name)), nullptr, false);
+  };
+  const json config = inspect("oci:" + layout + ":v1", "inspect-oci.json");
+  CHECK(config.value("Architecture", "") == "arm64");
+  CHECK(skopeo(dir, {"copy", "oci:" + layout + ":v1", "dir:" + dir.file("from-oci")}) == 0);
+  // A docker load archive (default platform linux/amd64): skopeo reads it as docker-archive.
+  const std::string archive = dir.file("app.tar");
+  auto [docker_status, docker_out] = cli({"team/app:v1", "-o", archive});
+  INFO(docker_out);
+  REQUIRE(docker_status == 0);
+  const json inspected = inspect("docker-archive:" + archive, "inspect-docker.json");
+  CHECK(inspected.value("Architecture", "") == "amd64");
+  // docker load tags it as docker save would have.
+  REQUIRE(run_command({"tar", "-xOf", archive, "manifest.json"}, dir.file("manifest.json")) == 0);
+  const json saved = json::parse(read_file(dir.file("manifest.json")), nullptr, false);
+  REQUIRE(saved.is_array());
+  CHECK(saved[0]["RepoTags"][0] == "team/app:v1");  // named as the export was asked
+  CHECK(saved[0]["Layers"].size() == 2);
+  CHECK(skopeo(dir, {"copy", "docker-archive:" + archive,
+                     "oci:" + dir.file("from-docker") + ":v1"}) == 0);
+  // Errors: an image the upstream lacks leaves no file; an existing layout is not overwritten.
+  auto [missing, missing_out] = cli({"team/none:v1", "-o", dir.file("none.tar")});
+  CHECK(missing == 1);
+  CHECK(count_lines(missing_out, {"404"}) == 1);
+  CHECK_FALSE(std::filesystem::exists(dir.file("none.tar")));
+  CHECK_FALSE(std::filesystem::exists(dir.file("none.tar.part")));
+  CHECK(cli({"team/app:v1", "--format", "oci", "-o", layout}).first == 1);
+  CHECK(cli({"team/app:v1", "--format", "zip", "-o", archive}).first == 2);
 }
