@@ -5,6 +5,7 @@
 //              [--agents ID,ID] [--share PERCENT] [--wait]
 //   layerswarm [--server URL] cache ls | pin IMAGE [--platform P]... | unpin IMAGE | rm IMAGE
 //   layerswarm [--server URL] export IMAGE -o FILE [--format docker|oci] [--platform P]
+//   layerswarm [--server URL] --token-file FILE copies add IMAGE --copies K [--zone Z] | ls | rm ID
 // --server defaults to the local agent, http://127.0.0.1:65001; a supernode needs its token.
 // Exit statuses: 0 done, 1 the server could not be asked or refused, 2 bad usage.
 #include <unistd.h>
@@ -58,7 +59,7 @@ Task<void> fetch(HttpClient& client, Call& call) {
     call.body = body.error();
   } else if (status == 204) {
     call.body = std::string("{}");
-  } else if (status != 200 && status != 202) {
+  } else if (status != 200 && status != 201 && status != 202) {
     call.body = Error(Errc::kUpstreamUnavailable, "the server answered " + std::to_string(status) +
                                                       ": " + body->substr(0, 300));
   } else {
@@ -257,6 +258,21 @@ int main(int argc, char** argv) {
         ->required();
   }
   cache_pin->add_option("--platform", platforms, "os/arch (repeatable; default every one)");
+  auto* copies_cmd = app.add_subcommand(
+      "copies", "Standing rules on a supernode: keep K copies of an image per zone");
+  copies_cmd->require_subcommand(1);
+  auto* copies_add = copies_cmd->add_subcommand("add", "Keep at least --copies K of IMAGE");
+  auto* copies_ls = copies_cmd->add_subcommand("ls", "The rules and how many copies each zone has");
+  auto* copies_rm = copies_cmd->add_subcommand("rm", "Drop a rule (the copies stay cached)");
+  std::string copies_image, copies_zone, copies_id;
+  int copies_k = 1;
+  copies_add->add_option("image", copies_image, "Image reference")->required();
+  copies_add->add_option("--copies", copies_k, "Copies per zone")
+      ->check(CLI::Range(1, 10000))
+      ->required();
+  copies_add->add_option("--zone", copies_zone, "Only this zone (default every zone)");
+  copies_add->add_option("--platform", platforms, "os/arch (repeatable; default every one)");
+  copies_rm->add_option("id", copies_id, "The rule's id (copies ls)")->required();
   auto* export_cmd = app.add_subcommand(
       "export", "Write an image from the node's cache as a docker load archive or OCI layout");
   cli::ExportOptions export_options;
@@ -307,6 +323,50 @@ int main(int argc, char** argv) {
     std::printf("preheat %s started\n", id.c_str());
     std::fflush(stdout);
     return wait ? follow_preheat(*url, token, id) : 0;
+  }
+  if (*copies_cmd) {
+    Url target = *url;
+    std::string method = "GET";
+    target.target = "/api/v1/copies";
+    if (*copies_add) {
+      method = "POST";
+      target.add_query("image", copies_image);
+      target.add_query("copies", std::to_string(copies_k));
+      if (!copies_zone.empty()) target.add_query("zone", copies_zone);
+      for (const auto& p : platforms) target.add_query("platform", p);
+    } else if (*copies_rm) {
+      method = "DELETE";
+      target.target += "/" + copies_id;
+    }
+    auto answer = get(*url, token, target.target, method);
+    if (!answer) {
+      std::fprintf(stderr, "layerswarm: %s: %s\n", server.c_str(), answer.error().what().c_str());
+      return 1;
+    }
+    if (*copies_add) {
+      std::printf("rule %s: keep %d copies of %s%s%s\n", answer->value("id", "").c_str(), copies_k,
+                  copies_image.c_str(), copies_zone.empty() ? " in every zone" : " in zone ",
+                  copies_zone.c_str());
+    } else if (*copies_rm) {
+      std::printf("rule %s removed\n", copies_id.c_str());
+    } else {
+      (void)copies_ls;
+      std::printf("%-14s %-40s %6s %-12s %s\n", "RULE", "IMAGE", "COPIES", "ZONE", "HELD");
+      for (const auto& r : *answer) {
+        std::string held;
+        const json zones = r.value("zones", json::object());  // outlives the loop
+        for (const auto& [z_name, z] : zones.items()) {
+          held += (held.empty() ? "" : ", ") + (z_name.empty() ? std::string("-") : z_name) + ": " +
+                  std::to_string(z.value("holders", 0)) + "/" +
+                  std::to_string(z.value("agents", 0));
+        }
+        std::printf("%-14s %-40s %6d %-12s %s\n", r.value("id", "").c_str(),
+                    r.value("image", "").c_str(), r.value("copies", 0),
+                    r.value("zone", "").empty() ? "(every)" : r.value("zone", "").c_str(),
+                    held.c_str());
+      }
+    }
+    return 0;
   }
   if (*export_cmd) {
     export_options.server = *url;

@@ -23,12 +23,13 @@ Status parse_section(const json& j, const char* path, std::initializer_list<std:
 
 Result<SupernodeConfig> parse_config(const json& doc) {
   SupernodeConfig c;
-  if (auto s = check_keys(
-          doc,
-          {"listen", "data_dir", "token_file", "admin_password_file", "upstream", "registries",
-           "allow_unlisted_registries", "authorize_ttl", "tls", "cache", "upstream_client", "log",
-           "drain_timeout", "audit_log", "p2p_listen", "swarm", "site", "metrics_listen"},
-          "config");
+  if (auto s =
+          check_keys(doc,
+                     {"listen", "data_dir", "token_file", "admin_password_file",
+                      "copy_rule_interval", "upstream", "registries", "allow_unlisted_registries",
+                      "authorize_ttl", "tls", "cache", "upstream_client", "log", "drain_timeout",
+                      "audit_log", "p2p_listen", "swarm", "site", "metrics_listen"},
+                     "config");
       !s) {
     return s.error();
   }
@@ -37,6 +38,10 @@ Result<SupernodeConfig> parse_config(const json& doc) {
   if (s) s = read_string(doc, "data_dir", "config", c.data_dir);
   if (s) s = read_string(doc, "token_file", "config", c.token_file);
   if (s) s = read_string(doc, "admin_password_file", "config", c.admin_password_file);
+  if (s) s = read_duration(doc, "copy_rule_interval", "config", c.copy_rule_interval);
+  if (s && c.copy_rule_interval < std::chrono::seconds(1)) {
+    s = Error(Errc::kConfigInvalid, "config.copy_rule_interval: at least 1s");
+  }
   if (s) s = read_duration(doc, "drain_timeout", "config", c.drain_timeout);
   if (s) s = read_string(doc, "metrics_listen", "config", c.metrics_listen);
   if (s) s = read_string(doc, "p2p_listen", "config", c.p2p_listen);

@@ -24,6 +24,8 @@ struct SupernodeConfig {
   // and the read-only API (GET /api/v1/status, /api/v1/agents, /api/v1/preheat, /metrics), not
   // the cluster's content or its swarm. Empty: only the token does.
   std::string admin_password_file;
+  // How often copy rules are checked (docs/operations.md "Copies that stay").
+  std::chrono::milliseconds copy_rule_interval{std::chrono::seconds(60)};
   mirror::MirrorOptions mirror;
 
   struct Tls {

@@ -20,6 +20,7 @@
 #include "common/pki.h"
 #include "common/swarm_protocol.h"
 #include "supernode/agents.h"
+#include "supernode/copies.h"
 #include "supernode/preheat.h"
 #include "supernode/publisher.h"
 #include "supernode/site.h"
@@ -102,6 +103,11 @@ class Front final : public HttpHandler {
       log_request(log);
       co_return;
     }
+    if ((path == "/api/v1/copies" || path.starts_with("/api/v1/copies/")) && copies_) {
+      co_await copies(request, path, out, log);
+      log_request(log);
+      co_return;
+    }
     if (path == "/api/v1/agents") {
       co_await agents(request, out, log);
       // Registrations come every 30 s from every agent: logged only when refused.
@@ -131,6 +137,7 @@ class Front final : public HttpHandler {
   const Tracker& tracker() const { return tracker_; }
   const AgentRegistry& registry() const { return agents_; }
   void set_preheater(Preheater* preheater) { preheater_ = preheater; }
+  void set_copies(CopyKeeper* copies) { copies_ = copies; }
   // Agents registered in the last AgentRegistry::kGone.
   std::size_t known_agents() const { return agents_.live(std::chrono::system_clock::now()); }
 
@@ -139,8 +146,8 @@ class Front final : public HttpHandler {
   static bool admin_may_read(std::string_view method, std::string_view path) {
     return (method == "GET" || method == "HEAD") &&
            (path == mirror::kStatusPath || path == "/api/v1/agents" || path == "/metrics" ||
-            path == mirror::CacheAdmin::kPrefix || path == "/api/v1/preheat" ||
-            path.starts_with("/api/v1/preheat/"));
+            path == mirror::CacheAdmin::kPrefix || path == "/api/v1/copies" ||
+            path == "/api/v1/preheat" || path.starts_with("/api/v1/preheat/"));
   }
 
   Task<void> serve_status_page(const HttpRequest& request, ResponseWriter& out, RequestLog& log) {
@@ -200,6 +207,47 @@ class Front final : public HttpHandler {
     }
     Error wrong(Errc::kMethodNotAllowed,
                 "POST /api/v1/preheat?image=..., GET /api/v1/preheat[/<id>]");
+    co_await mirror::send_error(out, std::move(wrong), log);
+  }
+
+  // Copy rules (docs/operations.md "Copies that stay").
+  Task<void> copies(const HttpRequest& request, const std::string& path, ResponseWriter& out,
+                    RequestLog& log) {
+    ResponseHead head;
+    head.headers.add("Content-Type", "application/json");
+    if (path == "/api/v1/copies" && request.method == "GET") {
+      const std::string body = copies_->to_json();
+      co_await mirror::send_body(out, std::move(head), body, log);
+      co_return;
+    }
+    if (path == "/api/v1/copies" && request.method == "POST") {
+      const auto q = request.target.find('?');
+      auto rule =
+          parse_copy_rule(q == std::string::npos ? std::string_view()
+                                                 : std::string_view(request.target).substr(q + 1));
+      Result<std::string> id =
+          rule ? copies_->add(std::move(*rule)) : Result<std::string>(rule.error());
+      if (!id) {
+        co_await mirror::send_error(out, id.error(), log);
+        co_return;
+      }
+      head.status = 201;
+      const std::string body = nlohmann::json{{"id", *id}}.dump();
+      co_await mirror::send_body(out, std::move(head), body, log);
+      co_return;
+    }
+    if (request.method == "DELETE" && path.size() > 15) {
+      Status removed = copies_->remove(path.substr(15));
+      if (!removed) {
+        co_await mirror::send_error(out, removed.error(), log);
+        co_return;
+      }
+      head.status = 204;
+      co_await mirror::send_body(out, std::move(head), "", log);
+      co_return;
+    }
+    Error wrong(Errc::kMethodNotAllowed,
+                "GET or POST /api/v1/copies?image=&copies=[&zone=], DELETE /api/v1/copies/<id>");
     co_await mirror::send_error(out, std::move(wrong), log);
   }
 
@@ -304,6 +352,7 @@ class Front final : public HttpHandler {
   Publisher& publisher_;
   std::string token_;
   std::string admin_password_;  // empty: none
+  CopyKeeper* copies_ = nullptr;
   const SiteAuthority* site_;
   Tracker tracker_;
   AgentRegistry agents_;
@@ -329,6 +378,7 @@ struct Supernode::Impl {
   std::unique_ptr<Publisher> publisher;
   std::unique_ptr<Front> front;
   std::unique_ptr<Preheater> preheater;
+  std::unique_ptr<CopyKeeper> copies;
 };
 
 Supernode::Supernode(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -404,6 +454,10 @@ Result<std::unique_ptr<Supernode>> Supernode::create(const SupernodeConfig& conf
   impl->preheater =
       std::make_unique<Preheater>(ioc.get_executor(), *impl->node, impl->front->registry(), *token);
   impl->front->set_preheater(impl->preheater.get());
+  impl->copies = std::make_unique<CopyKeeper>(
+      ioc.get_executor(), impl->front->registry(), *impl->preheater, *token,
+      config.data_dir + "/copy_rules.json", config.copy_rule_interval);
+  impl->front->set_copies(impl->copies.get());
   // Sampled at each scrape (docs/operations.md "Metrics").
   Metrics& m = Metrics::get();
   Front* front = impl->front.get();
@@ -430,8 +484,14 @@ Result<std::unique_ptr<Supernode>> Supernode::create(const SupernodeConfig& conf
 const std::vector<std::string>& Supernode::endpoints() const { return impl_->node->endpoints(); }
 const std::string& Supernode::metrics_endpoint() const { return impl_->node->metrics_endpoint(); }
 const mirror::Counters& Supernode::counters() const { return impl_->node->counters(); }
-void Supernode::start() { impl_->node->start(); }
+void Supernode::start() {
+  impl_->node->start();
+  impl_->copies->start();
+}
 void Supernode::cut_shutdown() { impl_->node->cut_shutdown(); }
-Task<void> Supernode::shutdown() { co_await impl_->node->shutdown(); }
+Task<void> Supernode::shutdown() {
+  impl_->copies->stop();
+  co_await impl_->node->shutdown();
+}
 
 }  // namespace layerswarm::supernode

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <set>
@@ -603,4 +604,87 @@ TEST_CASE("layerswarm export writes an OCI layout and a docker archive that skop
   CHECK_FALSE(std::filesystem::exists(dir.file("none.tar.part")));
   CHECK(cli({"team/app:v1", "--format", "oci", "-o", layout}).first == 1);
   CHECK(cli({"team/app:v1", "--format", "zip", "-o", archive}).first == 2);
+}
+
+TEST_CASE("copies that stay: K copies per zone, made again when a copy goes",
+          "[integration][operations]") {
+  TempDir dir;
+  Registry upstream(dir);
+  const Image image = make_image(dir, "app", {"--layer", "2M", "--layer", "1M"});
+  push_image(dir, image, upstream, "ops/app:v1");
+  const std::string token = token_file(dir);
+  auto supernode = start_supernode(
+      dir, upstream.url(),
+      R"({"swarm": {"chunk_size": 2097152, "piece_size": 262144}, "copy_rule_interval": "1s"})");
+  std::vector<std::unique_ptr<Agent>> rack1;
+  for (const char* name : {"a", "b", "c"}) {
+    rack1.push_back(start_agent(dir, upstream.url(), supernode->address(), name, token,
+                                R"({"zone": "rack-1"})"));
+  }
+  auto d =
+      start_agent(dir, upstream.url(), supernode->address(), "d", token, R"({"zone": "rack-2"})");
+  const HeaderList auth = {{"Authorization", std::string("Bearer ") + kToken}};
+  REQUIRE(wait_until(
+      [&] {
+        const json j = json::parse(http_get(supernode->address(), "/api/v1/agents", auth).body,
+                                   nullptr, false);
+        return j.is_array() && j.size() == 4;
+      },
+      20s, 50ms));
+  std::vector<std::string> blobs;
+  for (const auto& b : image.summary["blobs"]) {
+    if (b["mediaType"].get<std::string>().find("manifest") == std::string::npos) {
+      blobs.push_back(b["digest"]);
+    }
+  }
+  const auto holds = [&](const Agent& agent) {
+    return std::all_of(blobs.begin(), blobs.end(),
+                       [&](const std::string& b) { return agent.blob_file_exists(b); });
+  };
+  const auto holders = [&] {
+    return std::count_if(rack1.begin(), rack1.end(), [&](const auto& a) { return holds(*a); });
+  };
+  const auto copies_held = [&] {
+    const json j =
+        json::parse(http_get(supernode->address(), "/api/v1/copies", auth).body, nullptr, false);
+    return j.is_array() && j.size() == 1
+               ? j[0]["zones"].value("rack-1", json::object()).value("holders", -1)
+               : -1;
+  };
+
+  Process add({cli_binary(), "--server", "http://" + supernode->address(), "--token-file", token,
+               "copies", "add", "ops/app:v1", "--copies", "2", "--zone", "rack-1"},
+              dir.file("copies-add.out"));
+  REQUIRE(add.wait(30s) == 0);
+  // Two of rack-1's three agents get it (no more), rack-2's none; the check sees both.
+  REQUIRE(wait_until([&] { return holders() >= 2 && copies_held() == 2; }, 60s, 200ms));
+  CHECK(holders() == 2);
+  CHECK_FALSE(holds(*d));
+  // A copy goes (removed from one holder's cache): the rule makes a second one again.
+  Agent* gone = nullptr;
+  for (auto& a : rack1) {
+    if (holds(*a)) gone = a.get();
+  }
+  REQUIRE(gone != nullptr);
+  REQUIRE(http_request(gone->address(), "DELETE", "/api/v1/cache/images?image=ops/app:v1").status ==
+          200);
+  CHECK(holders() == 1);
+  CHECK(wait_until([&] { return holders() == 2; }, 60s, 200ms));
+  CHECK(upstream.requests("GET", "/v2/ops/app/blobs/" + blobs[0]) == 1);  // once, for the site
+  Process ls({cli_binary(), "--server", "http://" + supernode->address(), "--token-file", token,
+              "copies", "ls"},
+             dir.file("copies-ls.out"));
+  const auto ls_status = ls.wait(30s);
+  const std::string listed = read_file(dir.file("copies-ls.out"));
+  INFO(listed);
+  REQUIRE(ls_status == 0);
+  CHECK(count_lines(listed, {"ops/app:v1", "2", "rack-1"}) == 1);
+  // Bad rules are refused naming the field; a rule can be dropped.
+  CHECK(http_request(supernode->address(), "POST", "/api/v1/copies?image=ops/app:v1&copies=0", auth)
+            .status == 400);
+  const json rules =
+      json::parse(http_get(supernode->address(), "/api/v1/copies", auth).body, nullptr, false);
+  const std::string id = rules[0]["id"];
+  CHECK(http_request(supernode->address(), "DELETE", "/api/v1/copies/" + id, auth).status == 204);
+  CHECK(http_request(supernode->address(), "DELETE", "/api/v1/copies/" + id, auth).status == 404);
 }
