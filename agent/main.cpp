@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "agent/agent.h"
+#include "agent/import.h"
 #include "common/audit.h"
 #include "common/log.h"
 #include "common/service.h"
@@ -40,6 +41,15 @@ int main(int argc, char** argv) {
                  "BitTorrent listen address (default 0.0.0.0:6881; port 0 picks one)");
   app.add_option("--p2p-port", o.p2p_port, "BitTorrent port (replaces p2p_listen's port)")
       ->check(CLI::Range(0, 65535));
+  agent::ImportOptions import_options;
+  CLI::App* import_cmd = app.add_subcommand(
+      "import",
+      "Fill the cache of this (stopped) agent from a `layerswarm export` (a docker load "
+      "archive, or an OCI layout directory or tar), offline; then exit (docs/operations.md)");
+  import_cmd->add_option("file", import_options.file, "The archive or OCI layout")->required();
+  import_cmd->add_option("--as", import_options.as,
+                         "File the image under this reference (default: the archive's name)");
+  import_cmd->add_flag("--pin", import_options.pin, "Also pin it (never evicted)");
   app.set_version_flag("--version", "layerswarm-agent " LAYERSWARM_VERSION);
   try {
     app.parse(argc, argv);
@@ -51,6 +61,10 @@ int main(int argc, char** argv) {
   if (!config) {
     std::fprintf(stderr, "layerswarm-agent: %s\n", config.error().what().c_str());
     return 2;
+  }
+  if (*import_cmd) {
+    (void)init_logging("warn", "");  // only problems: the import prints its own lines
+    return agent::run_import(*config, import_options);
   }
   if (check_config) {
     std::printf("layerswarm-agent: configuration ok\n");

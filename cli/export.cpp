@@ -259,8 +259,11 @@ Task<Status> Exporter::write_oci(const Manifest& m, const json& doc) {
   if (auto s = write_file(blobs + "/" + std::string(m.digest.hex()), m.body); !s) co_return s;
   json descriptor = {
       {"mediaType", m.media_type}, {"digest", m.digest.str()}, {"size", m.body.size()}};
+  // The tag for skopeo and others; the whole reference as containerd names images (what
+  // `layerswarm-agent import` files the image under).
+  descriptor["annotations"] = {{"io.containerd.image.name", o_.image}};
   if (!ref_.tag.empty() && !ref_.digest) {
-    descriptor["annotations"] = {{"org.opencontainers.image.ref.name", ref_.tag}};
+    descriptor["annotations"]["org.opencontainers.image.ref.name"] = ref_.tag;
   }
   const json index = {{"schemaVersion", 2},
                       {"mediaType", "application/vnd.oci.image.index.v1+json"},

@@ -5,6 +5,7 @@
 //              [--agents ID,ID] [--share PERCENT] [--wait]
 //   layerswarm [--server URL] cache ls | pin IMAGE [--platform P]... | unpin IMAGE | rm IMAGE
 //   layerswarm [--server URL] export IMAGE -o FILE [--format docker|oci] [--platform P]
+//   layerswarm import FILE [--config F] [--data-dir D] [--as REF] [--pin]   (a stopped agent)
 //   layerswarm [--server URL] --token-file FILE copies add IMAGE --copies K [--zone Z] | ls | rm ID
 // --server defaults to the local agent, http://127.0.0.1:65001; a supernode needs its token.
 // Exit statuses: 0 done, 1 the server could not be asked or refused, 2 bad usage.
@@ -13,8 +14,10 @@
 #include <CLI/CLI.hpp>
 
 #include <boost/asio/io_context.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -273,6 +276,18 @@ int main(int argc, char** argv) {
   copies_add->add_option("--zone", copies_zone, "Only this zone (default every zone)");
   copies_add->add_option("--platform", platforms, "os/arch (repeatable; default every one)");
   copies_rm->add_option("id", copies_id, "The rule's id (copies ls)")->required();
+  auto* import_cmd = app.add_subcommand(
+      "import",
+      "Fill a stopped agent's cache from an export, offline (runs layerswarm-agent import)");
+  std::string import_file, import_as, import_config = "/etc/layerswarm/agent.json", import_data_dir;
+  bool import_pin = false;
+  import_cmd->add_option("file", import_file, "A docker load archive, or an OCI layout")
+      ->required();
+  import_cmd->add_option("--config", import_config,
+                         "The agent's configuration (default /etc/layerswarm/agent.json)");
+  import_cmd->add_option("--data-dir", import_data_dir, "The agent's cache directory");
+  import_cmd->add_option("--as", import_as, "File the image under this reference");
+  import_cmd->add_flag("--pin", import_pin, "Also pin it");
   auto* export_cmd = app.add_subcommand(
       "export", "Write an image from the node's cache as a docker load archive or OCI layout");
   cli::ExportOptions export_options;
@@ -367,6 +382,25 @@ int main(int argc, char** argv) {
       }
     }
     return 0;
+  }
+  if (*import_cmd) {
+    // The agent's own binary does it: it reads the agent's configuration (registry names,
+    // data directory) exactly as the agent does.
+    std::vector<std::string> args = {"layerswarm-agent"};
+    if (!import_config.empty() && ::access(import_config.c_str(), R_OK) == 0) {
+      args.insert(args.end(), {"--config", import_config});
+    }
+    if (!import_data_dir.empty()) args.insert(args.end(), {"--data-dir", import_data_dir});
+    args.insert(args.end(), {"import", import_file});
+    if (!import_as.empty()) args.insert(args.end(), {"--as", import_as});
+    if (import_pin) args.push_back("--pin");
+    std::vector<char*> argv_exec;
+    for (auto& a : args) argv_exec.push_back(a.data());
+    argv_exec.push_back(nullptr);
+    ::execvp("layerswarm-agent", argv_exec.data());
+    std::fprintf(stderr, "layerswarm: import needs layerswarm-agent (the agent's package): %s\n",
+                 std::strerror(errno));
+    return 1;
   }
   if (*export_cmd) {
     export_options.server = *url;

@@ -688,3 +688,91 @@ TEST_CASE("copies that stay: K copies per zone, made again when a copy goes",
   CHECK(http_request(supernode->address(), "DELETE", "/api/v1/copies/" + id, auth).status == 204);
   CHECK(http_request(supernode->address(), "DELETE", "/api/v1/copies/" + id, auth).status == 404);
 }
+
+TEST_CASE("an export imported into a stopped agent is pulled from it with the upstream gone",
+          "[integration][operations]") {
+  TempDir dir;
+  Registry upstream(dir);
+  const Image image = make_image(dir, "img", {"--busybox", "/bin/busybox", "--layer", "1M"});
+  push_image(dir, image, upstream, "team/app:v1");
+  Agent a(dir, {"--upstream", upstream.url()}, "", "a");
+  const auto run = [&](std::vector<std::string> argv, const std::string& name) {
+    Process p(argv, dir.file(name));
+    const auto status = p.wait(60s);
+    return std::make_pair(status.value_or(-1), read_file(dir.file(name)));
+  };
+  const std::string layout = dir.file("app-oci"), archive = dir.file("app.tar");
+  REQUIRE(run({cli_binary(), "--server", "http://" + a.address(), "export", "team/app:v1",
+               "--format", "oci", "-o", layout},
+              "export-oci.out")
+              .first == 0);
+  REQUIRE(run({cli_binary(), "--server", "http://" + a.address(), "export", "team/app:v1", "-o",
+               archive},
+              "export-docker.out")
+              .first == 0);
+  REQUIRE(pull_to_dir(dir, a.address(), "team/app:v1", "from-a") == 0);
+
+  // Agents whose upstream is gone (nothing listens there), filled while stopped.
+  const std::vector<std::string> offline = {"--upstream", "http://127.0.0.1:9"};
+  Agent b(dir, offline, "", "b");
+  Agent c(dir, offline, "", "c");
+  const auto import = [&](Agent& agent, const std::vector<std::string>& args,
+                          const std::string& name) {
+    std::vector<std::string> argv = {agent_binary(), "--data-dir",         agent.data_dir(),
+                                     "--upstream",   "http://127.0.0.1:9", "import"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, name);
+  };
+  // A running agent holds its cache: the import says so.
+  auto [busy, busy_out] = import(b, {layout}, "import-busy.out");
+  CHECK(busy == 1);
+  CHECK(count_lines(busy_out, {"stop it first"}) == 1);
+  b.stop();
+  c.stop();
+  auto [oci_status, oci_out] = import(b, {layout, "--pin"}, "import-oci.out");
+  INFO(oci_out);
+  REQUIRE(oci_status == 0);
+  CHECK(count_lines(oci_out, {"imported", "team/app:v1"}) == 1);
+  // The docker archive through the CLI (`layerswarm import`, which runs the agent's binary
+  // with the agent's configuration file).
+  write_file(dir.file("c.json"), R"({"upstream": "http://127.0.0.1:9"})");
+  const std::string agent_dir = agent_binary().substr(0, agent_binary().rfind('/'));
+  auto [docker_status, docker_out] =
+      run({"env", "PATH=" + agent_dir + ":" + std::getenv("PATH"), cli_binary(), "import", archive,
+           "--config", dir.file("c.json"), "--data-dir", c.data_dir()},
+          "import-docker.out");
+  INFO(docker_out);
+  REQUIRE(docker_status == 0);
+  b.start();
+  c.start();
+  // The OCI layout keeps the manifest: the same image, byte for byte; the docker archive's
+  // image has a manifest made from its config and layers (the same layers).
+  REQUIRE(pull_to_dir(dir, b.address(), "team/app:v1", "from-b") == 0);
+  CHECK(read_file(dir.file("from-b") + "/manifest.json") ==
+        read_file(dir.file("from-a") + "/manifest.json"));
+  REQUIRE(pull_to_dir(dir, c.address(), "team/app:v1", "from-c") == 0);
+  // --pin made it a run-time pin.
+  const json listed = json::parse(http_get(b.address(), "/api/v1/cache").body, nullptr, false);
+  REQUIRE(listed.is_object());
+  CHECK(listed["pins"].dump().find("team/app:v1") != std::string::npos);
+
+  // A damaged archive is refused and tags nothing (into an agent that lacks those blobs: one
+  // that has them keeps its own verified copies and reads nothing from the archive).
+  Agent e(dir, offline, "", "e");
+  e.stop();
+  const std::string damaged = dir.file("damaged-oci");
+  std::filesystem::copy(layout, damaged, std::filesystem::copy_options::recursive);
+  std::string biggest;
+  std::uintmax_t size = 0;
+  for (const auto& f : std::filesystem::directory_iterator(damaged + "/blobs/sha256")) {
+    if (f.file_size() > size) size = f.file_size(), biggest = f.path();
+  }
+  std::string bytes = read_file(biggest);
+  bytes[bytes.size() / 2] ^= 0x01;
+  write_file(biggest, bytes);
+  auto [bad, bad_out] = import(e, {damaged, "--as", "team/other:v1"}, "import-bad.out");
+  CHECK(bad == 1);
+  CHECK(count_lines(bad_out, {"does not verify"}) == 1);
+  e.start();
+  CHECK(http_get(e.address(), "/v2/team/other/manifests/v1").status >= 400);
+}
