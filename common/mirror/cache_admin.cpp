@@ -83,8 +83,13 @@ Task<void> CacheAdmin::handle(HttpRequest request, ResponseWriter& out) {
   const bool allowed =
       loopback(request.remote) ||
       (!token_.empty() && carries_token(request.headers.get("Authorization").value_or(""), token_));
-  if (!allowed) {
-    Error refused(Errc::kDenied, "the cache is administered from this host or with the token");
+  // A web page the host's browser opens could send a plain POST here (no preflight): a
+  // request a browser made (it names its Origin) is refused, whatever its address.
+  const bool from_browser = request.headers.get("Origin").has_value();
+  if (!allowed || from_browser) {
+    Error refused(Errc::kDenied,
+                  from_browser ? "the cache is not administered from web pages"
+                               : "the cache is administered from this host or with the token");
     co_await send_error(out, std::move(refused), log);
     log_request(log);
     co_return;

@@ -546,6 +546,10 @@ TEST_CASE("layerswarm cache ls, rm, pin and unpin against a running agent",
   CHECK(cli({"pin", "UPPER/case"}).first == 1);
   CHECK(cli({"frobnicate"}).first == 2);
   CHECK(http_request(agent.address(), "PUT", "/api/v1/cache/pins?image=x").status == 405);
+  // What a web page in the host's browser could send: refused.
+  CHECK(http_request(agent.address(), "POST", "/api/v1/cache/pins?image=team/two:v1",
+                     {{"Origin", "http://evil.example"}})
+            .status == 403);
 }
 
 TEST_CASE("layerswarm export writes an OCI layout and a docker archive that skopeo reads",
