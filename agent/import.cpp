@@ -10,11 +10,11 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <sstream>
 
 #include "common/clock.h"
 #include "common/digest.h"
+#include "common/mirror/pins.h"
 #include "common/mirror/upstreams.h"
 #include "common/reference.h"
 #include "common/store.h"
@@ -90,22 +90,35 @@ class Importer {
  public:
   Importer(Store& store, mirror::Upstreams& upstreams) : store_(store), upstreams_(upstreams) {}
 
-  // Hashes `path` into the cache as `digest` (skipped when the cache has it).
-  Status put_blob(const fs::path& path, const Digest& digest) {
-    if (store_.blob_size(digest)) {
-      ++present_;
-      return {};
+  struct Put {
+    Digest digest;
+    std::uint64_t size = 0;
+    bool gzip = false;  // begins with gzip's magic (not known for a blob the cache had)
+  };
+
+  // Copies `path` into the cache, hashing it on the way, once. With `expect` a blob the cache
+  // holds is not read, and other bytes are an error; without, the bytes name the blob.
+  Result<Put> put_blob(const fs::path& path, const std::optional<Digest>& expect) {
+    if (expect) {
+      if (auto size = store_.blob_size(*expect)) {
+        ++present_;
+        return Put{*expect, *size, false};
+      }
     }
     const int in = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (in < 0) return Error(Errc::kConfigInvalid, "the archive lacks " + digest.str());
-    auto temp = store_.create_temp(digest);
+    if (in < 0) {
+      return Error(Errc::kConfigInvalid,
+                   "the archive lacks " + (expect ? expect->str() : path.filename().string()));
+    }
+    auto temp = expect ? store_.create_temp(*expect) : store_.create_temp();
     if (!temp) {
       ::close(in);
       return temp.error();
     }
-    Hasher hasher(digest.algorithm());
+    Hasher hasher(expect ? expect->algorithm() : Digest::Algorithm::kSha256);
     std::vector<char> buf(1 << 20);
     std::uint64_t size = 0;
+    bool gzip = false;
     Status s;
     for (std::uint64_t i = 0; i < (1ULL << 40); ++i) {
       const ssize_t n = ::read(in, buf.data(), buf.size());
@@ -114,6 +127,7 @@ class Importer {
         break;
       }
       if (n == 0) break;
+      if (size == 0) gzip = n >= 2 && buf[0] == '\x1f' && buf[1] == '\x8b';
       hasher.update(buf.data(), static_cast<std::size_t>(n));
       if (::write(temp->fd.get(), buf.data(), static_cast<std::size_t>(n)) != n) {
         s = Error(Errc::kStorage, "writing into the cache");
@@ -122,14 +136,19 @@ class Importer {
       size += static_cast<std::uint64_t>(n);
     }
     ::close(in);
-    if (!s) return s;
-    if (hasher.finish() != digest) {
-      return Error(Errc::kDigestMismatch, "the archive's " + digest.str() + " does not verify");
+    if (!s) return s.error();
+    const Digest digest = hasher.finish();
+    if (expect && digest != *expect) {
+      return Error(Errc::kDigestMismatch, "the archive's " + expect->str() + " does not verify");
     }
-    if (auto c = store_.commit_blob(*temp, digest, size); !c) return c;
-    ++added_;
-    bytes_ += size;
-    return {};
+    if (store_.blob_size(digest)) {
+      ++present_;  // the temporary file goes with `temp`
+    } else {
+      if (auto c = store_.commit_blob(*temp, digest, size); !c) return c.error();
+      ++added_;
+      bytes_ += size;
+    }
+    return Put{digest, size, gzip};
   }
 
   // Files a verified manifest (and its blobs' repository) under `ref`.
@@ -175,7 +194,7 @@ Result<ImageReference> name_of(const std::string& as, const std::string& found) 
 // An OCI image layout in `dir`: each image index.json names (containerd's name annotation, or
 // --as), its manifest, an index's children present in the layout, and their blobs.
 Status import_oci(Importer& importer, const fs::path& dir, const ImportOptions& o,
-                  std::vector<std::string>& imported) {
+                  std::vector<ImageReference>& imported) {
   auto index_text = read_small(dir / "index.json", kMaxManifest);
   const json index = json::parse(index_text.value_or(""), nullptr, false);
   if (!index.is_object() || !index.contains("manifests")) {
@@ -218,14 +237,14 @@ Status import_oci(Importer& importer, const fs::path& dir, const ImportOptions& 
       for (const auto& d : descs) {
         auto blob = Digest::parse(d.value("digest", ""));
         if (!blob) return Error(Errc::kConfigInvalid, "a manifest names a bad digest");
-        if (auto s = importer.put_blob(blob_path(*blob), *blob); !s) return s;
+        if (auto put = importer.put_blob(blob_path(*blob), *blob); !put) return put.error();
         blobs.push_back(*blob);
       }
     }
     if (auto s = importer.put_image(*ref, *digest, media_type, *bytes, blobs, children); !s) {
       return s;
     }
-    imported.push_back(ref->str());
+    imported.push_back(*ref);
   }
   return {};
 }
@@ -233,54 +252,34 @@ Status import_oci(Importer& importer, const fs::path& dir, const ImportOptions& 
 // A docker save / layerswarm export archive unpacked in `dir`: manifest.json names the config
 // and layer files; a Docker v2 manifest is made from them (layers gzip or plain tar, as found).
 Status import_docker(Importer& importer, const fs::path& dir, const ImportOptions& o,
-                     std::vector<std::string>& imported) {
+                     std::vector<ImageReference>& imported) {
   auto text = read_small(dir / "manifest.json", kMaxManifest);
   const json list = json::parse(text.value_or(""), nullptr, false);
   if (!list.is_array()) return Error(Errc::kConfigInvalid, "manifest.json is missing");
   for (const auto& entry : list) {
+    // The config's and layers' digests are their files': hashed as they go into the cache.
     const std::string config_name = entry.value("Config", "");
-    const fs::path config_path = (dir / config_name).lexically_normal();
-    auto config = read_small(config_path, kMaxManifest);
-    if (config_name.empty() || !config) return Error(Errc::kConfigInvalid, "a missing config");
-    const Digest config_digest = Digest::sha256_of(*config);
-    if (auto s = importer.put_blob(config_path, config_digest); !s) return s;
-    std::vector<Digest> blobs = {config_digest};
+    if (config_name.empty()) return Error(Errc::kConfigInvalid, "a missing config");
+    auto config = importer.put_blob((dir / config_name).lexically_normal(), std::nullopt);
+    if (!config) return config.error();
+    std::vector<Digest> blobs = {config->digest};
     json layers = json::array();
     for (const auto& l : entry.value("Layers", json::array())) {
-      const fs::path path = (dir / l.get<std::string>()).lexically_normal();
-      // The layer's digest is its file's: hashed here, verified again by put_blob.
-      std::ifstream in(path, std::ios::binary);
-      if (!in) return Error(Errc::kConfigInvalid, "a missing layer " + l.get<std::string>());
-      Hasher hasher(Digest::Algorithm::kSha256);
-      std::vector<char> buf(1 << 20);
-      unsigned char magic[2] = {0, 0};
-      std::uint64_t size = 0;
-      for (std::uint64_t i = 0; i < (1ULL << 40) && in; ++i) {
-        in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-        const auto n = static_cast<std::size_t>(in.gcount());
-        if (n == 0) break;
-        if (size == 0 && n >= 2) {
-          magic[0] = static_cast<unsigned char>(buf[0]);
-          magic[1] = static_cast<unsigned char>(buf[1]);
-        }
-        hasher.update(buf.data(), n);
-        size += n;
-      }
-      const Digest digest = hasher.finish();
-      if (auto s = importer.put_blob(path, digest); !s) return s;
-      blobs.push_back(digest);
-      const bool gzip = magic[0] == 0x1f && magic[1] == 0x8b;
-      layers.push_back({{"mediaType", gzip ? "application/vnd.docker.image.rootfs.diff.tar.gzip"
-                                           : "application/vnd.docker.image.rootfs.diff.tar"},
-                        {"size", size},
-                        {"digest", digest.str()}});
+      auto layer = importer.put_blob((dir / l.get<std::string>()).lexically_normal(), std::nullopt);
+      if (!layer) return layer.error();
+      blobs.push_back(layer->digest);
+      layers.push_back(
+          {{"mediaType", layer->gzip ? "application/vnd.docker.image.rootfs.diff.tar.gzip"
+                                     : "application/vnd.docker.image.rootfs.diff.tar"},
+           {"size", layer->size},
+           {"digest", layer->digest.str()}});
     }
     const json manifest = {{"schemaVersion", 2},
                            {"mediaType", kDockerV2},
                            {"config",
                             {{"mediaType", "application/vnd.docker.container.image.v1+json"},
-                             {"size", config->size()},
-                             {"digest", config_digest.str()}}},
+                             {"size", config->size},
+                             {"digest", config->digest.str()}}},
                            {"layers", layers}};
     const std::string bytes = manifest.dump();
     std::string found;
@@ -292,34 +291,22 @@ Status import_docker(Importer& importer, const fs::path& dir, const ImportOption
         !s) {
       return s;
     }
-    imported.push_back(ref->str());
+    imported.push_back(*ref);
   }
   return {};
 }
 
 // Adds `images` to the run-time pins (data_dir/pins.json, common/mirror/pins.h).
-Status pin(const std::string& data_dir, const std::vector<std::string>& images) {
+Status pin(const std::string& data_dir, const std::vector<ImageReference>& images) {
   const std::string path = data_dir + "/pins.json";
-  json list = json::array();
-  if (auto text = read_small(path, kMaxManifest)) {
-    list = json::parse(*text, nullptr, false);
-    if (!list.is_array()) return Error(Errc::kConfigInvalid, path + " is not a JSON list");
-  }
+  auto pins = mirror::read_pin_file(path);
+  if (!pins) return pins.error();
   for (const auto& image : images) {
     bool present = false;
-    for (const auto& p : list) present = present || p.value("image", "") == image;
-    if (!present) list.push_back({{"image", image}, {"platforms", json::array()}});
+    for (const auto& p : *pins) present = present || p.image.str() == image.str();
+    if (!present) pins->push_back(mirror::PinSpec{image, {}});
   }
-  const std::string tmp = path + ".new";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << list.dump(2) << "\n";
-    if (!out) return Error(Errc::kStorage, "cannot write " + tmp);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return Error(Errc::kStorage, "cannot replace " + path);
-  }
-  return {};
+  return mirror::write_pin_file(path, *pins);
 }
 
 }  // namespace
@@ -353,7 +340,7 @@ int run_import(const AgentConfig& config, const ImportOptions& options) {
     s = untar(options.file, unpacked);
     dir = unpacked;
   }
-  std::vector<std::string> imported;
+  std::vector<ImageReference> imported;
   if (s) {
     if (fs::exists(dir / "index.json", ec)) {
       s = import_oci(importer, dir, options, imported);

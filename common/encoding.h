@@ -1,6 +1,7 @@
 // Base64 (RFC 4648, with padding) for Basic credentials and docker config.json "auth" fields.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,5 +23,8 @@ std::optional<BasicCredentials> decode_basic_credentials(std::string_view base64
 // Whether `authorization` (a request's Authorization header) carries the cluster `token`:
 // "Bearer <token>", compared in constant time. An empty token matches nothing.
 bool carries_token(std::string_view authorization, std::string_view token);
+
+// `bytes` random bytes (OpenSSL's generator) in lowercase hex: ids for preheats and rules.
+std::string random_hex(std::size_t bytes);
 
 }  // namespace layerswarm

@@ -1,5 +1,7 @@
 #include "common/json_config.h"
 
+#include <cstdio>
+
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -129,6 +131,20 @@ Result<std::string> read_secret_file(const std::string& file) {
     return Error(Errc::kConfigInvalid, "secret file " + file + ": whitespace inside the secret");
   }
   return token;
+}
+
+Status save_json_file(const std::string& file, const nlohmann::json& doc) {
+  const std::string tmp = file + ".new";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << doc.dump(2) << "\n";
+    out.flush();
+    if (!out) return Error(Errc::kStorage, "cannot write " + tmp);
+  }
+  if (std::rename(tmp.c_str(), file.c_str()) != 0) {
+    return Error(Errc::kStorage, "cannot replace " + file);
+  }
+  return {};
 }
 
 Result<std::string> read_text_file(const std::string& file) {

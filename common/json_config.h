@@ -41,6 +41,10 @@ Result<std::string> read_text_file(const std::string& file);
 
 // Reads and parses a JSON file. Errors: kConfigInvalid naming the file and the parse error.
 Result<nlohmann::json> load_json_file(const std::string& file);
+// Writes a JSON document a program keeps for itself (run-time pins, copy rules): to
+// `file`.new, then renamed over `file`, so a crash leaves the old or the new one.
+// Errors: kStorage.
+Status save_json_file(const std::string& file, const nlohmann::json& doc);
 
 // A binary's configuration document: `file` parsed, or an empty object when `file` is "".
 // Errors: those of load_json_file.

@@ -530,10 +530,15 @@ std::optional<std::uint64_t> Store::blob_size(const Digest& digest) {
   return rec->size;
 }
 
+Result<TempFile> Store::create_temp() { return create_temp_named("new"); }
+
 Result<TempFile> Store::create_temp(const Digest& digest) {
+  return create_temp_named(std::string(digest.hex().substr(0, 16)));
+}
+
+Result<TempFile> Store::create_temp_named(const std::string& prefix) {
   TempFile t;
-  std::string pattern =
-      impl_->tmp_dir() + "/" + std::string(digest.hex().substr(0, 16)) + "-XXXXXX";
+  std::string pattern = impl_->tmp_dir() + "/" + prefix + "-XXXXXX";
   const int fd = ::mkostemp(pattern.data(), O_CLOEXEC);
   if (fd < 0) return errno_error("cannot create a temporary file in " + impl_->tmp_dir());
   t.fd = UniqueFd(fd);

@@ -139,6 +139,8 @@ class Store {
   std::vector<std::pair<Digest, std::string>> extras();
   // A new temporary file for a download of `digest` (not resumable). Errors: kStorage.
   Result<TempFile> create_temp(const Digest& digest);
+  // For content whose digest is known only once it is written (layerswarm-agent import).
+  Result<TempFile> create_temp();
   // The partial download of `digest` left by an earlier run (or a new empty one), truncated to
   // its recorded length. One per digest: the caller keeps a single download per digest.
   // Errors: kStorage.
@@ -245,6 +247,7 @@ class Store {
   struct Impl;
 
  private:
+  Result<TempFile> create_temp_named(const std::string& prefix);
   explicit Store(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

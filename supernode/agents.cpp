@@ -30,6 +30,8 @@ std::int64_t unix_ms(std::chrono::system_clock::time_point t) {
 
 }  // namespace
 
+bool valid_zone(std::string_view zone) { return safe_text(zone, 64); }
+
 Result<AgentRecord> parse_registration(std::string_view query, std::string_view remote_ip,
                                        std::chrono::system_clock::time_point now) {
   AgentRecord r;
@@ -51,7 +53,7 @@ Result<AgentRecord> parse_registration(std::string_view query, std::string_view 
       if (!safe_text(*value, 255) || value->empty()) return bad();
       r.id = *value;
     } else if (key == "zone") {
-      if (!safe_text(*value, 64)) return bad();
+      if (!valid_zone(*value)) return bad();
       r.zone = *value;
     } else if (key == "version") {
       if (!safe_text(*value, 32)) return bad();

@@ -38,6 +38,9 @@ struct AgentRecord {
   std::chrono::system_clock::time_point last_seen;
 };
 
+// A zone label: at most 64 of [A-Za-z0-9.-_:+] (registrations, copy rules).
+bool valid_zone(std::string_view zone);
+
 // A registration's query string from `remote_ip`. Errors: kNameInvalid naming the field.
 Result<AgentRecord> parse_registration(std::string_view query, std::string_view remote_ip,
                                        std::chrono::system_clock::time_point now);

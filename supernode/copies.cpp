@@ -1,37 +1,16 @@
 #include "supernode/copies.h"
 
-#include <openssl/rand.h>
-
 #include <algorithm>
-#include <cstdio>
-#include <fstream>
+#include <filesystem>
 #include <nlohmann/json.hpp>
-#include <set>
 
+#include "common/encoding.h"
+#include "common/json_config.h"
 #include "common/log.h"
 #include "common/url.h"
 
 namespace layerswarm::supernode {
 namespace {
-
-std::string new_id() {
-  unsigned char bytes[6];
-  RAND_bytes(bytes, sizeof bytes);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : bytes) {
-    out += hex[b >> 4];
-    out += hex[b & 15];
-  }
-  return out;
-}
-
-bool safe_zone(std::string_view z) {
-  return z.size() <= 64 && std::all_of(z.begin(), z.end(), [](char c) {
-           return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_' ||
-                  c == ':' || c == '+';
-         });
-}
 
 nlohmann::json rule_json(const CopyRule& r) {
   nlohmann::json zones = nlohmann::json::object();
@@ -58,7 +37,7 @@ Result<CopyRule> parse_copy_rule(std::string_view query) {
     if (k == "image") {
       r.reference = v;
     } else if (k == "zone") {
-      if (!safe_zone(v)) return Error(Errc::kNameInvalid, "copies: bad zone");
+      if (!valid_zone(v)) return Error(Errc::kNameInvalid, "copies: bad zone");
       r.zone = v;
     } else if (k == "copies") {
       char* end = nullptr;
@@ -106,9 +85,10 @@ void CopyKeeper::stop() {
 }
 
 void CopyKeeper::load() {
-  std::ifstream in(file_);
-  if (!in) return;
-  const auto j = nlohmann::json::parse(in, nullptr, false);
+  std::error_code ec;
+  if (!std::filesystem::exists(file_, ec)) return;  // no rules yet
+  const auto loaded = load_json_file(file_);
+  const nlohmann::json j = loaded ? *loaded : nlohmann::json();
   if (!j.is_array()) {
     LOG_ERROR("{}: not a JSON list; copy rules ignored until it is fixed", file_);
     return;
@@ -126,7 +106,7 @@ void CopyKeeper::load() {
       LOG_ERROR("{}: a rule: {}; skipped", file_, rule.error().what());
       continue;
     }
-    rule->id = e.value("id", new_id());
+    rule->id = e.value("id", random_hex(6));
     rules_.emplace(rule->id, std::move(*rule));
   }
 }
@@ -140,22 +120,12 @@ Status CopyKeeper::save() const {
                     {"zone", r.zone},
                     {"copies", r.copies}});
   }
-  const std::string tmp = file_ + ".new";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << list.dump(2) << "\n";
-    out.flush();
-    if (!out) return Error(Errc::kStorage, "cannot write " + tmp);
-  }
-  if (std::rename(tmp.c_str(), file_.c_str()) != 0) {
-    return Error(Errc::kStorage, "cannot replace " + file_);
-  }
-  return {};
+  return save_json_file(file_, list);
 }
 
 Result<std::string> CopyKeeper::add(CopyRule rule) {
   if (rules_.size() >= kMaxRules) return Error(Errc::kTooManyRequests, "too many copy rules");
-  rule.id = new_id();
+  rule.id = random_hex(6);
   const std::string id = rule.id;
   rules_.emplace(id, std::move(rule));
   if (auto s = save(); !s) {

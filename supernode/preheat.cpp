@@ -1,10 +1,9 @@
 #include "supernode/preheat.h"
 
-#include <openssl/rand.h>
-
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "common/encoding.h"
 #include "common/log.h"
 #include "common/mirror/pins.h"
 #include "common/url.h"
@@ -23,18 +22,6 @@ struct AgentProgress {
   std::uint64_t blobs_total = 0, blobs_done = 0, bytes_total = 0, bytes_done = 0;
   bool finished() const { return state == "done" || state == "failed"; }
 };
-
-std::string random_id() {
-  unsigned char bytes[8];
-  RAND_bytes(bytes, sizeof bytes);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : bytes) {
-    out += hex[b >> 4];
-    out += hex[b & 15];
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -110,7 +97,7 @@ Result<std::string> Preheater::start(PreheatRequest request) {
     if (oldest == jobs_.end()) break;
     jobs_.erase(oldest);
   }
-  const std::string id = random_id();
+  const std::string id = random_hex(8);
   auto job = std::make_shared<Job>();
   job->request = std::move(request);
   jobs_[id] = job;

@@ -1,10 +1,10 @@
 #include "common/mirror/pins.h"
 
-#include <cstdio>
-#include <fstream>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "common/json_config.h"
 #include "common/log.h"
 #include "common/mirror/manifest_policy.h"
 #include "common/size.h"
@@ -91,39 +91,35 @@ std::vector<PinSpec> Pinner::all() const {
   return pins;
 }
 
-void Pinner::load() {
-  if (options_.runtime_file.empty()) return;
-  std::ifstream in(options_.runtime_file);
-  if (!in) return;  // none yet
-  const auto j = nlohmann::json::parse(in, nullptr, false);
+Result<std::vector<PinSpec>> read_pin_file(const std::string& file) {
   std::vector<PinSpec> pins;
-  Status s = j.is_discarded() ? Status(Error(Errc::kConfigInvalid, "not JSON"))
-                              : parse_pin_list(j, "pins", pins);
-  if (!s) {
-    LOG_ERROR("{}: {}; run-time pins ignored until the file is fixed or replaced",
-              options_.runtime_file, s.error().what());
-    return;
-  }
-  runtime_ = std::move(pins);
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec)) return pins;  // none yet
+  auto j = load_json_file(file);
+  if (!j) return j.error();
+  if (auto s = parse_pin_list(*j, file, pins); !s) return s.error();
+  return pins;
 }
 
-Status Pinner::save() const {
+Status write_pin_file(const std::string& file, const std::vector<PinSpec>& pins) {
   nlohmann::json list = nlohmann::json::array();
-  for (const auto& pin : runtime_) {
+  for (const auto& pin : pins) {
     list.push_back({{"image", pin.image.str()}, {"platforms", pin.platforms}});
   }
-  const std::string tmp = options_.runtime_file + ".new";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << list.dump(2) << "\n";
-    out.flush();
-    if (!out) return Error(Errc::kStorage, "cannot write " + tmp);
-  }
-  if (std::rename(tmp.c_str(), options_.runtime_file.c_str()) != 0) {
-    return Error(Errc::kStorage, "cannot replace " + options_.runtime_file);
-  }
-  return {};
+  return save_json_file(file, list);
 }
+
+void Pinner::load() {
+  if (options_.runtime_file.empty()) return;
+  auto pins = read_pin_file(options_.runtime_file);
+  if (!pins) {
+    LOG_ERROR("{}; run-time pins ignored until the file is fixed or replaced", pins.error().what());
+    return;
+  }
+  runtime_ = std::move(*pins);
+}
+
+Status Pinner::save() const { return write_pin_file(options_.runtime_file, runtime_); }
 
 Status Pinner::add(PinSpec pin) {
   if (options_.runtime_file.empty()) return Error(Errc::kDenied, "run-time pins are off here");

@@ -74,6 +74,12 @@ class ImageFetcher {
   Store& store_;
 };
 
+// The run-time pins file (PinnerOptions::runtime_file, also written by layerswarm-agent
+// import --pin): a JSON list in cache.pins' form. An absent file holds no pins.
+// Errors: kConfigInvalid (read), kStorage (write).
+Result<std::vector<PinSpec>> read_pin_file(const std::string& file);
+Status write_pin_file(const std::string& file, const std::vector<PinSpec>& pins);
+
 class Pinner {
  public:
   Pinner(asio::any_io_executor executor, ImageFetcher& images, Store& store, PinnerOptions options,

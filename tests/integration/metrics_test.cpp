@@ -33,6 +33,14 @@ std::string metrics_address(const Agent& node) {
   return log.substr(start, log.find_first_of(" \n", start) - start);
 }
 
+// Runs `argv` to its end (at most 60 s, then killed: -1): its exit status and its output, kept
+// in dir/<name>.
+std::pair<int, std::string> run_logged(const TempDir& dir, const std::vector<std::string>& argv,
+                                       const std::string& name) {
+  const int status = run_command(argv, dir.file(name), 60s);
+  return {status, read_file(dir.file(name))};
+}
+
 // A port nobody listens on now (Prometheus wants a fixed one).
 int free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -249,9 +257,7 @@ TEST_CASE("agents register with the supernode, and the layerswarm CLI shows both
   const auto run = [&](const std::vector<std::string>& args, const std::string& name) {
     std::vector<std::string> argv = {cli_binary()};
     argv.insert(argv.end(), args.begin(), args.end());
-    Process cli(argv, dir.file(name + ".out"));
-    const auto status = cli.wait(30s);
-    return std::make_pair(status.value_or(-1), read_file(dir.file(name + ".out")));
+    return run_logged(dir, argv, name + ".out");
   };
   const auto [agent_status, agent_out] =
       run({"--server", "http://" + a->address(), "status"}, "s1");
@@ -492,10 +498,7 @@ TEST_CASE("layerswarm cache ls, rm, pin and unpin against a running agent",
     std::vector<std::string> argv = {cli_binary(), "--server", "http://" + agent.address(),
                                      "cache"};
     argv.insert(argv.end(), args.begin(), args.end());
-    const std::string out = dir.file("cache" + std::to_string(++runs) + ".out");
-    Process p(argv, out);
-    const auto status = p.wait(30s);
-    return std::make_pair(status.value_or(-1), read_file(out));
+    return run_logged(dir, argv, "cache" + std::to_string(++runs) + ".out");
   };
 
   auto [ls_status, ls] = cli({"ls"});
@@ -566,10 +569,7 @@ TEST_CASE("layerswarm export writes an OCI layout and a docker archive that skop
     std::vector<std::string> argv = {cli_binary(), "--server", "http://" + agent.address(),
                                      "export"};
     argv.insert(argv.end(), args.begin(), args.end());
-    const std::string out = dir.file("export" + std::to_string(++runs) + ".out");
-    Process p(argv, out);
-    const auto status = p.wait(60s);
-    return std::make_pair(status.value_or(-1), read_file(out));
+    return run_logged(dir, argv, "export" + std::to_string(++runs) + ".out");
   };
   // OCI layout of the arm64 image: skopeo inspects it and copies it (verifying every blob).
   const std::string layout = dir.file("app-oci");
@@ -700,10 +700,8 @@ TEST_CASE("an export imported into a stopped agent is pulled from it with the up
   const Image image = make_image(dir, "img", {"--busybox", "/bin/busybox", "--layer", "1M"});
   push_image(dir, image, upstream, "team/app:v1");
   Agent a(dir, {"--upstream", upstream.url()}, "", "a");
-  const auto run = [&](std::vector<std::string> argv, const std::string& name) {
-    Process p(argv, dir.file(name));
-    const auto status = p.wait(60s);
-    return std::make_pair(status.value_or(-1), read_file(dir.file(name)));
+  const auto run = [&](const std::vector<std::string>& argv, const std::string& name) {
+    return run_logged(dir, argv, name);
   };
   const std::string layout = dir.file("app-oci"), archive = dir.file("app.tar");
   REQUIRE(run({cli_binary(), "--server", "http://" + a.address(), "export", "team/app:v1",
