@@ -1,6 +1,6 @@
-// Helpers for strict JSON configuration files (STYLE.md 22): unknown keys are errors, every
-// value is type-checked, and each error names the key path. Only nlohmann's forward header
-// is included here.
+// Helpers for strict JSON configuration files (docs/configuration.md): unknown keys are errors,
+// every value is type-checked, and each error names the key path. Only nlohmann's forward header is
+// included here.
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>

@@ -1,6 +1,7 @@
-// The mirror's HTTP handler: routes OCI Distribution API requests (PROTOCOL.md) to the
-// manifest and blob services, answers errors as OCI error JSON, and logs one line per
-// request (STYLE.md 21).
+// The mirror's HTTP handler: routes OCI Distribution API requests (docs/architecture.md "The
+// path of a blob request", "The path of a manifest request") to the manifest and blob
+// services, answers errors as OCI error JSON, and logs one line per request
+// (docs/configuration.md "Request log").
 //
 // Threading: the io_context thread.
 #pragma once

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End to end with the real clients (TESTING.md): a docker-registry upstream with generated
+# End to end with the real clients (README.md, the client configuration sections): a docker-registry upstream with generated
 # images, layerswarm-agent in front of it, and every client pulling through the agent the way
 # it is configured in the README:
 #   skopeo      docker://AGENT/...                      (plain-http fallback after TLS probe)
