@@ -7,7 +7,8 @@
 //
 // Hands over to the next source (the supernode over HTTP, at the byte reached) when the
 // supernode's swarm API cannot serve the blob (any answer but a layout: its errors are never
-// the client's), when no piece arrives for `stall_timeout`, or on a torrent error; declines
+// the client's), when neither a piece nor a block's worth of payload arrives for
+// `stall_timeout` (docs/architecture.md "Fallbacks"), or on a torrent error; declines
 // blobs smaller than `min_blob_size` (a torrent's setup costs more than it saves).
 //
 // Threading: the io_context thread.

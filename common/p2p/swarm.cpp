@@ -356,6 +356,13 @@ std::uint64_t Swarm::uploaded(TorrentId id) const {
   return static_cast<std::uint64_t>(std::max<std::int64_t>(0, st.total_payload_upload));
 }
 
+std::uint64_t Swarm::received(TorrentId id) const {
+  auto it = impl_->by_id.find(id);
+  if (it == impl_->by_id.end()) return 0;
+  const lt::torrent_status st = it->second.status(lt::status_flags_t{});
+  return static_cast<std::uint64_t>(std::max<std::int64_t>(0, st.total_payload_download));
+}
+
 void Swarm::detach(TorrentId id) {
   auto it = impl_->by_id.find(id);
   if (it == impl_->by_id.end()) return;

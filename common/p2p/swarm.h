@@ -120,6 +120,9 @@ class Swarm {
   // Payload bytes the torrent has uploaded to peers since it was added (0 for an unknown id). Asks
   // libtorrent's thread: cheap, but not for every piece.
   std::uint64_t uploaded(TorrentId id) const;
+  // Payload bytes the torrent has received since it was added, verified or not (0 for an
+  // unknown id). Asks libtorrent's thread, like uploaded().
+  std::uint64_t received(TorrentId id) const;
   std::size_t torrents() const;
 
   struct Impl;

@@ -222,3 +222,31 @@ TEST_CASE("a supernode on a slow upstream link: clients wait while its download 
   CHECK(counter(*agent, "aborted_responses") == 0);
   CHECK(counter(*agent, "source_fallbacks") == 0);
 }
+
+TEST_CASE("a swarm whose pieces complete slower than the stall limit while blocks arrive goes on",
+          "[integration][swarm]") {
+  TempDir dir;
+  Registry upstream(dir);
+  const std::string bytes = random_bytes(256 << 10, 11);  // one 256 KiB piece
+  const std::string digest = push_blob(upstream, "site/blob", bytes);
+  // The supernode seeds at 40 kB/s: the piece takes ~6.5 s, longer than the agent's 4 s stall
+  // limit, while a 16 KiB block arrives about every 0.4 s. Before blocks counted as progress,
+  // the download handed over to HTTP after 4 s.
+  auto supernode = start_supernode(
+      dir, upstream.url(),
+      R"({"swarm": {"chunk_size": 1048576, "piece_size": 262144, "upload_rate_limit": 40000}})");
+  auto agent = start_agent(dir, upstream.url(), supernode->address(), "agent", token_file(dir),
+                           R"({"swarm": {"min_blob_size": 0, "stall_timeout": "4s"}})");
+  const HttpResult r =
+      http_request(agent->address(), "GET", "/v2/site/blob/blobs/" + digest, {}, {}, 120s);
+  INFO(agent->log());
+  CHECK(r.status == 200);
+  CHECK(r.complete);
+  CHECK(r.body == bytes);
+  CHECK(agent->log_lines({digest, "source=swarm"}) == 1);
+  CHECK(agent->log_lines({digest, "swarm failed at byte"}) == 0);
+  CHECK(agent->stop() == 0);
+  CHECK(counter(*agent, "bytes_from_swarm") == static_cast<long long>(bytes.size()));
+  CHECK(counter(*agent, "source_fallbacks") == 0);
+  CHECK(counter(*agent, "source_switches") == 0);
+}
