@@ -50,6 +50,12 @@ lt::settings_pack base_settings(const SwarmOptions& o) {
   s.set_int(lt::settings_pack::min_reconnect_time, 1);
   s.set_int(lt::settings_pack::peer_connect_timeout, 3);
   s.set_int(lt::settings_pack::min_announce_interval, kMinAnnounceIntervalSeconds);
+  // Seeds dial nobody: every node of a site accepts peer connections and a downloading peer
+  // dials the seeds the tracker names. A seed dialling another seed is closed at once as
+  // redundant ("upload to upload") and dialled again every min_reconnect_time: at N = 10 each
+  // idle agent made ~170 such connections a second, ~7% of a core per node, for as long as its
+  // chunks stayed loaded (docs/benchmarks.md "Seeds dial nobody").
+  s.set_bool(lt::settings_pack::seeding_outgoing_connections, false);
   // A closed swarm of cooperating nodes: every interested peer gets an upload slot (the
   // default is 8 per session, for all of a node's chunk torrents together). A large number
   // rather than -1, which turns off libtorrent's immediate unchoke of a newly interested peer.

@@ -99,7 +99,8 @@ class Swarm {
     std::uint64_t offset = 0;  // where the torrent's bytes start in it
     bool seed = false;         // the bytes are there and verified
     std::vector<std::string> trackers;
-    std::vector<std::pair<std::string, std::uint16_t>> peers;  // connected to at once
+    // Dialled at once; a seed dials nobody (peers dial seeds: swarm.cpp base_settings).
+    std::vector<std::pair<std::string, std::uint16_t>> peers;
     // With seed: the site's first seed. One upload slot per torrent (rotating), so each piece
     // leaves it about once and the peers trade the rest among themselves. (BEP 16 super
     // seeding stalled libtorrent 2.0.8 peers for ~10 s per torrent; measured, not used.)

@@ -250,3 +250,33 @@ TEST_CASE("a swarm whose pieces complete slower than the stall limit while block
   CHECK(counter(*agent, "source_fallbacks") == 0);
   CHECK(counter(*agent, "source_switches") == 0);
 }
+
+TEST_CASE("seeds make no outgoing connections: two nodes holding a blob do not dial each other",
+          "[integration][swarm]") {
+  TempDir dir;
+  Registry upstream(dir);
+  const std::string bytes = random_bytes(2 << 20, 12);  // two chunk torrents
+  const std::string digest = push_blob(upstream, "site/blob", bytes);
+  auto supernode = start_supernode(dir, upstream.url(), supernode_config());
+  // Debug logs: libtorrent's connection events are logged at debug level.
+  const std::string config = R"({"swarm": {"min_blob_size": 0}, "log": {"level": "debug"}})";
+  auto a = start_agent(dir, upstream.url(), supernode->address(), "a", token_file(dir), config);
+  auto b = start_agent(dir, upstream.url(), supernode->address(), "b", token_file(dir), config);
+  for (Agent* agent : {a.get(), b.get()}) {
+    const HttpResult r = http_get(agent->address(), "/v2/site/blob/blobs/" + digest);
+    REQUIRE(r.status == 200);
+    REQUIRE(r.body == bytes);
+  }
+  // Both seed both chunk torrents now and learn of each other on their next announces (a
+  // leecher announces every 5 s, a seed every 60 s). Before, a seed dialled every seed it knew
+  // once a second, only for the connection to be closed as redundant ("upload to upload").
+  const auto dials = [](Agent& agent) { return agent.log_lines({"outgoing connection to peer"}); };
+  const auto redundant = [](Agent& agent) { return agent.log_lines({"upload to upload"}); };
+  const int a0 = dials(*a), b0 = dials(*b), ra = redundant(*a), rb = redundant(*b);
+  std::this_thread::sleep_for(8s);  // an observation window (nothing to wait for: no event)
+  INFO(b->log());
+  CHECK(dials(*a) == a0);
+  CHECK(dials(*b) == b0);
+  CHECK(redundant(*a) == ra);
+  CHECK(redundant(*b) == rb);
+}
