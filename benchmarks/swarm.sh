@@ -13,6 +13,9 @@
 # --late "60 360": after each layerswarm rollout, node 1 starts over as a new node (a fresh
 # agent, empty cache) that many seconds after the rollout ended and pulls the image alone;
 # prints where its bytes came from (the supernode's host vs the other nodes, link counters).
+# --timeline FILE: during each rollout, the link of the host that feeds the nodes (the supernode's
+# host; the upstream's for direct pulls) every second: Mbit/s received and sent and the mean
+# packet sizes, to see when its uplink idles and how finely the traffic is cut.
 # --ttfb instead: one node, the time to the first byte of a cold layer through the swarm (curl)
 # next to a direct GET from the upstream and the bound (one chunk's transfer time).
 #   benchmarks/swarm.sh [--nodes "4 8 16"] [--size 200] [--layers 4] [--rate 100]
@@ -34,6 +37,7 @@ CHECK=
 TTFB=
 LATE=
 CLOSED=
+TIMELINE=
 while [ $# -gt 0 ]; do
   case "$1" in
     --nodes) NODES=$2; shift 2 ;;
@@ -47,7 +51,8 @@ while [ $# -gt 0 ]; do
     --ttfb) TTFB=1; shift ;;
     --late) LATE=$2; shift 2 ;;
     --closed) CLOSED=1; shift ;;
-    *) echo "usage: $0 [--nodes LIST] [--size MiB] [--layers N] [--rate Mbit] [--systems LIST] [--chunk MiB] [--check] [--ttfb] [--late "S ..."] [--closed]" >&2; exit 2 ;;
+    --timeline) TIMELINE=$2; shift 2 ;;
+    *) echo "usage: $0 [--nodes LIST] [--size MiB] [--layers N] [--rate Mbit] [--systems LIST] [--chunk MiB] [--check] [--ttfb] [--late "S ..."] [--closed] [--timeline FILE]" >&2; exit 2 ;;
   esac
 done
 if [ "$(id -u)" != 0 ]; then echo "swarm.sh: needs root (network namespaces)" >&2; exit 77; fi
@@ -190,6 +195,30 @@ upstream_blob_gets() {
   tail -n +"$(($1 + 1))" "$WORK/upstream.log" | grep -c '"GET /v2/[^ ]*/blobs/sha256:' || true
 }
 tx_bytes() { ip -n "$P-$1" -s -j link show h0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["stats64"]["tx"]["bytes"])'; }
+# timeline_start N SYSTEM HOST: samples HOST's link once a second into $TIMELINE (bounded: at
+# most an hour); sets TIMELINE_PID.
+timeline_start() {
+  local host=$3
+  echo "# N=$1 $2 rate=$RATE Mbit/s, host $host: seconds, rx Mbit/s, tx Mbit/s, mean rx and tx packet bytes" >>"$TIMELINE"
+  (
+    t0=$(now); last=
+    for _ in $(seq 1 3600); do
+      line=$(ip -n "$P-$host" -s -j link show h0 2>/dev/null |
+        python3 -c 'import json,sys; s=json.load(sys.stdin)[0]["stats64"]; print(s["rx"]["bytes"], s["tx"]["bytes"], s["rx"]["packets"], s["tx"]["packets"])') || break
+      t=$(now)
+      if [ -n "$last" ]; then
+        awk -v t="$t" -v t0="$t0" -v a="$last" -v b="$line" -v lt="$lt" 'BEGIN {
+          split(a, x, " "); split(b, y, " "); d = t - lt;
+          rp = y[3] - x[3]; tp = y[4] - x[4];
+          printf "%6.1f %7.2f %7.2f %7.0f %7.0f\n", t - t0, (y[1] - x[1]) * 8 / d / 1e6, (y[2] - x[2]) * 8 / d / 1e6,
+            (rp > 0 ? (y[1] - x[1]) / rp : 0), (tp > 0 ? (y[2] - x[2]) / tp : 0) }' >>"$TIMELINE"
+      fi
+      last=$line; lt=$t
+      sleep 1  # the sampling period, not a synchronisation
+    done
+  ) &
+  TIMELINE_PID=$!
+}
 cpu_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat; }
 # User and system CPU seconds of processes, summed: proc_cpu PID... -> "USER SYS"
 CLK_TCK=$(getconf CLK_TCK)
@@ -348,7 +377,12 @@ for n in $NODES; do
     esac
     agents_cpu0=$(proc_cpu "${agent_pids[@]}"); sn_cpu0=$(proc_cpu $sn_pid); reg_cpu0=$(proc_cpu "$reg_pid")
     before=$(cpu_busy)
+    TIMELINE_PID=
+    if [ -n "$TIMELINE" ]; then
+      case "$system" in direct) timeline_start "$n" "$system" up ;; *) timeline_start "$n" "$system" sn ;; esac
+    fi
     pull_all "$n" "$system-$n" from
+    if [ -n "$TIMELINE_PID" ]; then kill "$TIMELINE_PID" 2>/dev/null || true; wait "$TIMELINE_PID" 2>/dev/null || true; fi
     cpu=$(cpu_percent "$before" "$(cpu_busy)")
     agents_cpu1=$(proc_cpu "${agent_pids[@]}"); sn_cpu1=$(proc_cpu $sn_pid); reg_cpu1=$(proc_cpu "$reg_pid")
     sn_up=$(($(tx_bytes sn) - sn_before))
