@@ -140,9 +140,15 @@ void Swarm::Impl::on_alert(lt::alert* a) {
       it->second.observer->on_piece(static_cast<int>(p->piece_index));
     }
   } else if (auto* e = lt::alert_cast<lt::torrent_error_alert>(a)) {
-    LOG_WARN("swarm: torrent error: {}", e->message());
     auto it = by_handle.find(e->handle);
-    if (it != by_handle.end() && it->second.observer) it->second.observer->on_failed(e->message());
+    if (it == by_handle.end()) {
+      // A removed torrent: its file's write gate was revoked (remove()), so libtorrent's late
+      // writes fail with EBADF by design. Nothing is wrong.
+      LOG_DEBUG("swarm: removed torrent: {}", e->message());
+      return;
+    }
+    LOG_WARN("swarm: torrent error: {}", e->message());
+    if (it->second.observer) it->second.observer->on_failed(e->message());
   } else if (auto* h = lt::alert_cast<lt::hash_failed_alert>(a)) {
     LOG_WARN("swarm: piece {} failed its hash check; its senders are suspects",
              static_cast<int>(h->piece_index));
