@@ -324,6 +324,10 @@ Task<void> SwarmSource::add_chunks(std::shared_ptr<Download> download, BlobLocat
     add.offset = k * l.chunk_size;
     add.trackers = link_.trackers();
     add.peers = {{download->supernode_ip, l.seed_port}};
+    // The client's first byte: the blob's first piece goes first. Rarest-first alone picked it
+    // anywhere in the chunk, and a node pulling alone waited for the whole chunk's transfer
+    // before its first byte (docs/benchmarks.md "First byte").
+    if (k == 0 && download->frontier == 0) add.urgent_pieces = 1;
     chunk.have.assign(static_cast<std::size_t>(info->pieces), false);
     auto id = swarm_.add(std::move(add), &chunk);
     if (!id) {
@@ -332,8 +336,11 @@ Task<void> SwarmSource::add_chunks(std::shared_ptr<Download> download, BlobLocat
     }
     chunk.torrent = *id;
     chunk.metainfo = std::move(*metainfo);
+    LOG_DEBUG("blob {}: chunk {} added to the swarm", download->digest.str(), k);
     download->last_progress = std::chrono::steady_clock::now();
-    if (download->window > 0) download->prioritize(download->window);
+    if (download->window > 0) {
+      download->prioritize(download->window);
+    }
   }
 }
 

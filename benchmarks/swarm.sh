@@ -280,11 +280,11 @@ print("%.3f" % (time.monotonic() - t)); r.read()'
     i=$((i + 1))
     ip netns exec "$P-sn" "$SUPERNODE_BIN" --listen 10.77.0.3:65100 --data-dir "$WORK/sn-ttfb-$i" \
       --upstream http://10.77.0.2:5000 --token-file "$TOKEN_FILE" --p2p-listen 10.77.0.3:6881 \
-      --config "$WORK/supernode.json" >"$WORK/supernode-ttfb-$i.log" 2>&1 &
+      --config "$WORK/supernode.json" ${LS_SUPERNODE_ARGS:-} >"$WORK/supernode-ttfb-$i.log" 2>&1 &
     sn=$!
     ip netns exec "$P-n1" "$AGENT_BIN" --listen 127.0.0.1:65001 --data-dir "$WORK/agent-ttfb-$i" \
       --upstream http://10.77.0.2:5000 --supernode "$SN_URL" "${AGENT_CONF[@]}" --token-file "$TOKEN_FILE" \
-      --p2p-listen 10.77.0.11:6881 >"$WORK/agent-ttfb-$i.log" 2>&1 &
+      --p2p-listen 10.77.0.11:6881 ${LS_AGENT_ARGS:-} >"$WORK/agent-ttfb-$i.log" 2>&1 &
     ag=$!
     ls_wait_log "$WORK/supernode-ttfb-$i.log" "listening on"
     ls_wait_log "$WORK/agent-ttfb-$i.log" "listening on"

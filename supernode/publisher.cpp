@@ -320,6 +320,7 @@ Task<Status> Publisher::publish_chunks(std::shared_ptr<Blob> blob, int fd, std::
     blob->torrents.push_back(*id);
     blob->metainfo[k] = std::move(*metainfo);
     blob->changed.notify_all();
+    LOG_DEBUG("swarm: blob of {} bytes: chunk {} published", size, k);
   }
   // Published bytes that turn out not to match the digest are withdrawn.
   while (fetch && fetch->state() == BlobFetch::State::kStreaming) {

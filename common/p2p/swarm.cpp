@@ -40,6 +40,10 @@ lt::settings_pack base_settings(const SwarmOptions& o) {
   s.set_bool(lt::settings_pack::enable_upnp, false);
   s.set_bool(lt::settings_pack::enable_natpmp, false);
   s.set_int(lt::settings_pack::tick_interval, 100);  // first piece ~0.13 s instead of ~0.5 s
+  // libtorrent picks a torrent's first pieces at random (4 by default) whatever their priority:
+  // a client's first byte could come last of its chunk (docs/benchmarks.md "First byte").
+  // Among equally rare pieces, rarest-first is random anyway.
+  s.set_int(lt::settings_pack::initial_picker_threshold, 0);
   s.set_int(lt::settings_pack::out_enc_policy, lt::settings_pack::pe_disabled);  // no RC4
   s.set_int(lt::settings_pack::in_enc_policy, lt::settings_pack::pe_disabled);
   s.set_bool(lt::settings_pack::allow_multiple_connections_per_ip, true);
@@ -321,6 +325,14 @@ Result<TorrentId> Swarm::add(Add params, TorrentObserver* observer) {
     atp.flags &= ~lt::torrent_flags::paused;
   }
   if (params.seed) atp.flags |= lt::torrent_flags::seed_mode;
+  if (!params.seed && params.urgent_pieces > 0) {
+    // In the parameters, so that they hold from the first request on.
+    const int pieces = atp.ti->num_pieces();
+    atp.piece_priorities.assign(static_cast<std::size_t>(pieces), lt::default_priority);
+    for (int i = 0; i < std::min(pieces, params.urgent_pieces); ++i) {
+      atp.piece_priorities[static_cast<std::size_t>(i)] = lt::top_priority;
+    }
+  }
   if (params.seed && params.first_seed) atp.max_uploads = 1;
   // A chunk torrent needs a handful of peers, not the whole site: at 1,000 nodes, every chunk
   // torrent connecting to every node would be 1,000 connections per chunk. The first seed

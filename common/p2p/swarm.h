@@ -105,6 +105,9 @@ class Swarm {
     // leaves it about once and the peers trade the rest among themselves. (BEP 16 super
     // seeding stalled libtorrent 2.0.8 peers for ~10 s per torrent; measured, not used.)
     bool first_seed = false;
+    // Without seed: this many pieces from the torrent's start have top priority from the first
+    // request on (the client's first byte), the rest come rarest-first.
+    int urgent_pieces = 0;
   };
   // Errors: kBadUpstreamResponse (metainfo), kStorage, kInternal, kBusy (the same torrent was
   // removed and libtorrent has not finished removing it: try again in a moment),
