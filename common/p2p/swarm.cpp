@@ -22,6 +22,7 @@
 #include "common/metrics.h"
 #include "common/p2p/disk_io.h"
 #include "common/p2p/disk_io_lt.h"
+#include "common/p2p/first_seed.h"
 
 namespace layerswarm::p2p {
 namespace {
@@ -106,6 +107,8 @@ struct Swarm::Impl {
   // torrent_removed_alert would hand back the dying handle.
   std::unordered_set<lt::info_hash_t> removing;
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+  std::shared_ptr<FirstSeedLedger> ledger = std::make_shared<FirstSeedLedger>();
+  std::chrono::milliseconds first_seed_hold{0};
 
   void drain();
   void on_alert(lt::alert* a);
@@ -183,6 +186,7 @@ Result<std::unique_ptr<Swarm>> Swarm::start(asio::any_io_executor executor, Swar
   impl->listen = options.listen;
   impl->identity = options.identity;
   impl->peers_per_torrent = options.peers_per_torrent;
+  impl->first_seed_hold = options.first_seed_hold;
   // No plugins: ut_metadata and ut_pex do nothing for private torrents, and libtorrent bans
   // a peer whose block failed a hash check by itself (smart_ban is not needed for that).
   lt::session_params params(base_settings(options), std::vector<std::shared_ptr<lt::plugin>>{});
@@ -333,7 +337,13 @@ Result<TorrentId> Swarm::add(Add params, TorrentObserver* observer) {
       atp.piece_priorities[static_cast<std::size_t>(i)] = lt::top_priority;
     }
   }
-  if (params.seed && params.first_seed) atp.max_uploads = 1;
+  if (params.seed && params.first_seed) {
+    atp.max_uploads = 1;
+    if (impl_->first_seed_hold.count() > 0) {
+      atp.extensions.push_back(
+          first_seed_filter(impl_->ledger, atp.ti->num_pieces(), impl_->first_seed_hold));
+    }
+  }
   // A chunk torrent needs a handful of peers, not the whole site: at 1,000 nodes, every chunk
   // torrent connecting to every node would be 1,000 connections per chunk. The first seed
   // (the supernode) takes everyone: its one rotating upload slot picks among them.
@@ -386,6 +396,8 @@ std::uint64_t Swarm::received(TorrentId id) const {
   const lt::torrent_status st = it->second.status(lt::status_flags_t{});
   return static_cast<std::uint64_t>(std::max<std::int64_t>(0, st.total_payload_download));
 }
+
+std::uint64_t Swarm::first_seed_refusals() const { return impl_->ledger->refused.load(); }
 
 void Swarm::detach(TorrentId id) {
   auto it = impl_->by_id.find(id);

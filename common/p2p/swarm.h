@@ -8,6 +8,7 @@
 // thread), except the static make_metainfo/inspect (blocking; any thread).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -49,6 +50,9 @@ struct SwarmOptions {
   // peers than this; every connection costs wake-ups per second on slow links
   // (docs/benchmarks.md, "Where slow-link CPU goes").
   int peers_per_torrent = kDefaultPeersPerTorrent;
+  // The first seed's ledger (common/p2p/first_seed.h): how long a piece given to one peer is
+  // refused to others while first copies of other pieces are still owed.
+  std::chrono::milliseconds first_seed_hold{20'000};
 };
 
 struct ChunkInfo {
@@ -101,9 +105,11 @@ class Swarm {
     std::vector<std::string> trackers;
     // Dialled at once; a seed dials nobody (peers dial seeds: swarm.cpp base_settings).
     std::vector<std::pair<std::string, std::uint16_t>> peers;
-    // With seed: the site's first seed. One upload slot per torrent (rotating), so each piece
-    // leaves it about once and the peers trade the rest among themselves. (BEP 16 super
-    // seeding stalled libtorrent 2.0.8 peers for ~10 s per torrent; measured, not used.)
+    // With seed: the site's first seed. One upload slot per torrent (rotating), and a piece
+    // already given to a peer is refused to others while first copies are owed (the ledger,
+    // first_seed.h), so each piece leaves it about once and the peers trade the rest. (BEP 16
+    // super seeding stalled libtorrent 2.0.8 peers for ~10 s per torrent and was 4.6x slower
+    // on a fast link; measured, not used.)
     bool first_seed = false;
     // Without seed: this many pieces from the torrent's start have top priority from the first
     // request on (the client's first byte), the rest come rarest-first.
@@ -115,6 +121,8 @@ class Swarm {
   Result<TorrentId> add(Add params, TorrentObserver* observer);
   // Stops and forgets a torrent. Nothing is written through it once this returns.
   void remove(TorrentId id);
+  // Requests the first seed's ledger refused so far (first_seed.h).
+  std::uint64_t first_seed_refusals() const;
   // The torrent goes on (seeding) without an observer.
   void detach(TorrentId id);
   // Torrents in the session and their peer connections (one call into libtorrent).

@@ -6,6 +6,7 @@
 #include <set>
 #include <vector>
 
+#include "common/p2p/first_seed.h"
 #include "common/p2p/swarm.h"
 #include "tests/support/fixtures.h"
 
@@ -189,4 +190,39 @@ TEST_CASE("a download's urgent first piece is verified first", "[unit][p2p]") {
     CHECK(p.order.front() == 0);
   }
   CHECK(read_file(dir.file("leech.bin")) == blob);
+}
+
+// The first seed's ledger (common/p2p/first_seed.h): a piece goes out once while first copies
+// are owed; the peer it went to goes on with it; after the hold, or once nothing is owed, a
+// second copy is served.
+TEST_CASE("the first seed gives a piece once while first copies are owed", "[unit][p2p]") {
+  auto ledger = std::make_shared<FirstSeedLedger>();
+  const auto t0 = PieceBook::Clock::now();
+  const int a = 0, b = 0;  // two peers' identities
+  {
+    PieceBook book(ledger, 3, 20s);
+    PieceBook other(ledger, 2, 20s);
+    CHECK(ledger->owed == 5);
+    CHECK_FALSE(book.refuse(0, &a, t0));  // first copy
+    CHECK(ledger->owed == 4);
+    CHECK_FALSE(book.refuse(0, &a, t0 + 1s));  // its holder goes on
+    CHECK(book.refuse(0, &b, t0 + 2s));        // a second copy while others are owed
+    CHECK(ledger->refused == 1);
+    CHECK_FALSE(book.refuse(0, &b, t0 + 20s));  // the holder had its time
+    CHECK_FALSE(book.refuse(1, &b, t0 + 2s));
+    CHECK_FALSE(book.refuse(2, &b, t0 + 2s));
+    CHECK(book.refuse(2, &a, t0 + 3s));
+    CHECK_FALSE(book.refuse(7, &a, t0));  // not a piece of this torrent: libtorrent's business
+    CHECK(ledger->owed == 2);             // the other torrent's pieces
+    CHECK_FALSE(other.refuse(0, &a, t0 + 4s));
+    CHECK_FALSE(other.refuse(1, &a, t0 + 4s));
+    CHECK(ledger->owed == 0);
+    CHECK_FALSE(book.refuse(2, &a, t0 + 5s));  // nothing owed: spare capacity serves copies
+  }
+  CHECK(ledger->owed == 0);
+  {
+    PieceBook unwanted(ledger, 4, 20s);
+    CHECK(ledger->owed == 4);
+  }
+  CHECK(ledger->owed == 0);  // a removed torrent owes nothing
 }
