@@ -116,6 +116,8 @@ struct Swarm::Impl {
     return identity ? session->ssl_listen_port() : session->listen_port();
   }
   static void set_priorities(const lt::torrent_handle& handle, int first, int count);
+  // A torrent's payload counter (0 for an unknown torrent): one status call into libtorrent.
+  std::uint64_t payload(TorrentId id, std::int64_t lt::torrent_status::*field) const;
 };
 
 void Swarm::Impl::drain() {
@@ -178,6 +180,10 @@ Swarm::~Swarm() {
   *impl_->alive = false;
   impl_->session->set_alert_notify([] {});
   impl_->session.reset();  // aborts the session and waits for its thread
+  if (const std::uint64_t refused = impl_->ledger->refused.load(); refused > 0) {
+    LOG_INFO("swarm: the first seed refused {} requests for pieces it had given another peer",
+             refused);
+  }
 }
 
 Result<std::unique_ptr<Swarm>> Swarm::start(asio::any_io_executor executor, SwarmOptions options) {
@@ -383,21 +389,20 @@ void Swarm::remove(TorrentId id) {
   impl_->by_id.erase(it);
 }
 
-std::uint64_t Swarm::uploaded(TorrentId id) const {
-  auto it = impl_->by_id.find(id);
-  if (it == impl_->by_id.end()) return 0;
+std::uint64_t Swarm::Impl::payload(TorrentId id, std::int64_t lt::torrent_status::*field) const {
+  auto it = by_id.find(id);
+  if (it == by_id.end()) return 0;
   const lt::torrent_status st = it->second.status(lt::status_flags_t{});
-  return static_cast<std::uint64_t>(std::max<std::int64_t>(0, st.total_payload_upload));
+  return static_cast<std::uint64_t>(std::max<std::int64_t>(0, st.*field));
+}
+
+std::uint64_t Swarm::uploaded(TorrentId id) const {
+  return impl_->payload(id, &lt::torrent_status::total_payload_upload);
 }
 
 std::uint64_t Swarm::received(TorrentId id) const {
-  auto it = impl_->by_id.find(id);
-  if (it == impl_->by_id.end()) return 0;
-  const lt::torrent_status st = it->second.status(lt::status_flags_t{});
-  return static_cast<std::uint64_t>(std::max<std::int64_t>(0, st.total_payload_download));
+  return impl_->payload(id, &lt::torrent_status::total_payload_download);
 }
-
-std::uint64_t Swarm::first_seed_refusals() const { return impl_->ledger->refused.load(); }
 
 void Swarm::detach(TorrentId id) {
   auto it = impl_->by_id.find(id);

@@ -121,8 +121,6 @@ class Swarm {
   Result<TorrentId> add(Add params, TorrentObserver* observer);
   // Stops and forgets a torrent. Nothing is written through it once this returns.
   void remove(TorrentId id);
-  // Requests the first seed's ledger refused so far (first_seed.h).
-  std::uint64_t first_seed_refusals() const;
   // The torrent goes on (seeding) without an observer.
   void detach(TorrentId id);
   // Torrents in the session and their peer connections (one call into libtorrent).

@@ -188,6 +188,22 @@ TEST_CASE("a cache of many chunk torrents holds no descriptors while nobody want
   CHECK(counter(*second, "bytes_from_swarm") == static_cast<long long>(kBlobs) << 20);
 }
 
+namespace {
+
+// The response carried the whole blob, and all of it came through the swarm with no fallback.
+// Stops the agent (its counters are read from its last log line).
+void served_whole_from_swarm(const HttpResult& r, Agent& agent, const std::string& bytes) {
+  INFO(agent.log());
+  CHECK(r.status == 200);
+  CHECK(r.complete);
+  CHECK(r.body == bytes);
+  CHECK(agent.stop() == 0);
+  CHECK(counter(agent, "bytes_from_swarm") == static_cast<long long>(bytes.size()));
+  CHECK(counter(agent, "source_fallbacks") == 0);
+}
+
+}  // namespace
+
 // A chunk is published once the supernode holds all of it; on a slow upstream link that takes
 // longer than a response may go without a byte (35 s). The client waits while the supernode's
 // download advances (before: every pull of a 16 MiB-chunk rollout at 20 Mbit/s was cut).
@@ -213,14 +229,8 @@ TEST_CASE("a supernode on a slow upstream link: clients wait while its download 
       "", "agent");
   const HttpResult r =
       http_request(agent->address(), "GET", "/v2/site/blob/blobs/" + digest, {}, {}, 120s);
-  INFO(agent->log());
-  CHECK(r.status == 200);
-  CHECK(r.complete);
-  CHECK(r.body == bytes);
-  CHECK(agent->stop() == 0);
-  CHECK(counter(*agent, "bytes_from_swarm") == static_cast<long long>(bytes.size()));
+  served_whole_from_swarm(r, *agent, bytes);
   CHECK(counter(*agent, "aborted_responses") == 0);
-  CHECK(counter(*agent, "source_fallbacks") == 0);
 }
 
 TEST_CASE("a swarm whose pieces complete slower than the stall limit while blocks arrive goes on",
@@ -239,15 +249,9 @@ TEST_CASE("a swarm whose pieces complete slower than the stall limit while block
                            R"({"swarm": {"min_blob_size": 0, "stall_timeout": "4s"}})");
   const HttpResult r =
       http_request(agent->address(), "GET", "/v2/site/blob/blobs/" + digest, {}, {}, 120s);
-  INFO(agent->log());
-  CHECK(r.status == 200);
-  CHECK(r.complete);
-  CHECK(r.body == bytes);
   CHECK(agent->log_lines({digest, "source=swarm"}) == 1);
   CHECK(agent->log_lines({digest, "swarm failed at byte"}) == 0);
-  CHECK(agent->stop() == 0);
-  CHECK(counter(*agent, "bytes_from_swarm") == static_cast<long long>(bytes.size()));
-  CHECK(counter(*agent, "source_fallbacks") == 0);
+  served_whole_from_swarm(r, *agent, bytes);
   CHECK(counter(*agent, "source_switches") == 0);
 }
 

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <boost/asio/io_context.hpp>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -36,6 +37,35 @@ struct Fd {
   explicit Fd(const std::string& path) : fd(::open(path.c_str(), O_RDWR | O_CLOEXEC)) {}
   ~Fd() { ::close(fd); }
   int fd;
+};
+
+// A seeder with an upload rate limit and a leecher on loopback; the seeder's file holds the
+// blob, the leecher's as many zeros.
+struct SeedAndLeech {
+  SeedAndLeech(std::string bytes, int seed_upload_limit) : blob(std::move(bytes)) {
+    write_file(dir.file("seed.bin"), blob);
+    write_file(dir.file("leech.bin"), std::string(blob.size(), '\0'));
+    seed_file.emplace(dir.file("seed.bin"));
+    leech_file.emplace(dir.file("leech.bin"));
+    SwarmOptions limited{"127.0.0.1:0"};
+    limited.upload_rate_limit = seed_upload_limit;
+    auto s = Swarm::start(ioc.get_executor(), limited);
+    auto l = Swarm::start(ioc.get_executor(), SwarmOptions{"127.0.0.1:0"});
+    REQUIRE(s);
+    REQUIRE(l);
+    seeder = std::move(*s);
+    leecher = std::move(*l);
+  }
+  std::string leeched() const { return read_file(dir.file("leech.bin")); }
+
+  TempDir dir;
+  std::string blob;
+  std::optional<Fd> seed_file;
+  std::optional<Fd> leech_file;
+  asio::io_context ioc;
+  asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(ioc);
+  std::unique_ptr<Swarm> seeder;
+  std::unique_ptr<Swarm> leecher;
 };
 
 }  // namespace
@@ -108,38 +138,25 @@ TEST_CASE("chunk torrents move a byte range between blob files", "[unit][p2p]") 
 // An upload rate limit slows a seed down; it must not stop it. (The leecher dials: seeds make
 // no outgoing connections, see "seeds make no outgoing connections" in tests/integration.)
 TEST_CASE("a rate-limited seed still uploads", "[unit][p2p]") {
-  TempDir dir;
-  const std::string blob = random_bytes(1 << 20, 32);
-  write_file(dir.file("seed.bin"), blob);
-  write_file(dir.file("leech.bin"), std::string(1 << 20, '\0'));
-  Fd seed_file(dir.file("seed.bin"));
-  Fd leech_file(dir.file("leech.bin"));
-  auto metainfo = Swarm::make_metainfo(seed_file.fd, 0, 1 << 20, 256 << 10);
+  SeedAndLeech n(random_bytes(1 << 20, 32), 256 << 10);
+  auto metainfo = Swarm::make_metainfo(n.seed_file->fd, 0, 1 << 20, 256 << 10);
   REQUIRE(metainfo);
-  asio::io_context ioc;
-  auto work = asio::make_work_guard(ioc);
-  SwarmOptions limited{"127.0.0.1:0"};
-  limited.upload_rate_limit = 256 << 10;
-  auto seeder = Swarm::start(ioc.get_executor(), limited);
-  auto leecher = Swarm::start(ioc.get_executor(), SwarmOptions{"127.0.0.1:0"});
-  REQUIRE(seeder);
-  REQUIRE(leecher);
   Pieces pieces;
-  Swarm::Add leech{*metainfo, *SharedFile::dup(leech_file.fd), 0, false, {}, {}, false};
-  leech.peers = {{"127.0.0.1", (*seeder)->port()}};
-  REQUIRE((*leecher)->add(std::move(leech), &pieces));
-  Swarm::Add seed{*metainfo, *SharedFile::dup(seed_file.fd), 0, true, {}, {}, false};
-  const auto seed_id = (*seeder)->add(std::move(seed), nullptr);
+  Swarm::Add leech{*metainfo, *SharedFile::dup(n.leech_file->fd), 0, false, {}, {}, false};
+  leech.peers = {{"127.0.0.1", n.seeder->port()}};
+  REQUIRE(n.leecher->add(std::move(leech), &pieces));
+  Swarm::Add seed{*metainfo, *SharedFile::dup(n.seed_file->fd), 0, true, {}, {}, false};
+  const auto seed_id = n.seeder->add(std::move(seed), nullptr);
   REQUIRE(seed_id);
   const auto deadline = std::chrono::steady_clock::now() + 60s;
   while (pieces.done.size() < 4 && pieces.failed.empty() &&
          std::chrono::steady_clock::now() < deadline) {
-    ioc.run_for(50ms);
+    n.ioc.run_for(50ms);
   }
   CHECK(pieces.failed.empty());
   CHECK(pieces.done.size() == 4);
-  CHECK((*seeder)->uploaded(*seed_id) >= (1u << 20));
-  CHECK(read_file(dir.file("leech.bin")) == blob);
+  CHECK(n.seeder->uploaded(*seed_id) >= (1u << 20));
+  CHECK(n.leeched() == n.blob);
 }
 
 // A client waits for a blob's first byte, so a download's first piece comes first, whatever
@@ -147,34 +164,21 @@ TEST_CASE("a rate-limited seed still uploads", "[unit][p2p]") {
 // otherwise). Three torrents of 16 pieces from a rate-limited first seed: each verifies piece 0
 // before any other (by chance: 1 in 16 per torrent).
 TEST_CASE("a download's urgent first piece is verified first", "[unit][p2p]") {
-  TempDir dir;
   constexpr int kTorrents = 3;
   constexpr std::uint64_t kLength = 1 << 20;  // 16 pieces of 64 KiB each
-  const std::string blob = random_bytes(kTorrents * kLength, 33);
-  write_file(dir.file("seed.bin"), blob);
-  write_file(dir.file("leech.bin"), std::string(blob.size(), '\0'));
-  Fd seed_file(dir.file("seed.bin"));
-  Fd leech_file(dir.file("leech.bin"));
-  asio::io_context ioc;
-  auto work = asio::make_work_guard(ioc);
-  SwarmOptions limited{"127.0.0.1:0"};
-  limited.upload_rate_limit = 1 << 20;
-  auto seeder = Swarm::start(ioc.get_executor(), limited);
-  auto leecher = Swarm::start(ioc.get_executor(), SwarmOptions{"127.0.0.1:0"});
-  REQUIRE(seeder);
-  REQUIRE(leecher);
+  SeedAndLeech n(random_bytes(kTorrents * kLength, 33), 1 << 20);
   std::vector<Pieces> pieces(kTorrents);
   for (int t = 0; t < kTorrents; ++t) {
     const std::uint64_t offset = static_cast<std::uint64_t>(t) * kLength;
-    auto metainfo = Swarm::make_metainfo(seed_file.fd, offset, kLength, 64 << 10);
+    auto metainfo = Swarm::make_metainfo(n.seed_file->fd, offset, kLength, 64 << 10);
     REQUIRE(metainfo);
     REQUIRE(Swarm::inspect(*metainfo)->pieces == 16);
-    Swarm::Add seed{*metainfo, *SharedFile::dup(seed_file.fd), offset, true, {}, {}, true};
-    REQUIRE((*seeder)->add(std::move(seed), nullptr));
-    Swarm::Add leech{*metainfo, *SharedFile::dup(leech_file.fd), offset, false, {}, {}, false};
-    leech.peers = {{"127.0.0.1", (*seeder)->port()}};
+    Swarm::Add seed{*metainfo, *SharedFile::dup(n.seed_file->fd), offset, true, {}, {}, true};
+    REQUIRE(n.seeder->add(std::move(seed), nullptr));
+    Swarm::Add leech{*metainfo, *SharedFile::dup(n.leech_file->fd), offset, false, {}, {}, false};
+    leech.peers = {{"127.0.0.1", n.seeder->port()}};
     leech.urgent_pieces = 1;
-    REQUIRE((*leecher)->add(std::move(leech), &pieces[static_cast<std::size_t>(t)]));
+    REQUIRE(n.leecher->add(std::move(leech), &pieces[static_cast<std::size_t>(t)]));
   }
   auto all_done = [&] {
     for (const auto& p : pieces) {
@@ -183,13 +187,13 @@ TEST_CASE("a download's urgent first piece is verified first", "[unit][p2p]") {
     return true;
   };
   const auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (!all_done() && std::chrono::steady_clock::now() < deadline) ioc.run_for(50ms);
+  while (!all_done() && std::chrono::steady_clock::now() < deadline) n.ioc.run_for(50ms);
   for (const auto& p : pieces) {
     CHECK(p.failed.empty());
     REQUIRE(p.done.size() == 16);
     CHECK(p.order.front() == 0);
   }
-  CHECK(read_file(dir.file("leech.bin")) == blob);
+  CHECK(n.leeched() == n.blob);
 }
 
 // The first seed's ledger (common/p2p/first_seed.h): a piece goes out once while first copies
