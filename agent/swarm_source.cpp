@@ -338,9 +338,7 @@ Task<void> SwarmSource::add_chunks(std::shared_ptr<Download> download, BlobLocat
     chunk.metainfo = std::move(*metainfo);
     LOG_DEBUG("blob {}: chunk {} added to the swarm", download->digest.str(), k);
     download->last_progress = std::chrono::steady_clock::now();
-    if (download->window > 0) {
-      download->prioritize(download->window);
-    }
+    if (download->window > 0) download->prioritize(download->window);
   }
 }
 

@@ -7,7 +7,8 @@
 // holder passes the piece on. Once every piece went out once, or `hold` after a piece went out
 // (its holder may have left), requests are served again.
 //
-// Only common/p2p/swarm.cpp includes this header (libtorrent's plugin interface is heavy).
+// Only common/p2p/swarm.cpp and its unit test include this header (libtorrent's plugin
+// interface is heavy).
 #pragma once
 
 #include <libtorrent/extensions.hpp>

@@ -249,6 +249,7 @@ TEST_CASE("a swarm whose pieces complete slower than the stall limit while block
                            R"({"swarm": {"min_blob_size": 0, "stall_timeout": "4s"}})");
   const HttpResult r =
       http_request(agent->address(), "GET", "/v2/site/blob/blobs/" + digest, {}, {}, 120s);
+  INFO(agent->log());
   CHECK(agent->log_lines({digest, "source=swarm"}) == 1);
   CHECK(agent->log_lines({digest, "swarm failed at byte"}) == 0);
   served_whole_from_swarm(r, *agent, bytes);

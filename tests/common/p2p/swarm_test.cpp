@@ -202,7 +202,7 @@ TEST_CASE("a download's urgent first piece is verified first", "[unit][p2p]") {
 TEST_CASE("the first seed gives a piece once while first copies are owed", "[unit][p2p]") {
   auto ledger = std::make_shared<FirstSeedLedger>();
   const auto t0 = PieceBook::Clock::now();
-  const int a = 0, b = 0;  // two peers' identities
+  int a = 0, b = 0;  // two peers' identities: their addresses
   {
     PieceBook book(ledger, 3, 20s);
     PieceBook other(ledger, 2, 20s);
