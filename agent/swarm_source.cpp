@@ -326,7 +326,7 @@ Task<void> SwarmSource::add_chunks(std::shared_ptr<Download> download, BlobLocat
     add.peers = {{download->supernode_ip, l.seed_port}};
     // The client's first byte: the blob's first piece goes first. Rarest-first alone picked it
     // anywhere in the chunk, and a node pulling alone waited for the whole chunk's transfer
-    // before its first byte (docs/benchmarks.md "First byte").
+    // before its first byte (docs/benchmarks.md "First byte: the blob's first piece comes first").
     if (k == 0 && download->frontier == 0) add.urgent_pieces = 1;
     chunk.have.assign(static_cast<std::size_t>(info->pieces), false);
     auto id = swarm_.add(std::move(add), &chunk);

@@ -42,8 +42,8 @@ lt::settings_pack base_settings(const SwarmOptions& o) {
   s.set_bool(lt::settings_pack::enable_natpmp, false);
   s.set_int(lt::settings_pack::tick_interval, 100);  // first piece ~0.13 s instead of ~0.5 s
   // libtorrent picks a torrent's first pieces at random (4 by default) whatever their priority:
-  // a client's first byte could come last of its chunk (docs/benchmarks.md "First byte").
-  // Among equally rare pieces, rarest-first is random anyway.
+  // a client's first byte could come last of its chunk (docs/benchmarks.md "First byte: the blob's
+  // first piece comes first"). Among equally rare pieces, rarest-first is random anyway.
   s.set_int(lt::settings_pack::initial_picker_threshold, 0);
   s.set_int(lt::settings_pack::out_enc_policy, lt::settings_pack::pe_disabled);  // no RC4
   s.set_int(lt::settings_pack::in_enc_policy, lt::settings_pack::pe_disabled);
