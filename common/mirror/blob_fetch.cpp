@@ -226,7 +226,8 @@ BlobFetcher::BlobFetcher(asio::any_io_executor executor, Store& store, SourceCha
       pool_(pool),
       counters_(counters),
       options_(options),
-      keeper_(keeper) {}
+      keeper_(keeper),
+      turns_(options.turns) {}
 
 void BlobFetcher::go_uncached(BlobFetch& fetch, const Digest& digest, std::uint64_t offset,
                               const char* why) {
@@ -471,11 +472,19 @@ Task<Status> BlobFetcher::download(BlobFetch& fetch, BlobLocator blob,
   target();
   int switches = 0;
   std::optional<Error> failure;
+  std::optional<UpstreamTurns::Turn> turn;  // while reading over HTTP (upstream_turns.h)
   for (long reads = 0; reads < kMaxReads; ++reads) {
     if (fetch.uncached_) co_await wait_for_readers(fetch);
     co_await pipe->make_room();
     if (!pipe->status()) break;
-    auto n = co_await stream->read_some(pipe->space(), pipe->room());
+    std::size_t want = pipe->room();
+    if (!stream->in_place()) {
+      if (!turn) turn.emplace(turns_, blob.registry);
+      const std::uint64_t left =
+          fetch.size_ ? *fetch.size_ - std::min(*fetch.size_, fetch.written_) : ~std::uint64_t{0};
+      want = co_await turns_.allowance(*turn, left, want);
+    }
+    auto n = co_await stream->read_some(pipe->space(), want);
     if (n && *n > 0) {
       if (fetch.size_ && pipe->added() + *n > *fetch.size_) {
         failure = Error(Errc::kBadUpstreamResponse, "source sent more bytes than it announced");
@@ -514,6 +523,7 @@ Task<Status> BlobFetcher::download(BlobFetch& fetch, BlobLocator blob,
     ++switches;
     ++counters_.source_switches;
   }
+  turn.reset();  // the next download may lead at once
   co_await pipe->drain();
   if (!failure && !pipe->status()) failure = pipe->status().error();
   if (failure) co_return *failure;

@@ -31,6 +31,7 @@
 #include "common/mirror/cache_keeper.h"
 #include "common/mirror/counters.h"
 #include "common/mirror/source_chain.h"
+#include "common/mirror/upstream_turns.h"
 #include "common/store.h"
 
 namespace layerswarm::mirror {
@@ -122,6 +123,8 @@ struct FetchOptions {
   // reader before leaving it behind (that reader's response is aborted).
   std::size_t window_size = 8 << 20;
   std::chrono::milliseconds reader_wait{35'000};
+  // Downloads over HTTP from one registry take turns (upstream_turns.h); off: they share.
+  TurnOptions turns;
 };
 
 class BlobFetcher {
@@ -157,6 +160,7 @@ class BlobFetcher {
   Counters& counters_;
   FetchOptions options_;
   CacheKeeper* keeper_;
+  UpstreamTurns turns_;
   std::map<std::string, std::shared_ptr<BlobFetch>> inflight_;
   std::set<std::string> partials_in_use_;
 };

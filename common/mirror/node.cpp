@@ -48,6 +48,14 @@ std::vector<BlobSource*> sources_in_order(BlobSource* first, BlobSource* via, Bl
   return out;
 }
 
+FetchOptions fetch_options(const NodeOptions& opts) {
+  FetchOptions f;
+  f.open_timeout = opts.mirror.upstream_client.response_timeout;
+  const std::string& order = opts.mirror.upstream_client.blob_order;
+  f.turns.in_order = order == "smallest-first" || (order.empty() && !opts.via);
+  return f;
+}
+
 }  // namespace
 
 // Members are declared in dependency order: destroyed in reverse, the pool is joined before
@@ -70,8 +78,7 @@ struct MirrorNode::Impl {
         direct_source(direct, "upstream"),
         via_source(via ? std::make_unique<UpstreamBlobSource>(*via, "supernode") : nullptr),
         chain(sources_in_order(first, via_source.get(), &direct_source, opts.direct_fallback)),
-        fetcher(io.get_executor(), *store, chain, pool, counters,
-                FetchOptions{opts.mirror.upstream_client.response_timeout}, &keeper),
+        fetcher(io.get_executor(), *store, chain, pool, counters, fetch_options(opts), &keeper),
         manifests(*store, clk, counters,
                   ManifestPolicy{opts.mirror.cache.tag_ttl, opts.mirror.cache.max_stale,
                                  opts.mirror.upstream_client.response_timeout,

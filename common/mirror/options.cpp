@@ -101,8 +101,9 @@ Status parse_cache(const json& j, MirrorOptions::Cache& c) {
 
 Status parse_upstream_client(const json& j, MirrorOptions::UpstreamClient& u) {
   const char* path = "upstream_client";
-  if (auto s =
-          check_keys(j, {"connect_timeout", "read_timeout", "response_timeout", "retries"}, path);
+  if (auto s = check_keys(
+          j, {"connect_timeout", "read_timeout", "response_timeout", "retries", "blob_order"},
+          path);
       !s) {
     return s;
   }
@@ -110,6 +111,12 @@ Status parse_upstream_client(const json& j, MirrorOptions::UpstreamClient& u) {
   if (s) s = read_duration(j, "read_timeout", path, u.read_timeout);
   if (s) s = read_duration(j, "response_timeout", path, u.response_timeout);
   if (s) s = read_uint(j, "retries", path, u.retries);
+  if (s) s = read_string(j, "blob_order", path, u.blob_order);
+  if (s && u.blob_order != "smallest-first" && u.blob_order != "shared" && !u.blob_order.empty()) {
+    s = Error(Errc::kConfigInvalid,
+              "upstream_client.blob_order: \"smallest-first\" or \"shared\", not \"" +
+                  u.blob_order + "\"");
+  }
   return s;
 }
 

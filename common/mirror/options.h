@@ -66,6 +66,11 @@ struct MirrorOptions {
     // Until the upstream's answer (all retries and auth included); clients time out at 30 s.
     Millis response_timeout = std::chrono::seconds(20);
     std::uint64_t retries = 3;
+    // How blob downloads from one registry share the link to it (common/mirror/upstream_turns.h):
+    // "smallest-first" (the one with the fewest bytes left reads, the others trickle) or
+    // "shared" (all at once). Empty: smallest-first where the node fetches from the registry
+    // itself (a supernode, a stand-alone agent), shared behind a supernode.
+    std::string blob_order;
   } upstream_client;
 };
 
