@@ -41,7 +41,8 @@ TEST_CASE("a full configuration file", "[unit][config]") {
               "max_size": "85%", "evict_to": "1GiB", "scrub_interval": "1d", "scrub_rate": "4MiB",
               "pins": ["alpine:3.19", {"image": "ghcr.io/org/app@sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "platforms": ["linux/arm64/v8"]}],
               "pin_refresh": "1h"},
-    "upstream_client": {"connect_timeout": "2s", "read_timeout": "5s", "response_timeout": "8s", "retries": 2},
+    "upstream_client": {"connect_timeout": "2s", "read_timeout": "5s", "response_timeout": "8s", "retries": 2,
+                        "blob_order": "smallest-first"},
     "log": {"level": "debug"},
     "drain_timeout": "3s"
   })";
@@ -63,6 +64,7 @@ TEST_CASE("a full configuration file", "[unit][config]") {
   CHECK(c->mirror.cache.pins[1].platforms == std::vector<std::string>{"linux/arm64/v8"});
   CHECK(c->mirror.cache.pin_refresh == std::chrono::hours(1));
   CHECK(c->mirror.upstream_client.retries == 2);
+  CHECK(c->mirror.upstream_client.blob_order == "smallest-first");
   CHECK(c->tls.listen == "0.0.0.0:5443");
   const auto hub = c->mirror.registries.lookup("index.docker.io");
   CHECK(hub.username == "hub");
@@ -116,6 +118,7 @@ TEST_CASE("configuration errors name the key", "[unit][config]") {
       {R"({"upstream": "nowhere"})", "neither a URL"},
       {R"({"tls": {"listen": "0.0.0.0:1"}})", "tls.cert"},
       {R"({"upstream_client": {"retries": 0}})", "retries"},
+      {R"({"upstream_client": {"blob_order": "fifo"}})", "upstream_client.blob_order"},
       {R"([1,2])", "expected an object"},
       {"{not json", "not valid JSON"},
   };

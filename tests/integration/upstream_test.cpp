@@ -3,6 +3,7 @@
 // on a failing upstream, redirects that must not carry credentials, rate-limit headers, a
 // stalled transfer, and sha512 content.
 #include <catch2/catch.hpp>
+#include <thread>
 
 #include "tests/support/fixtures.h"
 #include "tests/support/slow_proxy.h"
@@ -196,4 +197,47 @@ TEST_CASE("sha512 blobs are verified and cached like sha256 ones", "[integration
   }
   CHECK(eventually([&] { return upstream.requests("GET", "/v2/sha/blob/blobs/" + digest); }, 1) ==
         1);
+}
+
+// upstream_client.blob_order (common/mirror/upstream_turns.h): with two downloads from one
+// registry, the one with fewer bytes left reads and the other trickles; "shared" lets both read.
+TEST_CASE("downloads from one registry take turns: the smaller one first",
+          "[integration][upstream][turns]") {
+  TempDir dir;
+  Registry upstream(dir);
+  const std::string large = random_bytes(8 << 20, 31);
+  const std::string small = random_bytes(4 << 20, 32);
+  const std::string large_digest = push_blob(upstream, "turns/app", large);
+  const std::string small_digest = push_blob(upstream, "turns/app", small);
+  SlowProxy slow(upstream.address(), 1 << 20);  // per connection: 4 s for the small blob
+  const bool shared = GENERATE(false, true);
+  INFO("blob_order shared: " << shared);
+  Agent agent(dir, {"--upstream", "http://" + slow.address()},
+              shared ? R"({"upstream_client": {"blob_order": "shared"}})" : "");
+
+  // The large blob's response, read for 3 s while the small one downloads.
+  std::string early;
+  std::thread reader([&] {
+    early = raw_exchange(agent.address(),
+                         "GET /v2/turns/app/blobs/" + large_digest +
+                             " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                         3s);
+  });
+  // The large blob's download is under way (the registry logs a request only when it ends).
+  REQUIRE(wait_until([&] { return slow.bytes_forwarded() > 0; }, 20s));
+  HttpResult first = http_get(agent.address(), "/v2/turns/app/blobs/" + small_digest);
+  reader.join();
+  CHECK(first.status == 200);
+  CHECK(first.body == small);
+  INFO("bytes of the large blob in its first 3 s: " << early.size());
+  if (shared) {
+    CHECK(early.size() > (1u << 20));  // both read at the proxy's rate
+  } else {
+    CHECK(early.size() < (1u << 20));  // a trickle: 16 KiB a second
+  }
+  // The large one still arrives whole, once.
+  HttpResult second = http_get(agent.address(), "/v2/turns/app/blobs/" + large_digest);
+  CHECK(second.status == 200);
+  CHECK(second.body == large);
+  CHECK(upstream.requests("GET", "/v2/turns/app/blobs/" + large_digest) == 1);
 }
