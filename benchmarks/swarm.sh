@@ -252,7 +252,7 @@ echo "layerswarm-cluster-token-$P" >"$WORK/token"
 # --closed: a closed site (docs/security.md): TLS between peers, an https control plane.
 SN_URL=http://10.77.0.3:65100
 TOKEN_FILE=$WORK/token
-SN_JSON_EXTRA=
+SN_JSON_EXTRA=${LS_SUPERNODE_JSON:-}  # more supernode config keys, e.g. ", \"upstream_client\": {...}"
 AGENT_CONF=()
 if [ -n "$CLOSED" ]; then
   "$SUPERNODE_BIN" init-site --dir "$WORK/site" --ip 10.77.0.3 >/dev/null
