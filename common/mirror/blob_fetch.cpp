@@ -478,7 +478,8 @@ Task<Status> BlobFetcher::download(BlobFetch& fetch, BlobLocator blob,
     co_await pipe->make_room();
     if (!pipe->status()) break;
     std::size_t want = pipe->room();
-    if (!stream->in_place()) {
+    // Agents behind a supernode share (no turn, no extra step per read).
+    if (options_.turns.in_order && !stream->in_place()) {
       if (!turn) turn.emplace(turns_, blob.registry);
       const std::uint64_t left =
           fetch.size_ ? *fetch.size_ - std::min(*fetch.size_, fetch.written_) : ~std::uint64_t{0};

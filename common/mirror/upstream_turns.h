@@ -41,6 +41,7 @@ class UpstreamTurns {
   UpstreamTurns(const UpstreamTurns&) = delete;
   UpstreamTurns& operator=(const UpstreamTurns&) = delete;
 
+ private:
   struct Entry {
     std::string registry;
     std::uint64_t seq = 0;
@@ -48,9 +49,9 @@ class UpstreamTurns {
     SteadyTime last_read;                         // the last allowance handed out
     SteadyTime last_trickle;
   };
-
   struct State;
 
+ public:
   // A download's place while it reads from `registry`; leaves on destruction (it may outlive
   // the UpstreamTurns: a download's coroutine is destroyed with the io_context).
   class Turn {
