@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Multi-host rollout on one machine: network namespaces on a private bridge, every link shaped
-# with HTB (per-peer classes, so flows share a link fairly; ../shared/TESTING.md). Hosts: the
-# upstream registry (docker-registry), the supernode's host, and N nodes, each with its own
-# agent and a skopeo that pulls the same image at the same moment. For each N it measures, in
-# the same run:
+# with HTB (per-peer classes, so flows share a link fairly; docs/benchmarks.md "Rollout through
+# the swarm"). Hosts: the upstream registry (docker-registry), the supernode's host, and N
+# nodes, each with its own agent and a skopeo that pulls the same image at the same moment.
+# For each N it measures, in the same run:
 #   layerswarm   nodes pull through their agents (supernode + swarm)
 #   direct       nodes pull from the upstream registry themselves
 #   proxy        nodes pull from a central docker-registry in proxy mode on the supernode host
