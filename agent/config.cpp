@@ -27,11 +27,11 @@ Status parse_log(const json& j, AgentConfig::Log& l) {
 }
 
 Status parse_swarm(const json& j, AgentConfig::Swarm& w) {
-  if (auto s = check_keys(
-          j,
-          {"enabled", "upload_rate_limit", "download_rate_limit", "stall_timeout", "min_blob_size",
-           "priority_window", "seed_idle", "max_seeding_blobs", "peers_per_torrent"},
-          "swarm");
+  if (auto s = check_keys(j,
+                          {"enabled", "upload_rate_limit", "download_rate_limit", "stall_timeout",
+                           "min_blob_size", "priority_window", "seed_idle", "max_seeding_blobs",
+                           "peers_per_torrent", "duplicate_wait"},
+                          "swarm");
       !s) {
     return s;
   }
@@ -44,6 +44,7 @@ Status parse_swarm(const json& j, AgentConfig::Swarm& w) {
   if (s) s = read_duration(j, "seed_idle", "swarm", w.seed_idle);
   if (s) s = read_uint(j, "max_seeding_blobs", "swarm", w.max_seeding_blobs);
   if (s) s = read_uint(j, "peers_per_torrent", "swarm", w.peers_per_torrent);
+  if (s) s = read_duration(j, "duplicate_wait", "swarm", w.duplicate_wait);
   return s;
 }
 

@@ -297,7 +297,7 @@ print("%.3f" % (time.monotonic() - t)); r.read()'
   exit 0
 fi
 TABLE=$WORK/table.txt
-printf '%-4s %-11s %9s %9s %13s %8s %10s %10s %5s %8s %12s %12s %12s %9s\n' N system slowest_s median_s upstream_MiB up/S sn_tx_MiB nodes_tx_MiB CPU% T_min_s agents_cpu/G sn_cpu/G reg_cpu/G agent_RSS >"$TABLE"
+printf '%-4s %-11s %9s %9s %13s %8s %10s %10s %5s %8s %12s %12s %12s %9s %9s\n' N system slowest_s median_s upstream_MiB up/S sn_tx_MiB nodes_tx_MiB CPU% T_min_s agents_cpu/G sn_cpu/G reg_cpu/G agent_RSS redundant >"$TABLE"
 # late_joiners N: node 1 rejoins as a new node after each delay of $LATE (seconds after the
 # rollout ended) and pulls alone; one line per delay in $LATE_TABLE.
 LATE_TABLE=$WORK/late.txt
@@ -430,6 +430,13 @@ for n in $NODES; do
       sed -i "\$ s/\$/ $(printf '%9s' "$rss")/" "$TABLE"
     fi
     for pid in "${started[@]}"; do stop_pid "$pid"; done
+    # Redundant share of what the agents received from peers (their exit lines: libtorrent's
+    # counters of end-game duplicates and late answers).
+    if [ "$system" = layerswarm ]; then
+      red=$(cat "$WORK"/agent-"$n"-[0-9]*.log 2>/dev/null | sed -n 's/.*swarm: payload received \([0-9]*\) bytes (\([0-9]*\) redundant.*/\1 \2/p' |
+        awk '{r += $1; d += $2} END {if (r > 0) printf "%.1f%%", 100 * d / r; else print "-"}')
+      sed -i "\$ s/\$/ $(printf '%9s' "$red")/" "$TABLE"
+    fi
   done
   stop_pid "${PIDS[0]}"  # the upstream of this N
   PIDS=()

@@ -4,31 +4,15 @@
 #include <libtorrent/peer_request.hpp>
 
 #include <algorithm>
-#include <array>
 #include <optional>
 #include <vector>
+
+#include "common/p2p/wire.h"
 
 namespace layerswarm::p2p {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// BEP 6 (fast extension) "reject request": length 13, id 16, index, begin, length; big-endian.
-std::array<char, 17> reject_message(const lt::peer_request& r) {
-  std::array<char, 17> m{};
-  auto put = [&m](std::size_t at, std::uint32_t v) {
-    m[at] = static_cast<char>(v >> 24);
-    m[at + 1] = static_cast<char>(v >> 16);
-    m[at + 2] = static_cast<char>(v >> 8);
-    m[at + 3] = static_cast<char>(v);
-  };
-  put(0, 13);
-  m[4] = 16;
-  put(5, static_cast<std::uint32_t>(static_cast<int>(r.piece)));
-  put(9, static_cast<std::uint32_t>(r.start));
-  put(13, static_cast<std::uint32_t>(r.length));
-  return m;
-}
 
 bool alive(const lt::peer_connection_handle& p) {
   return p.native_handle() != nullptr && !p.is_disconnecting();
@@ -84,7 +68,7 @@ class Peer final : public lt::peer_plugin {
 
   bool on_request(const lt::peer_request& r) override {
     if (!filter_->refuse(r.piece, pc_)) return false;
-    const auto m = reject_message(r);
+    const auto m = block_message(kRejectMessage, static_cast<int>(r.piece), r.start, r.length);
     pc_.send_buffer(m.data(), static_cast<int>(m.size()));
     if (!pc_.is_choked()) {
       pc_.choke_this_peer();

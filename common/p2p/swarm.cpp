@@ -13,6 +13,7 @@
 #include <libtorrent/torrent_status.hpp>
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/ip/address.hpp>
 #include <optional>
 #include <unordered_map>
@@ -23,6 +24,7 @@
 #include "common/p2p/disk_io.h"
 #include "common/p2p/disk_io_lt.h"
 #include "common/p2p/first_seed.h"
+#include "common/p2p/one_copy.h"
 
 namespace layerswarm::p2p {
 namespace {
@@ -99,7 +101,12 @@ struct Swarm::Impl {
   int peers_per_torrent = kDefaultPeersPerTorrent;
   // libtorrent's "peer.num_peers_connected" counter (session_stats_alert), for the metrics.
   int peers_metric = lt::find_metric_idx("peer.num_peers_connected");
-  std::size_t peers_connected = 0;
+  // Its byte counters (totals since the session started), in SwarmStats' order.
+  std::array<int, 4> byte_metrics{lt::find_metric_idx("net.recv_payload_bytes"),
+                                  lt::find_metric_idx("net.sent_payload_bytes"),
+                                  lt::find_metric_idx("net.recv_redundant_bytes"),
+                                  lt::find_metric_idx("net.recv_failed_bytes")};
+  SwarmStats last;  // the last counters received (peers and bytes)
   std::unordered_map<TorrentId, lt::torrent_handle> by_id;
   std::unordered_map<lt::torrent_handle, Entry> by_handle;
   TorrentId next_id = 1;
@@ -109,8 +116,11 @@ struct Swarm::Impl {
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
   std::shared_ptr<FirstSeedLedger> ledger = std::make_shared<FirstSeedLedger>();
   std::chrono::milliseconds first_seed_hold{0};
+  std::chrono::milliseconds one_copy_quiet{0};
+  std::shared_ptr<OneCopyStats> one_copy = std::make_shared<OneCopyStats>();
 
   void drain();
+  void take_counters(const lt::session_stats_alert& stats);
   void on_alert(lt::alert* a);
   std::uint16_t bound_port() const {
     return identity ? session->ssl_listen_port() : session->listen_port();
@@ -120,6 +130,18 @@ struct Swarm::Impl {
   std::uint64_t payload(TorrentId id, std::int64_t lt::torrent_status::*field) const;
 };
 
+void Swarm::Impl::take_counters(const lt::session_stats_alert& stats) {
+  const auto values = stats.counters();
+  const auto at = [&](int index) -> std::uint64_t {
+    return index < 0 ? 0 : static_cast<std::uint64_t>(std::max<std::int64_t>(0, values[index]));
+  };
+  last.peers = at(peers_metric);
+  last.payload_received = at(byte_metrics[0]);
+  last.payload_sent = at(byte_metrics[1]);
+  last.redundant_received = at(byte_metrics[2]);
+  last.failed_received = at(byte_metrics[3]);
+}
+
 void Swarm::Impl::drain() {
   std::vector<lt::alert*> alerts;
   session->pop_alerts(&alerts);
@@ -128,10 +150,7 @@ void Swarm::Impl::drain() {
 
 void Swarm::Impl::on_alert(lt::alert* a) {
   if (auto* stats = lt::alert_cast<lt::session_stats_alert>(a)) {
-    if (peers_metric >= 0) {
-      const auto values = stats->counters();
-      peers_connected = static_cast<std::size_t>(std::max<std::int64_t>(0, values[peers_metric]));
-    }
+    take_counters(*stats);
     return;
   }
   if (auto* r = lt::alert_cast<lt::torrent_removed_alert>(a)) {
@@ -179,6 +198,25 @@ Swarm::Swarm(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Swarm::~Swarm() {
   *impl_->alive = false;
   impl_->session->set_alert_notify([] {});
+  // The session's byte totals, fresh, for the exit line (a rollout's redundant share).
+  impl_->session->post_session_stats();
+  for (int i = 0; i < 20 && impl_->session->wait_for_alert(lt::milliseconds(50)); ++i) {
+    std::vector<lt::alert*> alerts;
+    impl_->session->pop_alerts(&alerts);
+    const auto it = std::find_if(alerts.begin(), alerts.end(), [](lt::alert* a) {
+      return lt::alert_cast<lt::session_stats_alert>(a) != nullptr;
+    });
+    if (it == alerts.end()) continue;
+    impl_->take_counters(*lt::alert_cast<lt::session_stats_alert>(*it));
+    break;
+  }
+  if (const std::uint64_t held = impl_->one_copy->held.load(); held > 0) {
+    LOG_INFO("swarm: held back {} requests for blocks in flight elsewhere, sent {} of them later",
+             held, impl_->one_copy->released.load());
+  }
+  const SwarmStats& t = impl_->last;
+  LOG_INFO("swarm: payload received {} bytes ({} redundant, {} failed a hash check), sent {} bytes",
+           t.payload_received, t.redundant_received, t.failed_received, t.payload_sent);
   impl_->session.reset();  // aborts the session and waits for its thread
   if (const std::uint64_t refused = impl_->ledger->refused.load(); refused > 0) {
     LOG_INFO("swarm: the first seed refused {} requests for pieces it had given another peer",
@@ -193,6 +231,7 @@ Result<std::unique_ptr<Swarm>> Swarm::start(asio::any_io_executor executor, Swar
   impl->identity = options.identity;
   impl->peers_per_torrent = options.peers_per_torrent;
   impl->first_seed_hold = options.first_seed_hold;
+  impl->one_copy_quiet = options.one_copy_quiet;
   // No plugins: ut_metadata and ut_pex do nothing for private torrents, and libtorrent bans
   // a peer whose block failed a hash check by itself (smart_ban is not needed for that).
   lt::session_params params(base_settings(options), std::vector<std::shared_ptr<lt::plugin>>{});
@@ -343,6 +382,9 @@ Result<TorrentId> Swarm::add(Add params, TorrentObserver* observer) {
       atp.piece_priorities[static_cast<std::size_t>(i)] = lt::top_priority;
     }
   }
+  if (!params.seed && impl_->one_copy_quiet.count() > 0) {
+    atp.extensions.push_back(one_copy_in_flight(impl_->one_copy, impl_->one_copy_quiet));
+  }
   if (params.seed && params.first_seed) {
     atp.max_uploads = 1;
     if (impl_->first_seed_hold.count() > 0) {
@@ -438,7 +480,9 @@ SwarmStats Swarm::stats() const {
   // Peers come from libtorrent's session counters, which arrive as an alert: this asks for
   // fresh ones and answers with the last received (a scrape interval old).
   impl_->session->post_session_stats();
-  return SwarmStats{impl_->by_id.size(), impl_->peers_connected};
+  SwarmStats stats = impl_->last;
+  stats.torrents = impl_->by_id.size();
+  return stats;
 }
 
 void add_swarm_metrics(const void* owner, Swarm& swarm) {
@@ -452,6 +496,22 @@ void add_swarm_metrics(const void* owner, Swarm& swarm) {
       owner, {"layerswarm_swarm_peers", "Peer connections over all chunk torrents", false, {}, [s] {
                 return static_cast<double>(s->stats().peers);
               }});
+  // libtorrent's byte counters: what the swarm carried, and what of it was wasted.
+  const auto bytes = [&](const char* name, const char* help, std::uint64_t SwarmStats::*field) {
+    m.add_sampled(owner, {name, help, true, {}, [s, field] {
+                            return static_cast<double>(s->stats().*field);
+                          }});
+  };
+  bytes("layerswarm_swarm_received_bytes_total", "Payload bytes received from peers",
+        &SwarmStats::payload_received);
+  bytes("layerswarm_swarm_sent_bytes_total", "Payload bytes sent to peers",
+        &SwarmStats::payload_sent);
+  bytes("layerswarm_swarm_redundant_bytes_total",
+        "Payload bytes received that were already had (end-game duplicates, late answers)",
+        &SwarmStats::redundant_received);
+  bytes("layerswarm_swarm_hash_failed_bytes_total",
+        "Payload bytes received in pieces that failed their hash check",
+        &SwarmStats::failed_received);
 }
 
 }  // namespace layerswarm::p2p

@@ -53,6 +53,10 @@ struct SwarmOptions {
   // The first seed's ledger (common/p2p/first_seed.h): how long a piece given to one peer is
   // refused to others while first copies of other pieces are still owed.
   std::chrono::milliseconds first_seed_hold{20'000};
+  // One copy in flight (common/p2p/one_copy.h): a downloading torrent's request for a block
+  // another of its connections has in flight waits until that connection has delivered
+  // nothing for this long. 0: libtorrent's end game as it is.
+  std::chrono::milliseconds one_copy_quiet{1'500};
 };
 
 struct ChunkInfo {
@@ -74,6 +78,11 @@ using TorrentId = std::uint64_t;
 struct SwarmStats {
   std::size_t torrents = 0;
   std::size_t peers = 0;  // connections, summed over the torrents
+  // Totals since the swarm started (libtorrent's session counters).
+  std::uint64_t payload_received = 0;
+  std::uint64_t payload_sent = 0;
+  std::uint64_t redundant_received = 0;  // received again, or after the piece was had
+  std::uint64_t failed_received = 0;     // in pieces that failed their hash check
 };
 
 class Swarm {

@@ -18,6 +18,7 @@ TEST_CASE("defaults", "[unit][config]") {
   CHECK(c->mirror.cache.tag_ttl == 30s);
   CHECK(c->mirror.cache.ttl == std::chrono::hours(24 * 7));
   CHECK(c->mirror.registries.lookup("docker.io").url.str() == "https://registry-1.docker.io/");
+  CHECK(c->swarm.duplicate_wait == 1500ms);
 }
 
 TEST_CASE("a full configuration file", "[unit][config]") {
@@ -44,6 +45,7 @@ TEST_CASE("a full configuration file", "[unit][config]") {
     "upstream_client": {"connect_timeout": "2s", "read_timeout": "5s", "response_timeout": "8s", "retries": 2,
                         "blob_order": "smallest-first"},
     "log": {"level": "debug"},
+    "swarm": {"duplicate_wait": "0s"},
     "drain_timeout": "3s"
   })";
   write_file(dir.file("agent.json"), cfg);
@@ -66,6 +68,7 @@ TEST_CASE("a full configuration file", "[unit][config]") {
   CHECK(c->mirror.upstream_client.retries == 2);
   CHECK(c->mirror.upstream_client.blob_order == "smallest-first");
   CHECK(c->tls.listen == "0.0.0.0:5443");
+  CHECK(c->swarm.duplicate_wait == 0ms);  // libtorrent's end game
   const auto hub = c->mirror.registries.lookup("index.docker.io");
   CHECK(hub.username == "hub");
   CHECK(hub.password == "secret");
@@ -110,6 +113,7 @@ TEST_CASE("configuration errors name the key", "[unit][config]") {
       {R"({"cache": {"pins": [{"image": "a", "platforms": ["linux"]}]}})", "platforms"},
       {R"({"cache": {"pins": [{"image": "a", "arch": "x"}]}})", "arch"},
       {R"({"swarm": {"peers_per_torrent": 1}})", "peers_per_torrent"},
+      {R"({"swarm": {"duplicate_wait": "1.5s"}})", "swarm.duplicate_wait"},
       {R"({"cache": {"bogus": 1}})", "bogus"},
       {R"({"registries": {"docker.io": {"url": "ftp://x"}}})", "registries.docker.io.url"},
       {R"({"registries": {"docker.io": {"user": "x"}}})", "user"},

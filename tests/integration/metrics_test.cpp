@@ -102,7 +102,8 @@ TEST_CASE("metrics, health and readiness on the agent and the supernode",
         "layerswarm_served_bytes_total{", "layerswarm_cache_bytes ",
         "layerswarm_cache_capacity_bytes ", "layerswarm_upstream_requests_total{",
         "layerswarm_digest_mismatches_total ", "layerswarm_swarm_torrents ",
-        "layerswarm_swarm_peers ", "layerswarm_cache_writable 1"}) {
+        "layerswarm_swarm_peers ", "layerswarm_swarm_received_bytes_total ",
+        "layerswarm_swarm_redundant_bytes_total ", "layerswarm_cache_writable 1"}) {
     INFO(series);
     CHECK(has_series(m.body, series));
   }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/p2p/first_seed.h"
+#include "common/p2p/one_copy.h"
 #include "common/p2p/swarm.h"
 #include "tests/support/fixtures.h"
 
@@ -229,4 +230,71 @@ TEST_CASE("the first seed gives a piece once while first copies are owed", "[uni
     CHECK(ledger->owed == 4);
   }
   CHECK(ledger->owed == 0);  // a removed torrent owes nothing
+}
+
+TEST_CASE("one copy of a block is in flight while its connection delivers", "[unit][p2p]") {
+  auto stats = std::make_shared<OneCopyStats>();
+  InFlightBook book(stats, 1500ms);
+  const auto t0 = InFlightBook::Clock::now();
+  int a = 0, b = 0, c = 0;  // three connections' identities
+  const InFlightBook::Block x{3, 0, 16384}, y{3, 16384, 16384}, z{4, 0, 100};
+  const auto sent_to = [](const std::vector<InFlightBook::Send>& s) {
+    std::vector<InFlightBook::Conn> out;
+    for (const auto& e : s) out.push_back(e.conn);
+    return out;
+  };
+
+  SECTION("a second request waits, and is done when the block arrives") {
+    CHECK(book.admit(x, &a, t0));
+    CHECK_FALSE(book.admit(x, &b, t0 + 100ms));  // end game: held back
+    CHECK_FALSE(book.admit(x, &c, t0 + 200ms));
+    CHECK(stats->held == 2);
+    book.received(y, &a, t0 + 1000ms);  // a delivers: not quiet
+    CHECK(book.due(t0 + 2000ms).empty());
+    CHECK_FALSE(book.admit(x, &b, t0 + 2100ms));  // asked again: still one waiter
+    book.received(x, &a, t0 + 2200ms);
+    CHECK(book.in_flight() == 0);
+    CHECK(book.due(t0 + 9000ms).empty());  // nothing is sent for a block that arrived
+    CHECK(stats->released == 0);
+  }
+
+  SECTION("a quiet connection's block goes out once more per quiet period") {
+    CHECK(book.admit(x, &a, t0));
+    CHECK_FALSE(book.admit(x, &b, t0 + 100ms));
+    CHECK_FALSE(book.admit(x, &c, t0 + 100ms));
+    CHECK(book.due(t0 + 1400ms).empty());
+    CHECK(sent_to(book.due(t0 + 1500ms)) == std::vector<InFlightBook::Conn>{&b});
+    CHECK(book.due(t0 + 2000ms).empty());  // b's copy is young
+    CHECK(sent_to(book.due(t0 + 3000ms)) == std::vector<InFlightBook::Conn>{&c});
+    CHECK(stats->released == 2);
+    // A new request while the block's connection is quiet goes out at once (the end game).
+    CHECK(book.admit(x, &a, t0 + 9000ms));
+  }
+
+  SECTION("a rejecting, choking or leaving connection hands its blocks to a waiter") {
+    CHECK(book.admit(x, &a, t0));
+    CHECK(book.admit(y, &a, t0));
+    CHECK(book.admit(z, &a, t0));
+    CHECK_FALSE(book.admit(x, &b, t0));
+    CHECK_FALSE(book.admit(y, &c, t0));
+    const auto r = book.ended(x, &a, t0 + 10ms);  // a rejected x
+    REQUIRE(r.size() == 1);
+    CHECK(r[0].conn == &b);
+    CHECK(r[0].block.piece == 3);
+    CHECK(r[0].block.start == 0);
+    CHECK(r[0].block.length == 16384);
+    CHECK(book.ended(x, &c, t0 + 10ms).empty());  // c was not x's connection
+    const auto d = book.drop(&a, t0 + 20ms);      // a choked us: y to c, z to nobody
+    CHECK(sent_to(d) == std::vector<InFlightBook::Conn>{&c});
+    CHECK(book.in_flight() == 2);
+    CHECK(book.drop(&b, t0 + 30ms).empty());  // b had x: nobody waits for it
+    CHECK(book.in_flight() == 1);
+    CHECK(book.admit(x, &a, t0 + 40ms));  // x is free again
+  }
+
+  SECTION("a connection's own request again is not a copy") {
+    CHECK(book.admit(x, &a, t0));
+    CHECK(book.admit(x, &a, t0 + 5s));
+    CHECK(stats->held == 0);
+  }
 }
