@@ -59,7 +59,7 @@ struct SupernodeConfig {
   std::string p2p_listen = "0.0.0.0:6881";
   struct Swarm {
     std::uint64_t chunk_size = 4 << 20;    // bytes per chunk torrent
-    std::uint64_t piece_size = 256 << 10;  // power of two, 16 KiB..16 MiB
+    std::uint64_t piece_size = 128 << 10;  // power of two, 16 KiB..16 MiB
     std::uint64_t upload_rate_limit = 0;   // bytes per second, 0: unlimited
   } swarm;
 };

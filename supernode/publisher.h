@@ -34,7 +34,7 @@ namespace layerswarm::supernode {
 
 struct PublisherOptions {
   std::uint64_t chunk_size = 4 << 20;
-  int piece_size = 256 << 10;
+  int piece_size = 128 << 10;
   std::chrono::milliseconds wait{5'000};  // longest long-poll for a chunk not made yet
   bool first_seed = true;                 // Swarm::Add::first_seed
   std::string root_cert;  // a closed site's CA (PEM): chunk torrents are SSL torrents
