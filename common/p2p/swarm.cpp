@@ -480,6 +480,10 @@ SwarmStats Swarm::stats() const {
   // Peers come from libtorrent's session counters, which arrive as an alert: this asks for
   // fresh ones and answers with the last received (a scrape interval old).
   impl_->session->post_session_stats();
+  return last_stats();
+}
+
+SwarmStats Swarm::last_stats() const {
   SwarmStats stats = impl_->last;
   stats.torrents = impl_->by_id.size();
   return stats;
@@ -488,18 +492,19 @@ SwarmStats Swarm::stats() const {
 void add_swarm_metrics(const void* owner, Swarm& swarm) {
   Metrics& m = Metrics::get();
   Swarm* s = &swarm;
+  // One request for fresh counters per scrape (here); the other values read the last received.
   m.add_sampled(owner,
                 {"layerswarm_swarm_torrents", "Chunk torrents loaded in the swarm", false, {}, [s] {
                    return static_cast<double>(s->stats().torrents);
                  }});
   m.add_sampled(
       owner, {"layerswarm_swarm_peers", "Peer connections over all chunk torrents", false, {}, [s] {
-                return static_cast<double>(s->stats().peers);
+                return static_cast<double>(s->last_stats().peers);
               }});
   // libtorrent's byte counters: what the swarm carried, and what of it was wasted.
   const auto bytes = [&](const char* name, const char* help, std::uint64_t SwarmStats::*field) {
     m.add_sampled(owner, {name, help, true, {}, [s, field] {
-                            return static_cast<double>(s->stats().*field);
+                            return static_cast<double>(s->last_stats().*field);
                           }});
   };
   bytes("layerswarm_swarm_received_bytes_total", "Payload bytes received from peers",

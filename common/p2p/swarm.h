@@ -132,8 +132,11 @@ class Swarm {
   void remove(TorrentId id);
   // The torrent goes on (seeding) without an observer.
   void detach(TorrentId id);
-  // Torrents in the session and their peer connections (one call into libtorrent).
+  // Torrents in the session, their peer connections and byte counters: asks libtorrent for
+  // fresh counters (one call) and answers with the last received.
   SwarmStats stats() const;
+  // The same without asking again (for the other values of one metrics scrape).
+  SwarmStats last_stats() const;
   // Streaming: pieces [first, first + count) are wanted first (top priority).
   void prioritize(TorrentId id, int first, int count);
   // Payload bytes the torrent has uploaded to peers since it was added (0 for an unknown id). Asks
