@@ -19,7 +19,8 @@
 # --ttfb instead: one node, the time to the first byte of a cold layer through the swarm (curl)
 # next to a direct GET from the upstream and the bound (one chunk's transfer time).
 #   benchmarks/swarm.sh [--nodes "4 8 16"] [--size 200] [--layers 4] [--rate 100]
-#                       [--systems "layerswarm direct proxy"] [--chunk MiB] [--piece KiB] [--check]
+#                       [--systems "layerswarm direct proxy"] [--chunk MiB|KiB"K"] [--piece KiB] [--check]
+# --chunk: fixed chunks of that size (default: the supernode sizes them to its link).
 # --size in MiB (the image's layers together), --rate in Mbit/s for every link. --check (used
 # by the [slow] test): exit 1 unless every layerswarm node got every blob and the upstream sent
 # each blob exactly once. Needs root (namespaces, tc). Removes exactly what it made.
@@ -45,7 +46,7 @@ while [ $# -gt 0 ]; do
     --layers) LAYERS=$2; shift 2 ;;
     --rate) RATE=$2; shift 2 ;;
     --systems) SYSTEMS=$2; shift 2 ;;
-    --chunk) CHUNK=$2; shift 2 ;;
+    --chunk) CHUNK=$2; CHUNK_FIXED=1; shift 2 ;;  # MiB, or KiB with a K suffix (512K)
     --piece) PIECE=$2; shift 2 ;;
     --check) CHECK=1; shift ;;
     --ttfb) TTFB=1; shift ;;
@@ -55,6 +56,14 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--nodes LIST] [--size MiB] [--layers N] [--rate Mbit] [--systems LIST] [--chunk MiB] [--check] [--ttfb] [--late "S ..."] [--closed] [--timeline FILE]" >&2; exit 2 ;;
   esac
 done
+case $CHUNK in
+  *K) CHUNK_BYTES=$((${CHUNK%K} << 10)) ;;
+  *) CHUNK_BYTES=$((CHUNK << 20)) ;;
+esac
+# Without --chunk the supernode sizes chunks to its upstream link (4 MiB down to 1 MiB); with
+# it, every chunk has that size.
+CHUNK_MIN=""
+if [ -n "${CHUNK_FIXED:-}" ]; then CHUNK_MIN=" \"min_chunk_size\": $CHUNK_BYTES,"; fi
 if [ "$(id -u)" != 0 ]; then echo "swarm.sh: needs root (network namespaces)" >&2; exit 77; fi
 for tool in ip tc docker-registry skopeo python3; do
   command -v "$tool" >/dev/null || { echo "swarm.sh: $tool missing (scripts/setup.sh)" >&2; exit 77; }
@@ -268,7 +277,7 @@ if [ -n "$TTFB" ]; then
   start_registry up 5000 upstream
   in_ns up skopeo --insecure-policy copy --dest-tls-verify=false "oci:$WORK/image:$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tag"])' "$WORK/image.json")" \
     "docker://10.77.0.2:5000/bench/app:v1" >"$WORK/push.log" 2>&1
-  echo "{\"swarm\": {\"chunk_size\": $((CHUNK << 20)), \"piece_size\": $((PIECE << 10))}$SN_JSON_EXTRA}" >"$WORK/supernode.json"
+  echo "{\"swarm\": {\"chunk_size\": $CHUNK_BYTES,$CHUNK_MIN \"piece_size\": $((PIECE << 10))}$SN_JSON_EXTRA}" >"$WORK/supernode.json"
   # Seconds from sending the GET to the first body byte (not the headers), then drains it.
   first_byte='import http.client, sys, time
 c = http.client.HTTPConnection(sys.argv[1], timeout=120)
@@ -290,7 +299,7 @@ print("%.3f" % (time.monotonic() - t)); r.read()'
     ls_wait_log "$WORK/agent-ttfb-$i.log" "listening on"
     swarm=$(in_ns n1 python3 -c "$first_byte" 127.0.0.1:65001 "/v2/bench/app/blobs/$d")
     direct=$(in_ns n1 python3 -c "$first_byte" 10.77.0.2:5000 "/v2/bench/app/blobs/$d")
-    bound=$(awk -v c="$CHUNK" -v r="$RATE" 'BEGIN {printf "%.3f", c * 1048576 * 8 / (r * 1e6 * 0.956)}')
+    bound=$(awk -v c="$CHUNK_BYTES" -v r="$RATE" 'BEGIN {printf "%.3f", c * 8 / (r * 1e6 * 0.956)}')
     printf '%-6s %-22s %-22s %-10s\n' "$i" "$swarm s" "$direct s" "$bound s"
     stop_pid "$ag"; stop_pid "$sn"
   done
@@ -344,7 +353,7 @@ for n in $NODES; do
     started=()
     case "$system" in
       layerswarm)
-        echo "{\"swarm\": {\"chunk_size\": $((CHUNK << 20)), \"piece_size\": $((PIECE << 10))}$SN_JSON_EXTRA}" >"$WORK/supernode.json"
+        echo "{\"swarm\": {\"chunk_size\": $CHUNK_BYTES,$CHUNK_MIN \"piece_size\": $((PIECE << 10))}$SN_JSON_EXTRA}" >"$WORK/supernode.json"
         ip netns exec "$P-sn" "$SUPERNODE_BIN" --listen 10.77.0.3:65100 --data-dir "$WORK/sn-data-$n" \
           --upstream http://10.77.0.2:5000 --token-file "$TOKEN_FILE" --p2p-listen 10.77.0.3:6881 \
           --config "$WORK/supernode.json" ${LS_SUPERNODE_ARGS:-} >"$WORK/supernode-$n.log" 2>&1 &
@@ -443,7 +452,7 @@ for n in $NODES; do
   net_down
 done
 echo
-echo "image $((IMAGE_BYTES / 1048576)) MiB ($LAYERS layers), links $RATE Mbit/s, chunk $CHUNK MiB, piece $PIECE KiB, $(nproc) CPUs"
+echo "image $((IMAGE_BYTES / 1048576)) MiB ($LAYERS layers), links $RATE Mbit/s, chunk $((CHUNK_BYTES >> 10)) KiB, piece $PIECE KiB, $(nproc) CPUs"
 cat "$TABLE"
 if [ -s "$LATE_TABLE" ]; then
   echo

@@ -1,5 +1,7 @@
 #include "supernode/config.h"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "common/json_config.h"
@@ -47,8 +49,12 @@ Result<SupernodeConfig> parse_config(const json& doc) {
   if (s) s = read_string(doc, "p2p_listen", "config", c.p2p_listen);
   if (s && doc.contains("swarm")) {
     const json& w = doc["swarm"];
-    s = check_keys(w, {"chunk_size", "piece_size", "upload_rate_limit"}, "swarm");
+    s = check_keys(
+        w, {"chunk_size", "min_chunk_size", "chunk_time", "piece_size", "upload_rate_limit"},
+        "swarm");
     if (s) s = read_uint(w, "chunk_size", "swarm", c.swarm.chunk_size);
+    if (s) s = read_uint(w, "min_chunk_size", "swarm", c.swarm.min_chunk_size);
+    if (s) s = read_duration(w, "chunk_time", "swarm", c.swarm.chunk_time);
     if (s) s = read_uint(w, "piece_size", "swarm", c.swarm.piece_size);
     if (s) s = read_uint(w, "upload_rate_limit", "swarm", c.swarm.upload_rate_limit);
   }
@@ -109,6 +115,13 @@ Result<SupernodeConfig> load_config(const std::string& file, const Overrides& o)
   if (c.swarm.chunk_size < p || c.swarm.chunk_size % p != 0) {
     return bad("swarm.chunk_size must be a multiple of swarm.piece_size");
   }
+  // A min_chunk_size above chunk_size means fixed chunks of chunk_size (a small chunk_size
+  // alone turns the sizing off).
+  c.swarm.min_chunk_size = std::min(c.swarm.min_chunk_size, c.swarm.chunk_size);
+  if (c.swarm.min_chunk_size < p || c.swarm.min_chunk_size % p != 0) {
+    return bad("swarm.min_chunk_size must be a multiple of swarm.piece_size");
+  }
+  if (c.swarm.chunk_time <= Millis(0)) return bad("swarm.chunk_time must be positive");
   if (c.swarm.upload_rate_limit > (1ull << 31)) return bad("swarm.upload_rate_limit too large");
   if (auto s = mirror::validate_mirror_options(c.mirror); !s) return s.error();
   return c;

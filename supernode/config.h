@@ -58,7 +58,11 @@ struct SupernodeConfig {
   // BitTorrent: the supernode seeds every chunk it publishes.
   std::string p2p_listen = "0.0.0.0:6881";
   struct Swarm {
-    std::uint64_t chunk_size = 4 << 20;    // bytes per chunk torrent
+    std::uint64_t chunk_size = 4 << 20;  // bytes per chunk torrent, at most
+    // A slow upstream link gets smaller chunks, down to this (docs/architecture.md "Chunks
+    // sized to the link"): a chunk takes at most chunk_time. Above chunk_size: chunk_size.
+    std::uint64_t min_chunk_size = 1 << 20;
+    Millis chunk_time = std::chrono::seconds(3);
     std::uint64_t piece_size = 128 << 10;  // power of two, 16 KiB..16 MiB
     std::uint64_t upload_rate_limit = 0;   // bytes per second, 0: unlimited
   } swarm;

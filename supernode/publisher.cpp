@@ -1,8 +1,12 @@
 #include "supernode/publisher.h"
 
+#include <algorithm>
 #include <charconv>
+#include <limits>
 #include <optional>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "common/mirror/blob_fetch.h"
 #include "common/mirror/blob_service.h"
@@ -19,6 +23,7 @@ using mirror::BlobFetch;
 struct Publisher::Blob {
   bool sized = false;
   std::uint64_t size = 0;
+  std::uint64_t chunk = 0;            // this blob's chunk size, once sized
   std::vector<std::string> metainfo;  // per chunk, "" until made
   std::vector<p2p::TorrentId> torrents;
   std::optional<Error> failed;
@@ -37,11 +42,33 @@ struct Publisher::Blob {
 
 namespace proto = swarm_protocol;
 
+namespace {
+
+// The chunk size a cached blob was published with before (its peers' torrents), else the
+// largest: its bytes are all at hand.
+std::uint64_t recorded_chunk_size(Store& store, const Digest& digest, std::uint64_t fallback,
+                                  std::uint64_t piece) {
+  auto text = store.get_extra(digest);
+  if (!text) return fallback;
+  const nlohmann::json record = nlohmann::json::parse(*text, nullptr, false);
+  if (!record.is_object() || !record.contains("chunk_size") ||
+      !record["chunk_size"].is_number_unsigned()) {
+    return fallback;
+  }
+  const auto chunk = record["chunk_size"].get<std::uint64_t>();
+  return chunk == 0 || chunk % piece != 0 ? fallback : chunk;
+}
+
+}  // namespace
+
 Publisher::Publisher(mirror::MirrorNode& node, p2p::Swarm& swarm, PublisherOptions options,
                      asio::any_io_executor executor)
     : node_(node),
       swarm_(swarm),
       options_(options),
+      sizing_{options.chunk_size, std::min(options.min_chunk_size, options.chunk_size),
+              static_cast<std::uint64_t>(options.piece_size), options.chunk_time,
+              std::chrono::milliseconds(1000)},
       timer_(std::make_shared<asio::steady_timer>(executor)) {
   asio::co_spawn(
       executor,
@@ -219,7 +246,7 @@ Task<void> Publisher::serve(HttpRequest request, ResponseWriter& out, RequestLog
   ResponseHead head;
   if (blob->sized) {
     head.headers.add(proto::kBlobSize, std::to_string(blob->size));
-    head.headers.add(proto::kChunkSize, std::to_string(options_.chunk_size));
+    head.headers.add(proto::kChunkSize, std::to_string(blob->chunk));
     head.headers.add(proto::kChunks, std::to_string(blob->metainfo.size()));
     head.headers.add(proto::kPieceSize, std::to_string(options_.piece_size));
     head.headers.add(proto::kSeedPort, std::to_string(swarm_.port()));
@@ -247,7 +274,10 @@ Task<void> Publisher::produce(std::shared_ptr<Blob> blob, mirror::BlobLocator lo
   blob->hold = node_.store().hold(locator.digest);
   if (auto cached = node_.store().open_blob(locator.digest)) {
     blob->file = std::move(cached->fd);
-    status = co_await publish_chunks(blob, blob->file.get(), cached->size);
+    const std::uint64_t chunk =
+        recorded_chunk_size(node_.store(), locator.digest, options_.chunk_size,
+                            static_cast<std::uint64_t>(options_.piece_size));
+    status = co_await publish_chunks(blob, blob->file.get(), cached->size, chunk);
   } else {
     blob->fetch = node_.fetcher().join(locator);
     BlobFetch& fetch = *blob->fetch;
@@ -262,7 +292,8 @@ Task<void> Publisher::produce(std::shared_ptr<Blob> blob, mirror::BlobLocator lo
     } else if (!fetch.size()) {
       status = Error(Errc::kTimeout, "the upstream did not answer");
     } else {
-      status = co_await publish_chunks(blob, fetch.fd(), *fetch.size());
+      status = co_await publish_chunks(blob, fetch.fd(), *fetch.size(), 0);
+      if (status) co_await remember_chunk_size(blob->fetch, locator.digest, blob->chunk);
     }
   }
   if (!status) {
@@ -276,15 +307,70 @@ Task<void> Publisher::produce(std::shared_ptr<Blob> blob, mirror::BlobLocator lo
   blob->fetch.reset();  // the torrents hold their own descriptors
 }
 
+void Publisher::count_received(const BlobFetch& fetch, std::uint64_t& seen) {
+  const std::uint64_t now_at = fetch.available();
+  if (now_at > seen) received_.add(now_at - seen, std::chrono::steady_clock::now());
+  seen = std::max(seen, now_at);
+}
+
+Task<std::uint64_t> Publisher::choose_chunk_size(BlobFetch* fetch, std::uint64_t size) {
+  if (!fetch || size <= sizing_.min_chunk) co_return sizing_.max_chunk;
+  auto now = std::chrono::steady_clock::now();
+  std::uint64_t seen = fetch->available();
+  const std::uint64_t first = seen;
+  const SteadyTime start = now;
+  const SteadyTime until = start + sizing_.estimate_time;
+  // No recent rate (the first download in a while): watch this one's bytes for a moment, or
+  // until a largest chunk's worth arrived.
+  for (int i = 0; i < 10'000 && !received_.rate(now) && now < until; ++i) {
+    if (fetch->state() != BlobFetch::State::kStreaming) break;
+    if (fetch->available() - first >= sizing_.max_chunk) break;
+    co_await fetch->progress().wait_until(until);
+    count_received(*fetch, seen);
+    now = std::chrono::steady_clock::now();
+  }
+  const double elapsed = std::max(std::chrono::duration<double>(now - start).count(), 1e-3);
+  double rate = static_cast<double>(fetch->available() - first) / elapsed;
+  if (fetch->state() != BlobFetch::State::kStreaming ||
+      fetch->available() - first >= sizing_.max_chunk) {
+    rate = std::numeric_limits<double>::infinity();  // all here, or a largest chunk at once
+  }
+  if (auto site = received_.rate(now)) rate = std::max(rate, *site);
+  const std::uint64_t chunk = chunk_size_for(rate, sizing_);
+  if (chunk != sizing_.max_chunk) {
+    LOG_INFO("swarm: blob of {} bytes in chunks of {} KiB (upstream at {:.0f} KiB/s)", size,
+             chunk >> 10, rate / 1024);
+  }
+  co_return chunk;
+}
+
+Task<void> Publisher::remember_chunk_size(std::shared_ptr<BlobFetch> fetch, Digest digest,
+                                          std::uint64_t chunk) {
+  const SteadyTime deadline = deadline_after(std::chrono::seconds(60));
+  for (int i = 0; i < 1000 && !fetch->done() && std::chrono::steady_clock::now() < deadline; ++i) {
+    co_await fetch->progress().wait_until(deadline);
+  }
+  if (!fetch->cached()) co_return;
+  const nlohmann::json record = {{"chunk_size", chunk}};
+  if (auto s = node_.store().put_extra(digest, record.dump()); !s) {
+    LOG_WARN("swarm: blob {}: chunk size not recorded: {}", digest.str(), s.error().what());
+  } else if (chunk != sizing_.max_chunk) {
+    LOG_INFO("swarm: blob {}: chunks of {} KiB recorded", digest.str(), chunk >> 10);
+  }
+}
+
 // Makes and seeds chunk k as soon as the download holds it; then waits for the digest check.
-Task<Status> Publisher::publish_chunks(std::shared_ptr<Blob> blob, int fd, std::uint64_t size) {
-  const std::uint64_t chunk = options_.chunk_size;
+Task<Status> Publisher::publish_chunks(std::shared_ptr<Blob> blob, int fd, std::uint64_t size,
+                                       std::uint64_t chunk) {
+  BlobFetch* fetch = blob->fetch.get();
+  if (chunk == 0) chunk = co_await choose_chunk_size(fetch, size);
   const std::size_t count = size == 0 ? 1 : static_cast<std::size_t>((size + chunk - 1) / chunk);
   blob->size = size;
+  blob->chunk = chunk;
   blob->metainfo.assign(count, "");
   blob->sized = true;
   blob->changed.notify_all();
-  BlobFetch* fetch = blob->fetch.get();
+  std::uint64_t seen = fetch ? fetch->available() : 0;
   auto shared = p2p::SharedFile::dup(fd);  // one descriptor for all of the blob's torrents
   if (!shared) co_return shared.error();
   for (std::size_t k = 0; k < count; ++k) {
@@ -295,6 +381,7 @@ Task<Status> Publisher::publish_chunks(std::shared_ptr<Blob> blob, int fd, std::
            !fetch->uncached()) {
       const std::uint64_t before = fetch->available();
       co_await fetch->progress().wait_until(stall);
+      count_received(*fetch, seen);
       if (fetch->available() > before) stall = deadline_after(std::chrono::seconds(60));
       if (std::chrono::steady_clock::now() >= stall) co_return Error(Errc::kTimeout, "stalled");
     }

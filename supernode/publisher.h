@@ -1,5 +1,6 @@
 // Publishes blobs to the swarm as chunk torrents (docs/architecture.md "The swarm"): a blob is
-// cut into fixed-size chunks, each a v2 torrent of its own, made (and seeded by the supernode)
+// cut into chunks (their size picked per blob from the upstream's rate: chunk_sizer.h), each a
+// v2 torrent of its own, made (and seeded by the supernode)
 // as soon as the supernode holds that chunk, so agents download chunk 1 from the swarm while
 // the supernode still fetches chunk 2 from the upstream.
 //
@@ -22,10 +23,12 @@
 #include "common/log.h"
 #include "common/mirror/blob_source.h"
 #include "common/swarm_protocol.h"
+#include "supernode/chunk_sizer.h"
 
 namespace layerswarm::mirror {
+class BlobFetch;
 class MirrorNode;
-}
+}  // namespace layerswarm::mirror
 namespace layerswarm::p2p {
 class Swarm;
 }
@@ -33,7 +36,9 @@ class Swarm;
 namespace layerswarm::supernode {
 
 struct PublisherOptions {
-  std::uint64_t chunk_size = 4 << 20;
+  std::uint64_t chunk_size = 4 << 20;      // the largest chunk, and a cached blob's
+  std::uint64_t min_chunk_size = 1 << 20;  // the smallest, for a slow upstream
+  std::chrono::milliseconds chunk_time{3000};
   int piece_size = 128 << 10;
   std::chrono::milliseconds wait{5'000};  // longest long-poll for a chunk not made yet
   bool first_seed = true;                 // Swarm::Add::first_seed
@@ -68,7 +73,18 @@ class Publisher {
 
  private:
   Task<void> produce(std::shared_ptr<Blob> blob, mirror::BlobLocator locator);
-  Task<Status> publish_chunks(std::shared_ptr<Blob> blob, int fd, std::uint64_t size);
+  // `chunk` 0: chosen by choose_chunk_size.
+  Task<Status> publish_chunks(std::shared_ptr<Blob> blob, int fd, std::uint64_t size,
+                              std::uint64_t chunk);
+  // The chunk size for a blob of `size` bytes (docs/architecture.md "Chunks sized to the
+  // link"): from the rate downloads run at lately, else from watching this one's first bytes.
+  Task<std::uint64_t> choose_chunk_size(mirror::BlobFetch* fetch, std::uint64_t size);
+  // Feeds the rate meter with what a download received since `seen` (updated).
+  void count_received(const mirror::BlobFetch& fetch, std::uint64_t& seen);
+  // Remembers a blob's chunk size with the cached blob, so that publishing it again (after
+  // `idle`, or a restart) makes the same torrents its peers seed.
+  Task<void> remember_chunk_size(std::shared_ptr<mirror::BlobFetch> fetch, Digest digest,
+                                 std::uint64_t chunk);
   void withdraw_uncached();
   void record_demand(const mirror::BlobLocator& blob);
   void list_demand(const swarm_protocol::BlobRef& blob);
@@ -84,6 +100,8 @@ class Publisher {
   mirror::MirrorNode& node_;
   p2p::Swarm& swarm_;
   PublisherOptions options_;
+  ChunkSizing sizing_;
+  RateMeter received_;  // what the supernode's upstream downloads receive, together
   std::map<std::string, std::shared_ptr<Blob>> blobs_;  // by digest
   std::deque<DemandEntry> demand_;                      // oldest first, seq ascending
   struct DemandState {

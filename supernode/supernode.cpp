@@ -362,6 +362,8 @@ class Front final : public HttpHandler {
 PublisherOptions publisher_options(const SupernodeConfig& config, std::string root_cert) {
   PublisherOptions p;
   p.chunk_size = config.swarm.chunk_size;
+  p.min_chunk_size = config.swarm.min_chunk_size;
+  p.chunk_time = config.swarm.chunk_time;
   p.piece_size = static_cast<int>(config.swarm.piece_size);
   p.root_cert = std::move(root_cert);
   return p;

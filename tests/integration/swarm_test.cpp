@@ -285,3 +285,47 @@ TEST_CASE("seeds make no outgoing connections: two nodes holding a blob do not d
   CHECK(redundant(*a) == ra);
   CHECK(redundant(*b) == rb);
 }
+
+TEST_CASE("a slow upstream gets small chunks that the blob keeps when published again",
+          "[integration][swarm][chunks]") {
+  TempDir dir;
+  Registry upstream(dir);
+  const std::string bytes = random_bytes(2 << 20, 41);
+  const std::string digest = push_blob(upstream, "site/slow", bytes);
+  // 256 KiB/s: a 1 MiB chunk would take 4 s, more than chunk_time; a 256 KiB one takes 1 s.
+  SlowProxy slow(upstream.address(), 256 << 10);
+  const std::string config =
+      R"({"swarm": {"chunk_size": 1048576, "min_chunk_size": 262144, "piece_size": 262144,)"
+      R"( "chunk_time": "1s"}})";
+  auto supernode = start_supernode(dir, "http://" + slow.address(), config);
+  auto agent = start_agent(dir, "http://" + slow.address(), supernode->address(), "agent",
+                           token_file(dir), R"({"swarm": {"min_blob_size": 0}})");
+  const HttpResult r = http_get(agent->address(), "/v2/site/slow/blobs/" + digest);
+  REQUIRE(r.status == 200);
+  CHECK(r.complete);
+  CHECK(r.body == bytes);
+  CHECK(eventually([&] { return agent->log_lines({digest, "source=swarm"}); }, 1) == 1);
+  INFO(supernode->log());
+  CHECK(supernode->log_lines({"in chunks of 256 KiB"}) == 1);
+
+  const std::string layout =
+      "/swarm/v1/blobs/" + digest + "?ns=" + slow.address() + "&repo=site/slow";
+  const HeaderList auth = {{"Authorization", std::string("Bearer ") + kToken}};
+  const HttpResult before = http_get(supernode->address(), layout, auth);
+  REQUIRE(before.status == 200);
+  CHECK(before.header("x-layerswarm-chunk-size") == "262144");
+  CHECK(before.header("x-layerswarm-chunks") == "8");
+  // A restarted supernode publishes the cached blob again (a fresh publisher, as after its
+  // idle withdrawal): with the chunks its peers already seed, not the largest.
+  REQUIRE(eventually(
+              [&] {
+                return supernode->log_lines({digest, "chunks of 256 KiB recorded"});
+              },
+              1) == 1);
+  REQUIRE(supernode->stop() == 0);
+  supernode->start();
+  const HttpResult after = http_get(supernode->address(), layout, auth);
+  REQUIRE(after.status == 200);
+  CHECK(after.header("x-layerswarm-chunk-size") == "262144");
+  CHECK(upstream.agent_requests("GET", "/v2/site/slow/blobs/" + digest) == 1);
+}

@@ -1,0 +1,56 @@
+// How large a blob's chunk torrents are (docs/architecture.md "Chunks sized to the link").
+//
+// A chunk torrent exists only once the supernode holds the whole chunk (its info-hash covers
+// every piece), so the chunk's download time is a step every byte of a rollout waits on, at
+// its start and at its end. On a 5 Mbit/s link a 4 MiB chunk takes 6.7 s, and a 10-node
+// rollout took 1.54x its bound; with 1 MiB chunks, 1.30x. On a 20 Mbit/s link 1 MiB chunks
+// gained nothing over 4 MiB and cost the agents a fifth more CPU (more torrents, announces
+// and ticks). So the supernode picks each blob's chunk size from the rate its upstream
+// downloads run at: the largest of max, max/2, max/4, ... (at least min) that the link
+// delivers within `chunk_time`.
+//
+// Threading: the io_context thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <utility>
+
+#include "common/async.h"
+
+namespace layerswarm::supernode {
+
+struct ChunkSizing {
+  std::uint64_t max_chunk = 4 << 20;
+  std::uint64_t min_chunk = 1 << 20;  // <= max_chunk; both multiples of the piece size
+  std::uint64_t piece = 128 << 10;
+  std::chrono::milliseconds chunk_time{3000};
+  // How long a new download is watched for its rate when no recent rate is known.
+  std::chrono::milliseconds estimate_time{1000};
+};
+
+// The chunk size for a link of `bytes_per_second`: the largest max_chunk / 2^k, rounded down
+// to a whole number of pieces and at least min_chunk, that takes at most chunk_time.
+std::uint64_t chunk_size_for(double bytes_per_second, const ChunkSizing& sizing);
+
+// The rate the supernode's upstream downloads receive together, over the last `window`.
+class RateMeter {
+ public:
+  explicit RateMeter(std::chrono::milliseconds window = std::chrono::seconds(4),
+                     std::chrono::milliseconds min_span = std::chrono::seconds(1));
+  // `bytes` arrived just now (at `now`).
+  void add(std::uint64_t bytes, SteadyTime now);
+  // Bytes per second over the window, when its samples span at least min_span and the last
+  // one is at most min_span old (downloads are running); else nullopt.
+  std::optional<double> rate(SteadyTime now) const;
+
+ private:
+  std::chrono::milliseconds window_;
+  std::chrono::milliseconds min_span_;
+  std::uint64_t total_ = 0;
+  std::deque<std::pair<SteadyTime, std::uint64_t>> samples_;  // (time, total then), oldest first
+};
+
+}  // namespace layerswarm::supernode
