@@ -201,6 +201,67 @@ struct Store::Impl {
   std::shared_ptr<rocksdb::DB> db_;
   bool read_only_ = false;
 
+  // Decoded tag records and manifests for the warm by-tag path, which otherwise reads three
+  // records and parses two of them per request (docs/architecture.md "The path of a manifest
+  // request"). Any change of the index's objects or tags empties it (changed(), called after
+  // the write), and what a lookup read before a change is not kept.
+  struct Hot {
+    std::mutex mu;
+    std::uint64_t generation = 0;  // the index's generation its entries were read at
+    std::unordered_map<std::string, TagRecord> tags;            // by tag key
+    std::unordered_map<std::string, StoredManifest> manifests;  // by digest
+    std::size_t manifest_bytes = 0;
+  };
+  static constexpr std::size_t kHotEntries = 1024;
+  static constexpr std::size_t kHotManifestBytes = 4 << 20;
+  static constexpr std::size_t kHotManifestMax = 64 << 10;  // larger ones are read each time
+  std::atomic<std::uint64_t> generation{0};
+  Hot hot;
+
+  void changed() { generation.fetch_add(1, std::memory_order_acq_rel); }
+  // Under hot.mu: entries of an older generation are dropped.
+  void hot_current(std::uint64_t g) {
+    if (hot.generation == g) return;
+    hot.tags.clear();
+    hot.manifests.clear();
+    hot.manifest_bytes = 0;
+    hot.generation = g;
+  }
+  std::optional<TagRecord> hot_tag(const std::string& key) {
+    std::lock_guard lock(hot.mu);
+    hot_current(generation.load(std::memory_order_acquire));
+    auto it = hot.tags.find(key);
+    if (it == hot.tags.end()) return std::nullopt;
+    return it->second;
+  }
+  // `read_at`: the generation before the record was read; kept only if nothing changed since.
+  void keep_tag(const std::string& key, const TagRecord& r, std::uint64_t read_at) {
+    std::lock_guard lock(hot.mu);
+    if (generation.load(std::memory_order_acquire) != read_at) return;
+    hot_current(read_at);
+    if (hot.tags.size() >= kHotEntries) hot.tags.clear();
+    hot.tags.insert_or_assign(key, r);
+  }
+  std::optional<StoredManifest> hot_manifest(const std::string& digest) {
+    std::lock_guard lock(hot.mu);
+    hot_current(generation.load(std::memory_order_acquire));
+    auto it = hot.manifests.find(digest);
+    if (it == hot.manifests.end()) return std::nullopt;
+    return it->second;
+  }
+  void keep_manifest(const std::string& digest, const StoredManifest& m, std::uint64_t read_at) {
+    if (m.bytes.size() > kHotManifestMax) return;
+    std::lock_guard lock(hot.mu);
+    if (generation.load(std::memory_order_acquire) != read_at) return;
+    hot_current(read_at);
+    if (hot.manifests.size() >= kHotEntries ||
+        hot.manifest_bytes + m.bytes.size() > kHotManifestBytes) {
+      hot.manifests.clear();
+      hot.manifest_bytes = 0;
+    }
+    if (hot.manifests.insert_or_assign(digest, m).second) hot.manifest_bytes += m.bytes.size();
+  }
+
   bool is_held(const std::string& key) const {
     std::lock_guard lock(table->mu);
     return table->holds.count(key) > 0 || table->pinned.count(key) > 0;
@@ -228,7 +289,9 @@ struct Store::Impl {
     if (auto old = get_object(d)) batch.Delete(access_key(old->accessed, d.str()));
     batch.Put(object_key(d), encode(r));
     batch.Put(access_key(r.accessed, d.str()), "");
-    return db()->Write(write_options, &batch);
+    auto s = db()->Write(write_options, &batch);
+    changed();
+    return s;
   }
 
   // Drop an object's index entries (under mu).
@@ -249,6 +312,7 @@ struct Store::Impl {
     }
     it.reset();
     const auto s = index->Write(write_options, &batch);
+    changed();
     if (s.ok()) {
       used -= std::min<std::uint64_t>(used, r.size);
     } else {
@@ -360,6 +424,7 @@ Status Store::reopen_writable() {
   auto s = rocksdb::DB::Open(impl_->db_options, impl_->index_dir(), &db);
   if (!s.ok()) return storage_error("reopening the cache index", s);
   impl_->set_db(std::shared_ptr<rocksdb::DB>(db), false);
+  impl_->changed();
   LOG_INFO("the cache's disk has room again ({} bytes free): caching resumes", free);
   return {};
 }
@@ -690,6 +755,9 @@ std::vector<std::pair<Digest, std::string>> Store::extras() {
 }
 
 Result<StoredManifest> Store::get_manifest(const Digest& digest) {
+  const std::string& key = digest.str();
+  if (auto hit = impl_->hot_manifest(key)) return std::move(*hit);
+  const std::uint64_t read_at = impl_->generation.load(std::memory_order_acquire);
   auto rec = impl_->get_object(digest);
   if (!rec || rec->kind != 'm') return Error(Errc::kManifestUnknown);
   StoredManifest m;
@@ -698,6 +766,7 @@ Result<StoredManifest> Store::get_manifest(const Digest& digest) {
   if (!impl_->db()->Get(rocksdb::ReadOptions(), manifest_key(digest), &m.bytes).ok()) {
     return Error(Errc::kManifestUnknown);
   }
+  impl_->keep_manifest(key, m, read_at);
   return m;
 }
 
@@ -719,17 +788,20 @@ Status Store::put_manifest(const Digest& digest, std::string_view media_type,
 
 std::optional<TagRecord> Store::get_tag(std::string_view registry, std::string_view repository,
                                         std::string_view tag) {
+  const std::string key = tag_key(registry, repository, tag);
+  if (auto hit = impl_->hot_tag(key)) return hit;
+  const std::uint64_t read_at = impl_->generation.load(std::memory_order_acquire);
   std::string value;
-  if (!impl_->db()->Get(rocksdb::ReadOptions(), tag_key(registry, repository, tag), &value).ok()) {
-    return std::nullopt;
-  }
+  if (!impl_->db()->Get(rocksdb::ReadOptions(), key, &value).ok()) return std::nullopt;
   const json j = json::parse(value, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
   try {
     auto digest = Digest::parse(j.at("d").get<std::string>());
     if (!digest) return std::nullopt;
-    return TagRecord{*digest, j.at("t").get<std::string>(), j.at("s").get<std::uint64_t>(),
-                     from_unix_ms(j.at("v").get<std::int64_t>())};
+    TagRecord r{*digest, j.at("t").get<std::string>(), j.at("s").get<std::uint64_t>(),
+                from_unix_ms(j.at("v").get<std::int64_t>())};
+    impl_->keep_tag(key, r, read_at);
+    return r;
   } catch (const std::exception&) {
     return std::nullopt;
   }
@@ -744,6 +816,7 @@ Status Store::put_tag(std::string_view registry, std::string_view repository, st
       {"v",
        to_unix_ms(r.validated)}}.dump();
   auto s = impl_->db()->Put(impl_->write_options, tag_key(registry, repository, tag), value);
+  impl_->changed();
   if (!s.ok()) return storage_error("store tag", s);
   return {};
 }
@@ -751,6 +824,7 @@ Status Store::put_tag(std::string_view registry, std::string_view repository, st
 Status Store::delete_tag(std::string_view registry, std::string_view repository,
                          std::string_view tag) {
   auto s = impl_->db()->Delete(impl_->write_options, tag_key(registry, repository, tag));
+  impl_->changed();
   if (!s.ok()) return storage_error("delete tag", s);
   return {};
 }
@@ -864,6 +938,7 @@ Result<SweepStats> Store::sweep(TimePoint objects_before, TimePoint tags_before,
     impl_->db()->Delete(impl_->write_options, key);
     ++stats.tags;
   }
+  if (!old_tags.empty()) impl_->changed();
   return stats;
 }
 

@@ -110,6 +110,67 @@ TEST_CASE("manifests and tags", "[unit][store]") {
   CHECK_FALSE(store->get_tag("docker.io", "library/x", "v1"));
 }
 
+TEST_CASE("a tag or manifest read from memory follows every change of the index", "[unit][store]") {
+  TempDir dir;
+  FakeClock clock;
+  auto store = open_store(dir, clock);
+  const std::string one = R"({"schemaVersion":2,"n":1})";
+  const std::string two = R"({"schemaVersion":2,"n":2})";
+  const Digest d1 = Digest::sha256_of(one), d2 = Digest::sha256_of(two);
+  REQUIRE(store->put_manifest(d1, "application/vnd.oci.image.manifest.v1+json", one));
+  REQUIRE(store->put_manifest(d2, "application/vnd.oci.image.index.v1+json", two));
+  REQUIRE(store->put_tag("r", "n", "v", TagRecord{d1, "t", one.size(), clock.now()}));
+  // Read twice: the second answer comes from memory, and is the same.
+  for (int i = 0; i < 2; ++i) {
+    auto t = store->get_tag("r", "n", "v");
+    REQUIRE(t);
+    CHECK(t->digest == d1);
+    auto m = store->get_manifest(d1);
+    REQUIRE(m);
+    CHECK(m->bytes == one);
+  }
+  SECTION("a tag moved to another digest") {
+    clock.advance(1min);
+    REQUIRE(store->put_tag("r", "n", "v", TagRecord{d2, "t", two.size(), clock.now()}));
+    auto t = store->get_tag("r", "n", "v");
+    REQUIRE(t);
+    CHECK(t->digest == d2);
+    CHECK(t->validated == clock.now());
+  }
+  SECTION("a tag deleted") {
+    REQUIRE(store->delete_tag("r", "n", "v"));
+    CHECK_FALSE(store->get_tag("r", "n", "v"));
+  }
+  SECTION("a manifest removed (the cache's DELETE)") {
+    REQUIRE(store->remove(d1));
+    CHECK_FALSE(store->get_manifest(d1));
+    CHECK(store->get_manifest(d2));
+  }
+  SECTION("the TTL sweep") {
+    clock.advance(std::chrono::hours(48));
+    auto stats = store->sweep(clock.now() - 1h, clock.now() - 1h, 1000);
+    REQUIRE(stats);
+    CHECK(stats->tags == 1);
+    CHECK(stats->manifests == 2);
+    CHECK_FALSE(store->get_tag("r", "n", "v"));
+    CHECK_FALSE(store->get_manifest(d1));
+  }
+  SECTION("an access recorded") {
+    clock.advance(std::chrono::hours(1));
+    store->touch(d1);
+    auto m = store->get_manifest(d1);
+    REQUIRE(m);
+    CHECK(m->accessed_ms == to_unix_ms(clock.now()));
+  }
+  SECTION("a restart reads the index again") {
+    store.reset();
+    store = open_store(dir, clock);
+    auto t = store->get_tag("r", "n", "v");
+    REQUIRE(t);
+    CHECK(t->digest == d1);
+  }
+}
+
 TEST_CASE("the TTL sweep removes what was not used, file first", "[unit][store]") {
   TempDir dir;
   FakeClock clock;
