@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <vector>
 
 namespace layerswarm {
 
@@ -59,6 +60,34 @@ struct Metrics::Impl {
 
   mutable std::mutex mu;
   std::multimap<const void*, Sample> sampled;
+
+  // The series a request updates, found once per (kind, status, source): Family::Add builds a
+  // label map and hashes it on every call, a measurable share of a warm manifest request.
+  // prometheus-cpp keeps a series at its address until it is removed, which nothing here does.
+  struct RequestSeries {
+    std::string kind;
+    int status = 0;
+    std::string source;
+    prometheus::Counter* requests = nullptr;
+    prometheus::Histogram* duration = nullptr;
+    prometheus::Counter* served = nullptr;
+  };
+  std::mutex series_mu;
+  std::vector<RequestSeries> series;  // few: kinds x statuses x sources seen
+
+  RequestSeries& series_of(std::string_view kind, int status, std::string_view source) {
+    for (auto& e : series) {
+      if (e.status == status && e.kind == kind && e.source == source) return e;
+    }
+    const std::string k(kind), src(source);
+    RequestSeries e{k, status, src};
+    e.requests = &requests.Add({{"kind", k}, {"status", status_class(status)}, {"source", src}});
+    e.duration = &duration.Add({{"kind", k}}, kHeadBuckets);
+    e.served = &served.Add({{"source", src}});
+    if (series.size() >= 4096) series.clear();  // bounded, whatever the statuses seen
+    series.push_back(std::move(e));
+    return series.back();
+  }
 };
 
 Metrics& Metrics::get() {
@@ -71,13 +100,11 @@ Metrics::~Metrics() = default;
 
 void Metrics::request(std::string_view kind, int status, std::string_view source,
                       std::optional<double> head_seconds, std::uint64_t body_bytes) {
-  const std::string k(kind);
-  const std::string src = source.empty() ? "none" : std::string(source);
-  impl_->requests.Add({{"kind", k}, {"status", status_class(status)}, {"source", src}}).Increment();
-  if (head_seconds) impl_->duration.Add({{"kind", k}}, kHeadBuckets).Observe(*head_seconds);
-  if (body_bytes > 0) {
-    impl_->served.Add({{"source", src}}).Increment(static_cast<double>(body_bytes));
-  }
+  std::lock_guard lock(impl_->series_mu);
+  auto& series = impl_->series_of(kind, status, source.empty() ? "none" : source);
+  series.requests->Increment();
+  if (head_seconds) series.duration->Observe(*head_seconds);
+  if (body_bytes > 0) series.served->Increment(static_cast<double>(body_bytes));
 }
 
 void Metrics::upstream_request(std::string_view registry, std::string_view code) {
