@@ -24,25 +24,8 @@ AGENT=$(ls_listening "$WORK/agent.log")
 ACCEPT='Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json'
 mkdir -p "$WORK/www"
 curl -sf -H "$ACCEPT" "http://$AGENT/v2/bench/image/manifests/latest" -o "$WORK/www/latest"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$WORK/nginx.conf" <<CONF
-user root;
-worker_processes 1;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections 256; }
-http {
-  sendfile on;
-  tcp_nopush on;
-  access_log off;
-  default_type application/vnd.oci.image.manifest.v1+json;
-  server { listen 127.0.0.1:$PORT; root $WORK/www; }
-}
-CONF
-nginx -c "$WORK/nginx.conf" &
-PIDS+=($!)
-for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/latest" && break; sleep 0.1; done
+ls_start_nginx nginx "$WORK/www" application/vnd.oci.image.manifest.v1+json on
+PORT=$NGINX_PORT
 rps() { wrk -t2 -c32 -d5s -H "$ACCEPT" "$1" | awk '/Requests\/sec/ {print $2}'; }
 RA=(); RN=()
 for i in $(seq 1 "$ROUNDS"); do

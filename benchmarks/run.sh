@@ -20,7 +20,6 @@ AGENT_BIN=$ROOT/build/agent/layerswarm-agent
 source scripts/lib.sh
 ls_workdir layerswarm-bench
 log() { echo "bench: $*" >&2; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 median() { python3 -c 'import statistics,sys; print("%.3f" % statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.3f", b - a}'; }
@@ -107,26 +106,8 @@ COLD_BIG_FLOOR=$(awk -v a="$COLD_BIG_BOUND" -v b="$COLD_BIG_WRITE" 'BEGIN {print
 start_agent big
 curl -sf "http://$AGENT/v2/bench/big/blobs/$BIG" -o /dev/null
 
-NGINX_PORT=$(free_port)
-cat >"$WORK/nginx.conf" <<CONF
-user root;
-worker_processes 1;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections 64; }
-http {
-  sendfile on;
-  sendfile_max_chunk 0;
-  tcp_nopush off;  # TCP_CORK halves nginx on loopback (1.5 vs 3.0 GB/s); the agent does not cork
-  access_log off;
-  default_type application/octet-stream;
-  server { listen 127.0.0.1:$NGINX_PORT; root $WORK/big-data/blobs; }
-}
-CONF
-nginx -c "$WORK/nginx.conf" &
-PIDS+=($!)
-for i in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break; sleep 0.1; done
+# TCP_CORK halves nginx on loopback (1.5 vs 3.0 GB/s); the agent does not cork.
+ls_start_nginx nginx-blob "$WORK/big-data/blobs" application/octet-stream off "sendfile_max_chunk 0;"
 HEX=${BIG#sha256:}
 # The response completed at the digest check; fsync and rename into the cache follow.
 for i in $(seq 1 600); do [ -f "$WORK/big-data/blobs/sha256/${HEX:0:2}/$HEX" ] && break; sleep 0.1; done
@@ -188,25 +169,8 @@ mkdir -p "$WORK/www"
 curl -sf -H "$ACCEPT" "http://$AGENT/v2/bench/image/manifests/latest" -o "$WORK/www/latest"
 declare -A NGX
 for nopush in on off; do
-  NGX[$nopush]=$(free_port)
-  cat >"$WORK/nginx-manifest-$nopush.conf" <<CONF
-user root;
-worker_processes 1;
-daemon off;
-pid $WORK/nginx-manifest-$nopush.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections 256; }
-http {
-  sendfile on;
-  tcp_nopush $nopush;
-  access_log off;
-  default_type application/vnd.oci.image.manifest.v1+json;
-  server { listen 127.0.0.1:${NGX[$nopush]}; root $WORK/www; }
-}
-CONF
-  nginx -c "$WORK/nginx-manifest-$nopush.conf" &
-  PIDS+=($!)
-  for i in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:${NGX[$nopush]}/latest" && break; sleep 0.1; done
+  ls_start_nginx "nginx-manifest-$nopush" "$WORK/www" application/vnd.oci.image.manifest.v1+json "$nopush"
+  NGX[$nopush]=$NGINX_PORT
 done
 wrk_rps() {  # wrk_rps URL
   wrk -t2 -c32 -d5s -H "$ACCEPT" "$1" | awk '/Requests\/sec/ {print $2}'

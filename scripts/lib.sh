@@ -63,3 +63,31 @@ YML
   ls_wait_log "$WORK/$name.log" "listening on"
   REGISTRY=$(ls_listening "$WORK/$name.log")
 }
+
+# ls_start_nginx NAME ROOT TYPE NOPUSH [EXTRA]: nginx (one worker, no access log) serving ROOT
+# with sendfile on an ephemeral loopback port: TYPE as its default_type, tcp_nopush NOPUSH and
+# EXTRA as further http-level directives. Sets NGINX_PORT once it answers. Needs root.
+ls_start_nginx() {
+  local name=$1 root=$2 type=$3 nopush=$4 extra=${5:-} port i
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  cat >"$WORK/$name.conf" <<CONF
+user root;
+worker_processes 1;
+daemon off;
+pid $WORK/$name.pid;
+error_log $WORK/$name-error.log;
+events { worker_connections 256; }
+http {
+  sendfile on;
+  tcp_nopush $nopush;
+  $extra
+  access_log off;
+  default_type $type;
+  server { listen 127.0.0.1:$port; root $root; }
+}
+CONF
+  nginx -c "$WORK/$name.conf" &
+  PIDS+=($!)
+  for i in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+  NGINX_PORT=$port
+}
