@@ -66,9 +66,10 @@ Publisher::Publisher(mirror::MirrorNode& node, p2p::Swarm& swarm, PublisherOptio
     : node_(node),
       swarm_(swarm),
       options_(options),
-      sizing_{options.chunk_size, std::min(options.min_chunk_size, options.chunk_size),
-              static_cast<std::uint64_t>(options.piece_size), options.chunk_time,
-              std::chrono::milliseconds(1000)},
+      sizing_{.max_chunk = options.chunk_size,
+              .min_chunk = std::min(options.min_chunk_size, options.chunk_size),
+              .piece = static_cast<std::uint64_t>(options.piece_size),
+              .chunk_time = options.chunk_time},
       timer_(std::make_shared<asio::steady_timer>(executor)) {
   asio::co_spawn(
       executor,
