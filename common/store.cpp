@@ -611,7 +611,8 @@ Result<TempFile> Store::create_temp_named(const std::string& prefix) {
   return t;
 }
 
-Status Store::commit_blob(TempFile& temp, const Digest& digest, std::uint64_t size) {
+Status Store::commit_blob(TempFile& temp, const Digest& digest, std::uint64_t size,
+                          std::string_view extra) {
   if (::fsync(temp.fd.get()) != 0) return errno_error("fsync " + temp.path);
   const std::string final_path = impl_->path_for(digest);
   const std::string dir = final_path.substr(0, final_path.rfind('/'));
@@ -635,6 +636,7 @@ Status Store::commit_blob(TempFile& temp, const Digest& digest, std::uint64_t si
   const auto old = impl_->get_object(digest);
   rocksdb::WriteBatch batch;
   ObjectRecord rec{'b', size, "", now, now, identity_of(st)};
+  if (!extra.empty()) batch.Put(extra_key(digest), rocksdb::Slice(extra.data(), extra.size()));
   auto s = impl_->put_object(batch, digest, rec);
   if (!s.ok()) {
     ::unlink(final_path.c_str());  // not indexed: not cached

@@ -154,7 +154,10 @@ class Store {
   static void discard(TempFile& file);
   // Makes a verified download durable and visible: fsync, rename into the tree, index it.
   // The caller has checked that the bytes hash to `digest`. Blocking. Errors: kStorage.
-  Status commit_blob(TempFile& temp, const Digest& digest, std::uint64_t size);
+  // `extra`, when not empty, is the blob's extra record (put_extra), written in the same index
+  // batch: a crash cannot leave the blob cached without it.
+  Status commit_blob(TempFile& temp, const Digest& digest, std::uint64_t size,
+                     std::string_view extra = {});
 
   // Bytes of the cached blobs and manifests: what the disk budget counts.
   std::uint64_t used_bytes() const;

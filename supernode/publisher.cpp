@@ -294,7 +294,6 @@ Task<void> Publisher::produce(std::shared_ptr<Blob> blob, mirror::BlobLocator lo
       status = Error(Errc::kTimeout, "the upstream did not answer");
     } else {
       status = co_await publish_chunks(blob, fetch.fd(), *fetch.size(), 0);
-      if (status) co_await remember_chunk_size(blob->fetch, locator.digest, blob->chunk);
     }
   }
   if (!status) {
@@ -338,26 +337,17 @@ Task<std::uint64_t> Publisher::choose_chunk_size(BlobFetch* fetch, std::uint64_t
   }
   if (auto site = received_.rate(now)) rate = std::max(rate, *site);
   const std::uint64_t chunk = chunk_size_for(rate, sizing_);
+  // Kept with the cached blob, so that publishing it again (after `idle`, or a restart) makes
+  // the same torrents its peers seed; committed with the blob in one index write, so a crash
+  // cannot separate them. Set in the same step as the state check above: a chunk other than
+  // the largest is chosen only while the download streams, before its digest check. A blob
+  // without the record is published again with the largest chunks.
+  fetch->set_commit_extra(nlohmann::json{{"chunk_size", chunk}}.dump());
   if (chunk != sizing_.max_chunk) {
     LOG_INFO("swarm: blob of {} bytes in chunks of {} KiB (upstream at {:.0f} KiB/s)", size,
              chunk >> 10, rate / 1024);
   }
   co_return chunk;
-}
-
-Task<void> Publisher::remember_chunk_size(std::shared_ptr<BlobFetch> fetch, Digest digest,
-                                          std::uint64_t chunk) {
-  const SteadyTime deadline = deadline_after(std::chrono::seconds(60));
-  for (int i = 0; i < 1000 && !fetch->done() && std::chrono::steady_clock::now() < deadline; ++i) {
-    co_await fetch->progress().wait_until(deadline);
-  }
-  if (!fetch->cached()) co_return;
-  const nlohmann::json record = {{"chunk_size", chunk}};
-  if (auto s = node_.store().put_extra(digest, record.dump()); !s) {
-    LOG_WARN("swarm: blob {}: chunk size not recorded: {}", digest.str(), s.error().what());
-  } else if (chunk != sizing_.max_chunk) {
-    LOG_INFO("swarm: blob {}: chunks of {} KiB recorded", digest.str(), chunk >> 10);
-  }
 }
 
 // Makes and seeds chunk k as soon as the download holds it; then waits for the digest check.

@@ -81,10 +81,6 @@ class Publisher {
   Task<std::uint64_t> choose_chunk_size(mirror::BlobFetch* fetch, std::uint64_t size);
   // Feeds the rate meter with what a download received since `seen` (updated).
   void count_received(const mirror::BlobFetch& fetch, std::uint64_t& seen);
-  // Remembers a blob's chunk size with the cached blob, so that publishing it again (after
-  // `idle`, or a restart) makes the same torrents its peers seed.
-  Task<void> remember_chunk_size(std::shared_ptr<mirror::BlobFetch> fetch, Digest digest,
-                                 std::uint64_t chunk);
   void withdraw_uncached();
   void record_demand(const mirror::BlobLocator& blob);
   void list_demand(const swarm_protocol::BlobRef& blob);

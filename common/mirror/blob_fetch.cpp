@@ -351,8 +351,8 @@ Task<void> BlobFetcher::run(std::shared_ptr<BlobFetch> fetch, BlobLocator blob) 
   // is never destroyed on a pool thread.
   Store* store = &store_;
   BlobFetch* done = fetch.get();
-  auto commit = [store, done, digest, size] {
-    return store->commit_blob(done->temp_, digest, size);
+  auto commit = [store, done, digest, size, extra = fetch->commit_extra_] {
+    return store->commit_blob(done->temp_, digest, size, extra);
   };
   const Status committed = co_await offload(pool_, std::move(commit));
   release_partial();

@@ -86,6 +86,9 @@ class BlobFetch {
   // The fetch is over (failed, uncached, or committed); cached(): the blob is in the store.
   bool done() const { return done_; }
   bool cached() const { return cached_; }
+  // The blob's extra record in the store (Store::put_extra), committed with the blob when it
+  // is set before the digest check ends; a later call is ignored.
+  void set_commit_extra(std::string record) { commit_extra_ = std::move(record); }
 
  private:
   friend class BlobFetcher;
@@ -100,6 +103,7 @@ class BlobFetch {
   SteadyTime activity_ = std::chrono::steady_clock::now();
   Notifier progress_;
   bool uncached_ = false;
+  std::string commit_extra_;
   std::uint64_t file_limit_ = ~std::uint64_t{0};
   std::string window_;
   std::uint64_t window_base_ = 0;

@@ -256,6 +256,30 @@ TEST_CASE("a blob's extra record lives and dies with the blob", "[unit][store]")
   CHECK(extras[0].second == "k");
 }
 
+TEST_CASE("a blob committed with its extra record has it from the same index write",
+          "[unit][store]") {
+  TempDir dir;
+  FakeClock clock;
+  const std::string bytes = "sized in small chunks";
+  const Digest d = Digest::sha256_of(bytes);
+  {
+    auto store = open_store(dir, clock);
+    auto temp = store->create_temp(d);
+    REQUIRE(temp);
+    REQUIRE(::write(temp->fd.get(), bytes.data(), bytes.size()) ==
+            static_cast<ssize_t>(bytes.size()));
+    REQUIRE(store->commit_blob(*temp, d, bytes.size(), R"({"chunk_size":262144})"));
+    CHECK(store->get_extra(d) == std::optional<std::string>(R"({"chunk_size":262144})"));
+  }
+  // Reopened (a restart): the record is there with the blob.
+  auto store = open_store(dir, clock);
+  REQUIRE(store->blob_size(d) == bytes.size());
+  CHECK(store->get_extra(d) == std::optional<std::string>(R"({"chunk_size":262144})"));
+  // Committed without one: none.
+  const Digest plain = put_blob(*store, "no record");
+  CHECK_FALSE(store->get_extra(plain));
+}
+
 TEST_CASE("eviction removes least recently used blobs first, never held or pinned ones",
           "[unit][store][lifecycle]") {
   TempDir dir;
