@@ -228,7 +228,8 @@ timeline_start() {
   ) &
   TIMELINE_PID=$!
 }
-cpu_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat; }
+# "BUSY TOTAL SOFTIRQ" ticks of the whole machine (/proc/stat).
+cpu_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8, $8}' /proc/stat; }
 # User and system CPU seconds of processes, summed: proc_cpu PID... -> "USER SYS"
 CLK_TCK=$(getconf CLK_TCK)
 proc_cpu() {
@@ -240,6 +241,13 @@ per_gib() {
   awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { split(a, x, " "); split(b, y, " ");
     g = n / 1073741824; if (g <= 0) { print "-"; exit }
     printf "%.1f/%.1f", (y[1] - x[1] + y[2] - x[2]) / g, (y[1] - x[1]) / g }'
+}
+# The machine's softirq CPU-s per GiB: softirq_gib "BEFORE" "AFTER" BYTES (cpu_busy samples). The
+# shaped links' packet work runs in softirq; this kernel counts CPU time by ticks, so that work
+# also shows as system time of whichever process a tick interrupted (mostly the agents).
+softirq_gib() {
+  awk -v a="$1" -v b="$2" -v n="$3" -v hz="$CLK_TCK" 'BEGIN { split(a, x, " "); split(b, y, " ");
+    g = n / 1073741824; if (g <= 0) { print "-"; exit } printf "%.1f", (y[3] - x[3]) / hz / g }'
 }
 cpu_percent() {  # cpu_percent "BEFORE" "AFTER"
   awk -v a="$1" -v b="$2" 'BEGIN {split(a, x, " "); split(b, y, " "); printf "%.0f", 100 * (y[1] - x[1]) / (y[2] - x[2])}'
@@ -306,7 +314,7 @@ print("%.3f" % (time.monotonic() - t)); r.read()'
   exit 0
 fi
 TABLE=$WORK/table.txt
-printf '%-4s %-11s %9s %9s %13s %8s %10s %10s %5s %8s %12s %12s %12s %9s %9s\n' N system slowest_s median_s upstream_MiB up/S sn_tx_MiB nodes_tx_MiB CPU% T_min_s agents_cpu/G sn_cpu/G reg_cpu/G agent_RSS redundant >"$TABLE"
+printf '%-4s %-11s %9s %9s %13s %8s %10s %10s %5s %8s %12s %12s %12s %9s %9s %10s\n' N system slowest_s median_s upstream_MiB up/S sn_tx_MiB nodes_tx_MiB CPU% T_min_s agents_cpu/G sn_cpu/G reg_cpu/G agent_RSS redundant softirq/G >"$TABLE"
 # late_joiners N: node 1 rejoins as a new node after each delay of $LATE (seconds after the
 # rollout ended) and pulls alone; one line per delay in $LATE_TABLE.
 LATE_TABLE=$WORK/late.txt
@@ -392,7 +400,8 @@ for n in $NODES; do
     fi
     pull_all "$n" "$system-$n" from
     if [ -n "$TIMELINE_PID" ]; then kill "$TIMELINE_PID" 2>/dev/null || true; wait "$TIMELINE_PID" 2>/dev/null || true; fi
-    cpu=$(cpu_percent "$before" "$(cpu_busy)")
+    after=$(cpu_busy)
+    cpu=$(cpu_percent "$before" "$after")
     agents_cpu1=$(proc_cpu "${agent_pids[@]}"); sn_cpu1=$(proc_cpu $sn_pid); reg_cpu1=$(proc_cpu "$reg_pid")
     sn_up=$(($(tx_bytes sn) - sn_before))
     nodes_up=$((-nodes_before))
@@ -410,6 +419,8 @@ for n in $NODES; do
     agents_g=-; sn_g=-
     [ "${#agent_pids[@]}" -gt 0 ] && agents_g=$(per_gib "$agents_cpu0" "$agents_cpu1" $((n * IMAGE_BYTES + nodes_up)))
     [ -n "$sn_pid" ] && sn_g=$(per_gib "$sn_cpu0" "$sn_cpu1" "$sn_up")
+    # Per GiB of the agents' figure (delivered to clients plus uploaded), or of the registry's.
+    sirq_g=$(softirq_gib "$before" "$after" $([ "${#agent_pids[@]}" -gt 0 ] && echo $((n * IMAGE_BYTES + nodes_up)) || echo "$bytes"))
     reg_g=$(per_gib "$reg_cpu0" "$reg_cpu1" "$bytes")
     printf '%-4s %-11s %9s %9s %13.1f %8s %10.1f %10.1f %5s %8s %12s %12s %12s\n' "$n" "$system" "$slowest" "$median" \
       "$(awk -v b="$bytes" 'BEGIN {print b / 1048576}')" "$ratio" \
@@ -436,8 +447,8 @@ for n in $NODES; do
     if [ "$system" = layerswarm ]; then
       rss=$(for pid in "${started[@]:1}"; do awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null; done |
         sort -n | tail -1 | awk '{printf "%.0f", $1 / 1024}')
-      sed -i "\$ s/\$/ $(printf '%9s' "$rss")/" "$TABLE"
     fi
+    sed -i "\$ s/\$/ $(printf '%9s' "$rss")/" "$TABLE"
     for pid in "${started[@]}"; do stop_pid "$pid"; done
     # Redundant share of what the agents received from peers (their exit lines: libtorrent's
     # counters of end-game duplicates and late answers).
@@ -445,7 +456,10 @@ for n in $NODES; do
       red=$(cat "$WORK"/agent-"$n"-[0-9]*.log 2>/dev/null | sed -n 's/.*swarm: payload received \([0-9]*\) bytes (\([0-9]*\) redundant.*/\1 \2/p' |
         awk '{r += $1; d += $2} END {if (r > 0) printf "%.1f%%", 100 * d / r; else print "-"}')
       sed -i "\$ s/\$/ $(printf '%9s' "$red")/" "$TABLE"
+    else
+      sed -i "\$ s/\$/ $(printf '%9s' -)/" "$TABLE"
     fi
+    sed -i "\$ s/\$/ $(printf '%10s' "$sirq_g")/" "$TABLE"
   done
   stop_pid "${PIDS[0]}"  # the upstream of this N
   PIDS=()
