@@ -44,6 +44,13 @@ namespace proto = swarm_protocol;
 
 namespace {
 
+// A blob's extra record in the supernode's store: the chunk size it was published with.
+constexpr const char* kChunkSizeKey = "chunk_size";
+
+std::string chunk_size_record(std::uint64_t chunk) {
+  return nlohmann::json{{kChunkSizeKey, chunk}}.dump();
+}
+
 // The chunk size a cached blob was published with before (its peers' torrents), else the
 // largest: its bytes are all at hand.
 std::uint64_t recorded_chunk_size(Store& store, const Digest& digest, std::uint64_t fallback,
@@ -51,11 +58,11 @@ std::uint64_t recorded_chunk_size(Store& store, const Digest& digest, std::uint6
   auto text = store.get_extra(digest);
   if (!text) return fallback;
   const nlohmann::json record = nlohmann::json::parse(*text, nullptr, false);
-  if (!record.is_object() || !record.contains("chunk_size") ||
-      !record["chunk_size"].is_number_unsigned()) {
+  if (!record.is_object() || !record.contains(kChunkSizeKey) ||
+      !record[kChunkSizeKey].is_number_unsigned()) {
     return fallback;
   }
-  const auto chunk = record["chunk_size"].get<std::uint64_t>();
+  const auto chunk = record[kChunkSizeKey].get<std::uint64_t>();
   return chunk == 0 || chunk % piece != 0 ? fallback : chunk;
 }
 
@@ -342,7 +349,7 @@ Task<std::uint64_t> Publisher::choose_chunk_size(BlobFetch* fetch, std::uint64_t
   // cannot separate them. Set in the same step as the state check above: a chunk other than
   // the largest is chosen only while the download streams, before its digest check. A blob
   // without the record is published again with the largest chunks.
-  fetch->set_commit_extra(nlohmann::json{{"chunk_size", chunk}}.dump());
+  fetch->set_commit_extra(chunk_size_record(chunk));
   if (chunk != sizing_.max_chunk) {
     LOG_INFO("swarm: blob of {} bytes in chunks of {} KiB (upstream at {:.0f} KiB/s)", size,
              chunk >> 10, rate / 1024);
