@@ -30,7 +30,7 @@ Status parse_swarm(const json& j, AgentConfig::Swarm& w) {
   if (auto s = check_keys(j,
                           {"enabled", "upload_rate_limit", "download_rate_limit", "stall_timeout",
                            "min_blob_size", "priority_window", "seed_idle", "max_seeding_blobs",
-                           "peers_per_torrent", "duplicate_wait"},
+                           "peers_per_torrent", "upload_slots", "duplicate_wait"},
                           "swarm");
       !s) {
     return s;
@@ -44,6 +44,7 @@ Status parse_swarm(const json& j, AgentConfig::Swarm& w) {
   if (s) s = read_duration(j, "seed_idle", "swarm", w.seed_idle);
   if (s) s = read_uint(j, "max_seeding_blobs", "swarm", w.max_seeding_blobs);
   if (s) s = read_uint(j, "peers_per_torrent", "swarm", w.peers_per_torrent);
+  if (s) s = read_uint(j, "upload_slots", "swarm", w.upload_slots);
   if (s) s = read_duration(j, "duplicate_wait", "swarm", w.duplicate_wait);
   return s;
 }
@@ -70,6 +71,7 @@ Status validate(const AgentConfig& c) {
   if (c.swarm.peers_per_torrent < 2 || c.swarm.peers_per_torrent > 64) {
     return bad("swarm.peers_per_torrent must be from 2 to 64");
   }
+  if (c.swarm.upload_slots > 100'000) return bad("swarm.upload_slots must be at most 100000");
   if (c.swarm.seed_idle.count() <= 0) return bad("swarm.seed_idle must be positive");
   if (c.swarm.max_seeding_blobs < 1 || c.swarm.max_seeding_blobs > kMaxSeedingBlobs) {
     return bad("swarm.max_seeding_blobs must be from 1 to " + std::to_string(kMaxSeedingBlobs));

@@ -69,6 +69,9 @@ struct AgentConfig {
     Millis seed_idle = std::chrono::minutes(5);
     std::uint64_t max_seeding_blobs = 64;
     std::uint64_t peers_per_torrent = 16;  // connections per chunk torrent (docs/configuration.md)
+    // Upload slots for all chunk torrents together; 0: one for every interested peer
+    // (docs/configuration.md).
+    std::uint64_t upload_slots = 16;
     // One copy of a block in flight (common/p2p/one_copy.h): a request for a block another
     // connection has in flight waits while that connection delivers; 0 is libtorrent's end game.
     Millis duplicate_wait = std::chrono::milliseconds(1500);

@@ -63,11 +63,12 @@ lt::settings_pack base_settings(const SwarmOptions& o) {
   // idle agent made ~170 such connections a second, ~7% of a core per node, for as long as its
   // chunks stayed loaded (docs/benchmarks.md "Seeds dial nobody").
   s.set_bool(lt::settings_pack::seeding_outgoing_connections, false);
-  // A closed swarm of cooperating nodes: every interested peer gets an upload slot (the
-  // default is 8 per session, for all of a node's chunk torrents together). A large number
-  // rather than -1, which turns off libtorrent's immediate unchoke of a newly interested peer.
-  // Each of the many chunk torrents may connect to every node.
-  s.set_int(lt::settings_pack::unchoke_slots_limit, 100'000);
+  // Upload slots for all of a node's chunk torrents together (libtorrent's default is 8). 0 in
+  // the options: every interested peer gets one (the first seed). A large number rather than
+  // -1, which turns off libtorrent's immediate unchoke of a newly interested peer. An agent caps
+  // them: many slow flows cost more CPU per byte than a few fast ones (docs/benchmarks.md
+  // "Upload slots").
+  s.set_int(lt::settings_pack::unchoke_slots_limit, o.upload_slots > 0 ? o.upload_slots : 100'000);
   s.set_int(lt::settings_pack::unchoke_interval, 5);
   s.set_int(lt::settings_pack::connections_limit, 8000);
   // Peers asked of the tracker per announce: as many as a torrent connects to (below).

@@ -50,6 +50,10 @@ struct SwarmOptions {
   // peers than this; every connection costs wake-ups per second on slow links
   // (docs/benchmarks.md, "Where slow-link CPU goes").
   int peers_per_torrent = kDefaultPeersPerTorrent;
+  // Upload slots for all of the node's torrents together (libtorrent's unchoke_slots_limit);
+  // 0: every interested peer gets one. Fewer, faster upload flows cost less CPU per byte on
+  // slow links (docs/benchmarks.md "Upload slots").
+  int upload_slots = 0;
   // The first seed's ledger (common/p2p/first_seed.h): how long a piece given to one peer is
   // refused to others while first copies of other pieces are still owed.
   std::chrono::milliseconds first_seed_hold{20'000};
