@@ -22,10 +22,16 @@
 
 namespace layerswarm::supernode {
 
+// BitTorrent piece size by default: a hash check and a HAVE to every peer per piece, so larger
+// pieces cost the agents less CPU per byte; a node passes a piece on only once it holds all
+// of it, so smaller pieces move through a rollout sooner (docs/architecture.md "Pieces of
+// 256 KiB").
+inline constexpr std::uint64_t kDefaultPieceSize = 256 << 10;
+
 struct ChunkSizing {
   std::uint64_t max_chunk = 4 << 20;
   std::uint64_t min_chunk = 1 << 20;  // <= max_chunk; both multiples of the piece size
-  std::uint64_t piece = 128 << 10;
+  std::uint64_t piece = kDefaultPieceSize;
   std::chrono::milliseconds chunk_time{3000};
   // How long a new download is watched for its rate when no recent rate is known.
   std::chrono::milliseconds estimate_time{1000};
@@ -34,6 +40,15 @@ struct ChunkSizing {
 // The chunk size for a link of `bytes_per_second`: the largest max_chunk / 2^k, rounded down
 // to a whole number of pieces and at least min_chunk, that takes at most chunk_time.
 std::uint64_t chunk_size_for(double bytes_per_second, const ChunkSizing& sizing);
+
+// A chunk has at least this many pieces when its size allows: a chunk sized down for a slow
+// link keeps a short step between nodes (docs/architecture.md "Pieces of 256 KiB").
+inline constexpr std::uint64_t kMinPiecesPerChunk = 8;
+
+// The piece size of a chunk of `chunk` bytes (a multiple of sizing.piece, a power of two):
+// sizing.piece, halved while the chunk would have fewer than kMinPiecesPerChunk pieces, but
+// not below 16 KiB (libtorrent's block). Always divides the chunk.
+std::uint64_t piece_size_for(std::uint64_t chunk, const ChunkSizing& sizing);
 
 // The rate the supernode's upstream downloads receive together, over the last `window`.
 class RateMeter {

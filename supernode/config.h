@@ -63,7 +63,7 @@ struct SupernodeConfig {
     // sized to the link"): a chunk takes at most chunk_time. Above chunk_size: chunk_size.
     std::uint64_t min_chunk_size = 1 << 20;
     Millis chunk_time = std::chrono::seconds(3);
-    std::uint64_t piece_size = 128 << 10;  // power of two, 16 KiB..16 MiB
+    std::uint64_t piece_size = 256 << 10;  // power of two, 16 KiB..16 MiB (kDefaultPieceSize)
     std::uint64_t upload_rate_limit = 0;   // bytes per second, 0: unlimited
   } swarm;
 };

@@ -24,6 +24,7 @@ struct Publisher::Blob {
   bool sized = false;
   std::uint64_t size = 0;
   std::uint64_t chunk = 0;            // this blob's chunk size, once sized
+  std::uint64_t piece = 0;            // and its chunks' piece size (piece_size_for)
   std::vector<std::string> metainfo;  // per chunk, "" until made
   std::vector<p2p::TorrentId> torrents;
   std::optional<Error> failed;
@@ -256,7 +257,7 @@ Task<void> Publisher::serve(HttpRequest request, ResponseWriter& out, RequestLog
     head.headers.add(proto::kBlobSize, std::to_string(blob->size));
     head.headers.add(proto::kChunkSize, std::to_string(blob->chunk));
     head.headers.add(proto::kChunks, std::to_string(blob->metainfo.size()));
-    head.headers.add(proto::kPieceSize, std::to_string(options_.piece_size));
+    head.headers.add(proto::kPieceSize, std::to_string(blob->piece));
     head.headers.add(proto::kSeedPort, std::to_string(swarm_.port()));
   }
   if (!ready()) {
@@ -365,6 +366,7 @@ Task<Status> Publisher::publish_chunks(std::shared_ptr<Blob> blob, int fd, std::
   const std::size_t count = size == 0 ? 1 : static_cast<std::size_t>((size + chunk - 1) / chunk);
   blob->size = size;
   blob->chunk = chunk;
+  blob->piece = piece_size_for(chunk, sizing_);
   blob->metainfo.assign(count, "");
   blob->sized = true;
   blob->changed.notify_all();
@@ -387,7 +389,7 @@ Task<Status> Publisher::publish_chunks(std::shared_ptr<Blob> blob, int fd, std::
     if (fetch && fetch->uncached() && fetch->file_limit() < end) {
       co_return Error(Errc::kStorage, "no room to cache it here: served over HTTP only");
     }
-    const int piece = options_.piece_size;
+    const int piece = static_cast<int>(blob->piece);
     const std::string* root = &options_.root_cert;  // the publisher outlives its jobs
     auto job = [fd, begin, end, piece, root] {
       return p2p::Swarm::make_metainfo(fd, begin, end - begin, piece, *root);

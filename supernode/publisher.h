@@ -39,7 +39,7 @@ struct PublisherOptions {
   std::uint64_t chunk_size = 4 << 20;      // the largest chunk, and a cached blob's
   std::uint64_t min_chunk_size = 1 << 20;  // the smallest, for a slow upstream
   std::chrono::milliseconds chunk_time{3000};
-  int piece_size = 128 << 10;
+  int piece_size = static_cast<int>(kDefaultPieceSize);
   std::chrono::milliseconds wait{5'000};  // longest long-poll for a chunk not made yet
   bool first_seed = true;                 // Swarm::Add::first_seed
   std::string root_cert;  // a closed site's CA (PEM): chunk torrents are SSL torrents

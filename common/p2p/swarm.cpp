@@ -67,7 +67,7 @@ lt::settings_pack base_settings(const SwarmOptions& o) {
   // the options: every interested peer gets one (the first seed). A large number rather than
   // -1, which turns off libtorrent's immediate unchoke of a newly interested peer. An agent caps
   // them: many slow flows cost more CPU per byte than a few fast ones (docs/benchmarks.md
-  // "Upload slots").
+  // "Upload slots and 256 KiB pieces").
   s.set_int(lt::settings_pack::unchoke_slots_limit, o.upload_slots > 0 ? o.upload_slots : 100'000);
   s.set_int(lt::settings_pack::unchoke_interval, 5);
   s.set_int(lt::settings_pack::connections_limit, 8000);

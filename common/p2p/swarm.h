@@ -52,7 +52,7 @@ struct SwarmOptions {
   int peers_per_torrent = kDefaultPeersPerTorrent;
   // Upload slots for all of the node's torrents together (libtorrent's unchoke_slots_limit);
   // 0: every interested peer gets one. Fewer, faster upload flows cost less CPU per byte on
-  // slow links (docs/benchmarks.md "Upload slots").
+  // slow links (docs/benchmarks.md "Upload slots and 256 KiB pieces").
   int upload_slots = 0;
   // The first seed's ledger (common/p2p/first_seed.h): how long a piece given to one peer is
   // refused to others while first copies of other pieces are still owed.

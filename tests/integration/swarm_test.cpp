@@ -19,6 +19,7 @@ using namespace std::chrono_literals;
 namespace {
 
 // 1 MiB chunks of four 256 KiB pieces.
+// 1 MiB chunks: at least 8 pieces each, so pieces of 128 KiB (supernode/chunk_sizer.h).
 constexpr const char* kMiBChunks = R"("chunk_size": 1048576, "piece_size": 262144)";
 
 std::string supernode_config(const std::string& extra = "") {
@@ -40,7 +41,7 @@ TEST_CASE(
   std::vector<Blob> blobs = {
       {"team/chunks", random_bytes(3 << 20, 1), ""},          // exactly 3 chunks
       {"chunks/blobs/x", random_bytes(100'000, 2), ""},       // below one piece
-      {"site/app", random_bytes((1 << 20) + 262144, 3), ""},  // a chunk and one piece
+      {"site/app", random_bytes((1 << 20) + 131072, 3), ""},  // a chunk and one piece
       {"site/app", random_bytes((2 << 20) - 1, 4), ""},       // one byte short of 2 chunks
       {"site/last", random_bytes((1 << 20) + 1, 5), ""},      // a last chunk of one byte
   };
@@ -87,7 +88,7 @@ TEST_CASE("a swarm stalling mid-blob hands over to the supernode at the byte rea
   std::thread client(
       [&] { result = http_get(joiner->address(), "/v2/site/blob/blobs/" + digest); });
   // Once the first piece arrived from the holder, it freezes: the swarm stalls part-way.
-  const std::string first_piece = bytes.substr(0, 262144);
+  const std::string first_piece = bytes.substr(0, 131072);
   const bool started = wait_until(
       [&] {
         return holder->log_lines({digest, "seeding on demand"}) == 1 &&
@@ -315,6 +316,7 @@ TEST_CASE("a slow upstream gets small chunks that the blob keeps when published 
   REQUIRE(before.status == 200);
   CHECK(before.header("x-layerswarm-chunk-size") == "262144");
   CHECK(before.header("x-layerswarm-chunks") == "8");
+  CHECK(before.header("x-layerswarm-piece-size") == "32768");  // 8 pieces per chunk
   // A restarted supernode publishes the cached blob again (a fresh publisher, as after its
   // idle withdrawal): with the chunks its peers already seed, not the largest.
   // The chunk size is committed with the blob (one index write): once the supernode's cache
@@ -330,5 +332,6 @@ TEST_CASE("a slow upstream gets small chunks that the blob keeps when published 
   const HttpResult after = http_get(supernode->address(), layout, auth);
   REQUIRE(after.status == 200);
   CHECK(after.header("x-layerswarm-chunk-size") == "262144");
+  CHECK(after.header("x-layerswarm-piece-size") == "32768");
   CHECK(upstream.agent_requests("GET", "/v2/site/slow/blobs/" + digest) == 1);
 }

@@ -17,8 +17,31 @@ double mbit(double m) { return m * 1e6 / 8; }  // bytes per second
 
 }  // namespace
 
+TEST_CASE("a chunk has at least eight pieces when its size allows", "[supernode][chunks]") {
+  ChunkSizing s;                                    // 256 KiB pieces
+  CHECK(piece_size_for(4 * kMiB, s) == 256 << 10);  // 16 pieces
+  CHECK(piece_size_for(2 * kMiB, s) == 256 << 10);  // 8 pieces
+  CHECK(piece_size_for(1 * kMiB, s) == 128 << 10);  // a chunk sized down for a slow link
+  CHECK(piece_size_for(256 << 10, s) == 32 << 10);
+  CHECK(piece_size_for(3 * kMiB, s) == 256 << 10);  // 12 pieces
+  CHECK(piece_size_for(s.piece, s) == 32 << 10);
+  SECTION("never below one block of 16 KiB, and always a divisor of the chunk") {
+    s.piece = 16 << 10;
+    CHECK(piece_size_for(16 << 10, s) == 16 << 10);
+    CHECK(piece_size_for(64 << 10, s) == 16 << 10);
+    s.piece = 1 << 20;
+    for (std::uint64_t chunk = s.piece; chunk <= 16 * kMiB; chunk += s.piece) {
+      const std::uint64_t p = piece_size_for(chunk, s);
+      INFO(chunk);
+      CHECK(chunk % p == 0);
+      CHECK((p & (p - 1)) == 0);
+      CHECK((chunk / p >= kMinPiecesPerChunk || p == 16 << 10));
+    }
+  }
+}
+
 TEST_CASE("a blob's chunks are sized to the upstream link", "[supernode][chunks]") {
-  ChunkSizing s;  // 4 MiB .. 1 MiB, 128 KiB pieces, 3 s
+  ChunkSizing s;  // 4 MiB .. 1 MiB, 256 KiB pieces, 3 s
   SECTION("a chunk takes at most chunk_time: halved from the largest down to the smallest") {
     CHECK(chunk_size_for(mbit(1000), s) == 4 * kMiB);
     CHECK(chunk_size_for(mbit(20), s) == 4 * kMiB);  // 4 MiB in 1.7 s
@@ -87,6 +110,8 @@ TEST_CASE("supernode config: chunk sizing keys", "[supernode][config]") {
     CHECK(c->swarm.chunk_size == 4 * kMiB);
     CHECK(c->swarm.min_chunk_size == 1 * kMiB);
     CHECK(c->swarm.chunk_time == 3s);
+    CHECK(c->swarm.piece_size == kDefaultPieceSize);
+    CHECK(kDefaultPieceSize == 256 << 10);
   }
   SECTION("a chunk_size below the smallest turns sizing off") {
     auto c = load(R"({"chunk_size": 524288, "piece_size": 131072})");
