@@ -18,7 +18,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// 1 MiB chunks of four 256 KiB pieces.
 // 1 MiB chunks: at least 8 pieces each, so pieces of 128 KiB (supernode/chunk_sizer.h).
 constexpr const char* kMiBChunks = R"("chunk_size": 1048576, "piece_size": 262144)";
 
