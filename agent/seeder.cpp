@@ -155,7 +155,7 @@ Task<Result<std::string>> Seeder::fetch_record(const proto::BlobRef& blob) {
     }
     auto info = p2p::Swarm::inspect(answer->body);
     if (!info) co_return info.error();
-    if (info->length != layout.chunk_length(k) || info->piece_length != layout.piece_size) {
+    if (info->length != layout.chunk_length(k) || info->piece_length != layout.piece_size_of(k)) {
       co_return Error(Errc::kBadUpstreamResponse, "metainfo does not match the blob's layout");
     }
     metainfo.push_back(std::move(answer->body));
@@ -170,6 +170,7 @@ std::string Seeder::make_record(const Layout& layout, const std::vector<std::str
   const nlohmann::json record = {{"size", layout.size},
                                  {"chunk_size", layout.chunk_size},
                                  {"piece_size", layout.piece_size},
+                                 {"first_piece_size", layout.first_piece_size},
                                  {"metainfo", std::move(encoded)}};
   return record.dump();
 }

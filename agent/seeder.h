@@ -62,7 +62,7 @@ class Seeder {
   void adopt(const Digest& digest, std::vector<std::uint64_t> torrents, const Layout& layout,
              const std::vector<std::string>& metainfo);
 
-  // The seeding record stored with a blob: {"size", "chunk_size", "piece_size",
+  // The seeding record stored with a blob: {"size", "chunk_size", "piece_size", "first_piece_size",
   // "metainfo": [base64, ...]}.
   static std::string make_record(const Layout& layout, const std::vector<std::string>& metainfo);
 

@@ -42,8 +42,16 @@ Result<Layout> parse_layout(const Headers& h) {
     return Error(Errc::kBadUpstreamResponse, "supernode blob layout: " + why);
   };
   if (!size || !chunk || !chunks || !piece || !port) return bad("headers missing");
-  if (!is_power_of_two(*piece) || *piece < (16 << 10) || *piece > (16 << 20)) {
-    return bad("bad piece size");
+  auto good_piece = [](std::uint64_t p) {
+    return is_power_of_two(p) && p >= (16 << 10) && p <= (16 << 20);
+  };
+  if (!good_piece(*piece)) return bad("bad piece size");
+  // Absent (a supernode before it existed): chunk 0 has the others' piece size.
+  std::uint64_t first_piece = *piece;
+  if (h.get(proto::kFirstPieceSize)) {
+    const auto first = header_number(h, proto::kFirstPieceSize);
+    if (!first || !good_piece(*first) || *first > *piece) return bad("bad first piece size");
+    first_piece = *first;
   }
   if (*chunk < *piece || *chunk % *piece != 0) return bad("bad chunk size");
   const std::uint64_t expected = *size == 0 ? 1 : (*size + *chunk - 1) / *chunk;
@@ -53,6 +61,7 @@ Result<Layout> parse_layout(const Headers& h) {
   l.size = *size;
   l.chunk_size = *chunk;
   l.piece_size = static_cast<int>(*piece);
+  l.first_piece_size = static_cast<int>(first_piece);
   l.chunks = static_cast<std::size_t>(*chunks);
   l.seed_port = static_cast<std::uint16_t>(*port);
   return l;

@@ -32,12 +32,14 @@ struct Layout {
   std::uint64_t size = 0;
   std::uint64_t chunk_size = 0;
   int piece_size = 0;
+  int first_piece_size = 0;  // chunk 0's pieces (docs/architecture.md "The first chunk's ...")
   std::size_t chunks = 0;
   std::uint16_t seed_port = 0;
 
   std::uint64_t chunk_length(std::size_t k) const {
     return std::min(size, (k + 1) * chunk_size) - k * chunk_size;
   }
+  int piece_size_of(std::size_t k) const { return k == 0 ? first_piece_size : piece_size; }
 };
 
 // A header holding a decimal number (nothing else); nullopt when absent or malformed.

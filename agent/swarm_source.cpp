@@ -81,10 +81,10 @@ struct SwarmSource::Download {
       const std::size_t k = static_cast<std::size_t>(frontier / layout.chunk_size);
       const Chunk& c = *chunks[k];
       const std::uint64_t begin = k * layout.chunk_size;
-      const auto piece = static_cast<std::size_t>((frontier - begin) / layout.piece_size);
+      const std::uint64_t length = static_cast<std::uint64_t>(layout.piece_size_of(k));
+      const auto piece = static_cast<std::size_t>((frontier - begin) / length);
       if (piece >= c.have.size() || !c.have[piece]) break;
-      frontier = std::min(begin + (piece + 1) * static_cast<std::uint64_t>(layout.piece_size),
-                          begin + layout.chunk_length(k));
+      frontier = std::min(begin + (piece + 1) * length, begin + layout.chunk_length(k));
     }
     if (frontier != before) {
       frontier_moved = std::chrono::steady_clock::now();
@@ -97,7 +97,8 @@ struct SwarmSource::Download {
     if (frontier >= layout.size || count <= 0) return;
     const std::size_t k = static_cast<std::size_t>(frontier / layout.chunk_size);
     const Chunk& c = *chunks[k];
-    const int piece = static_cast<int>((frontier - k * layout.chunk_size) / layout.piece_size);
+    const int piece =
+        static_cast<int>((frontier - k * layout.chunk_size) / layout.piece_size_of(k));
     if (c.torrent) swarm.prioritize(*c.torrent, piece, count);
     const int left = piece + count - static_cast<int>(c.have.size());
     if (left > 0 && !c.have.empty() && k + 1 < chunks.size() && chunks[k + 1]->torrent) {
@@ -310,7 +311,7 @@ Task<void> SwarmSource::add_chunks(std::shared_ptr<Download> download, BlobLocat
     }
     auto info = p2p::Swarm::inspect(*metainfo);
     const Layout& l = download->layout;
-    if (info && (info->length != l.chunk_length(k) || info->piece_length != l.piece_size)) {
+    if (info && (info->length != l.chunk_length(k) || info->piece_length != l.piece_size_of(k))) {
       info = Error(Errc::kBadUpstreamResponse, "metainfo does not match the blob's layout");
     }
     if (!info) {

@@ -43,6 +43,8 @@ inline constexpr std::string_view kBlobSize = "X-Layerswarm-Blob-Size";
 inline constexpr std::string_view kChunkSize = "X-Layerswarm-Chunk-Size";
 inline constexpr std::string_view kChunks = "X-Layerswarm-Chunks";
 inline constexpr std::string_view kPieceSize = "X-Layerswarm-Piece-Size";
+// Chunk 0's piece size, when it differs from the others' (absent: kPieceSize).
+inline constexpr std::string_view kFirstPieceSize = "X-Layerswarm-First-Piece-Size";
 inline constexpr std::string_view kSeedPort = "X-Layerswarm-Seed-Port";
 inline constexpr std::string_view kAvailable = "X-Layerswarm-Available";
 inline constexpr std::string_view kMetainfoType = "application/x-bittorrent";

@@ -15,13 +15,21 @@ std::uint64_t chunk_size_for(double bytes_per_second, const ChunkSizing& s) {
   return std::max<std::uint64_t>(chunk, piece);
 }
 
+namespace {
+constexpr std::uint64_t kSmallest = 16 << 10;  // libtorrent's block
+}  // namespace
+
 std::uint64_t piece_size_for(std::uint64_t chunk, const ChunkSizing& s) {
-  constexpr std::uint64_t kSmallest = 16 << 10;
   std::uint64_t piece = std::max<std::uint64_t>(s.piece, 1);
   for (int i = 0; i < 64 && piece > kSmallest && chunk / piece < kMinPiecesPerChunk; ++i) {
     piece /= 2;
   }
   return piece;
+}
+
+std::uint64_t first_piece_size_for(std::uint64_t chunk, const ChunkSizing& s) {
+  const std::uint64_t piece = piece_size_for(chunk, s);
+  return std::min(piece, std::max(kSmallest, piece / kFirstPieceDivisor));
 }
 
 RateMeter::RateMeter(std::chrono::milliseconds window, std::chrono::milliseconds min_span)

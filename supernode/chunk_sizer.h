@@ -50,6 +50,15 @@ inline constexpr std::uint64_t kMinPiecesPerChunk = 8;
 // not below 16 KiB (libtorrent's block). Always divides the chunk.
 std::uint64_t piece_size_for(std::uint64_t chunk, const ChunkSizing& sizing);
 
+// The first chunk of a blob has pieces this many times smaller than the others' (but not below
+// 16 KiB): a client's first body byte waits for the blob's first verified piece, while later
+// chunks arrive as it reads earlier ones (docs/architecture.md "The first chunk's small pieces").
+inline constexpr std::uint64_t kFirstPieceDivisor = 4;
+
+// The piece size of a blob's first chunk, of `chunk` bytes: piece_size_for(chunk) divided by
+// kFirstPieceDivisor, at least 16 KiB and at most piece_size_for(chunk). Always divides it.
+std::uint64_t first_piece_size_for(std::uint64_t chunk, const ChunkSizing& sizing);
+
 // The rate the supernode's upstream downloads receive together, over the last `window`.
 class RateMeter {
  public:

@@ -24,7 +24,8 @@ struct Publisher::Blob {
   bool sized = false;
   std::uint64_t size = 0;
   std::uint64_t chunk = 0;            // this blob's chunk size, once sized
-  std::uint64_t piece = 0;            // and its chunks' piece size (piece_size_for)
+  std::uint64_t piece = 0;            // and its chunks' piece size (piece_size_for),
+  std::uint64_t first_piece = 0;      // chunk 0's (first_piece_size_for)
   std::vector<std::string> metainfo;  // per chunk, "" until made
   std::vector<p2p::TorrentId> torrents;
   std::optional<Error> failed;
@@ -258,6 +259,7 @@ Task<void> Publisher::serve(HttpRequest request, ResponseWriter& out, RequestLog
     head.headers.add(proto::kChunkSize, std::to_string(blob->chunk));
     head.headers.add(proto::kChunks, std::to_string(blob->metainfo.size()));
     head.headers.add(proto::kPieceSize, std::to_string(blob->piece));
+    head.headers.add(proto::kFirstPieceSize, std::to_string(blob->first_piece));
     head.headers.add(proto::kSeedPort, std::to_string(swarm_.port()));
   }
   if (!ready()) {
@@ -367,6 +369,7 @@ Task<Status> Publisher::publish_chunks(std::shared_ptr<Blob> blob, int fd, std::
   blob->size = size;
   blob->chunk = chunk;
   blob->piece = piece_size_for(chunk, sizing_);
+  blob->first_piece = first_piece_size_for(chunk, sizing_);
   blob->metainfo.assign(count, "");
   blob->sized = true;
   blob->changed.notify_all();
@@ -389,7 +392,7 @@ Task<Status> Publisher::publish_chunks(std::shared_ptr<Blob> blob, int fd, std::
     if (fetch && fetch->uncached() && fetch->file_limit() < end) {
       co_return Error(Errc::kStorage, "no room to cache it here: served over HTTP only");
     }
-    const int piece = static_cast<int>(blob->piece);
+    const int piece = static_cast<int>(k == 0 ? blob->first_piece : blob->piece);
     const std::string* root = &options_.root_cert;  // the publisher outlives its jobs
     auto job = [fd, begin, end, piece, root] {
       return p2p::Swarm::make_metainfo(fd, begin, end - begin, piece, *root);

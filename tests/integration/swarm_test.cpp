@@ -315,7 +315,8 @@ TEST_CASE("a slow upstream gets small chunks that the blob keeps when published 
   REQUIRE(before.status == 200);
   CHECK(before.header("x-layerswarm-chunk-size") == "262144");
   CHECK(before.header("x-layerswarm-chunks") == "8");
-  CHECK(before.header("x-layerswarm-piece-size") == "32768");  // 8 pieces per chunk
+  CHECK(before.header("x-layerswarm-piece-size") == "32768");        // 8 pieces per chunk
+  CHECK(before.header("x-layerswarm-first-piece-size") == "16384");  // a quarter, >= a block
   // A restarted supernode publishes the cached blob again (a fresh publisher, as after its
   // idle withdrawal): with the chunks its peers already seed, not the largest.
   // The chunk size is committed with the blob (one index write): once the supernode's cache
@@ -332,5 +333,6 @@ TEST_CASE("a slow upstream gets small chunks that the blob keeps when published 
   REQUIRE(after.status == 200);
   CHECK(after.header("x-layerswarm-chunk-size") == "262144");
   CHECK(after.header("x-layerswarm-piece-size") == "32768");
+  CHECK(after.header("x-layerswarm-first-piece-size") == "16384");
   CHECK(upstream.agent_requests("GET", "/v2/site/slow/blobs/" + digest) == 1);
 }

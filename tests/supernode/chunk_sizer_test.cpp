@@ -40,6 +40,25 @@ TEST_CASE("a chunk has at least eight pieces when its size allows", "[supernode]
   }
 }
 
+TEST_CASE("a blob's first chunk has pieces a quarter of the others'", "[supernode][chunks]") {
+  ChunkSizing s;                                          // 256 KiB pieces
+  CHECK(first_piece_size_for(4 * kMiB, s) == 64 << 10);   // 64 pieces
+  CHECK(first_piece_size_for(2 * kMiB, s) == 64 << 10);   // 32 pieces
+  CHECK(first_piece_size_for(1 * kMiB, s) == 32 << 10);   // a quarter of 128 KiB
+  CHECK(first_piece_size_for(256 << 10, s) == 16 << 10);  // not below a block
+  CHECK(first_piece_size_for(16 << 10, s) == 16 << 10);
+  s.piece = 16 << 10;
+  CHECK(first_piece_size_for(4 * kMiB, s) == 16 << 10);  // never above the others'
+  s.piece = 1 << 20;
+  for (std::uint64_t chunk = s.piece; chunk <= 16 * kMiB; chunk += s.piece) {
+    const std::uint64_t p = first_piece_size_for(chunk, s);
+    INFO(chunk);
+    CHECK(piece_size_for(chunk, s) % p == 0);
+    CHECK((p & (p - 1)) == 0);
+    CHECK(p >= 16 << 10);
+  }
+}
+
 TEST_CASE("a blob's chunks are sized to the upstream link", "[supernode][chunks]") {
   ChunkSizing s;  // 4 MiB .. 1 MiB, 256 KiB pieces, 3 s
   SECTION("a chunk takes at most chunk_time: halved from the largest down to the smallest") {
