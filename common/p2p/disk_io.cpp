@@ -46,7 +46,28 @@ constexpr int kBlock = lt::default_block_size;  // 16 KiB
 struct Pending {
   std::shared_ptr<SharedFile> file;
   std::shared_ptr<WriteGate> gate;
+  PieceHashes hashes;
 };
+
+std::atomic<std::uint64_t> g_by_root{0};
+std::atomic<std::uint64_t> g_by_sha1{0};
+
+// The SHA-256 merkle root of a piece's block hashes, padded with zero leaves to `leaves` (a
+// power of two): BEP 52's piece layer entry for that piece.
+lt::sha256_hash piece_root(lt::span<const lt::sha256_hash> blocks, int leaves) {
+  std::vector<lt::sha256_hash> layer(blocks.begin(), blocks.end());
+  layer.resize(static_cast<std::size_t>(std::max(leaves, 1)));  // zero hashes
+  for (int i = 0; i < 32 && layer.size() > 1; ++i) {
+    for (std::size_t j = 0; j < layer.size() / 2; ++j) {
+      lt::hasher256 h;
+      h.update(layer[2 * j]);
+      h.update(layer[2 * j + 1]);
+      layer[j] = h.final();
+    }
+    layer.resize(layer.size() / 2);
+  }
+  return layer.front();
+}
 
 // Duplicated descriptors waiting for their storage, by handle.
 std::mutex g_mu;
@@ -91,6 +112,7 @@ struct Range {
   std::uint64_t base = 0;
   std::int64_t length = 0;
   int piece_length = 0;
+  PieceHashes hashes;  // empty unless both are complete (checked in new_torrent)
 
   int piece_size(lt::piece_index_t piece) const {
     const std::int64_t start = std::int64_t(static_cast<int>(piece)) * piece_length;
@@ -143,11 +165,18 @@ class RangeDiskIo final : public lt::disk_interface, public lt::buffer_allocator
       range->fd = range->file ? range->file->fd() : -1;
       range->gate = std::move(pending.gate);
       range->base = parsed->offset;
+      range->hashes = std::move(pending.hashes);
     }
     // The chunk file's own length: libtorrent pads a v2 file up to a whole last piece, and
     // the padding is never read or written.
     range->length = p.files.num_files() > 0 ? p.files.file_size(lt::file_index_t(0)) : 0;
     range->piece_length = p.files.piece_length();
+    const auto pieces = static_cast<std::size_t>(p.files.num_pieces());
+    if (range->hashes.v1.size() != pieces * lt::sha1_hash::size() ||
+        range->hashes.layer.size() != pieces * lt::sha256_hash::size() ||
+        range->piece_length % kBlock != 0) {
+      range->hashes = PieceHashes{};
+    }
     lt::storage_index_t idx;
     if (free_.empty()) {
       idx = ranges_.end_index();
@@ -222,8 +251,15 @@ class RangeDiskIo final : public lt::disk_interface, public lt::buffer_allocator
       std::function<void(lt::piece_index_t, lt::sha1_hash const&, lt::storage_error const&)>
           handler) override {
     const Range& range = *ranges_[storage];
-    const bool v1 = bool(flags & lt::disk_interface::v1_hash);
+    bool v1 = bool(flags & lt::disk_interface::v1_hash);
     const int size = range.piece_size(piece);
+    const int blocks = (size + kBlock - 1) / kBlock;
+    // One hash per byte instead of two: with the piece layer at hand, the blocks' SHA-256
+    // merkle root is checked here, and the answer to libtorrent's SHA-1 question is the
+    // expected hash when the root matches, a zero hash when it does not. libtorrent checks the
+    // block hashes against the same root itself, so both of its verdicts agree.
+    const bool by_root = v1 && !range.hashes.layer.empty() && int(block_hashes.size()) >= blocks;
+    if (by_root) v1 = false;
     lt::hasher sha1;
     lt::storage_error error;
     char buf[kBlock];
@@ -237,7 +273,17 @@ class RangeDiskIo final : public lt::disk_interface, public lt::buffer_allocator
       if (v1) sha1.update(buf, len);
       if (i < int(block_hashes.size())) block_hashes[i] = lt::hasher256(buf, len).final();
     }
-    const lt::sha1_hash h1 = v1 ? sha1.final() : lt::sha1_hash();
+    lt::sha1_hash h1 = v1 ? sha1.final() : lt::sha1_hash();
+    if (by_root && !error) {
+      const auto at = static_cast<std::size_t>(static_cast<int>(piece));
+      const lt::sha256_hash expected(range.hashes.layer.data() + at * lt::sha256_hash::size());
+      const lt::sha256_hash root =
+          piece_root(block_hashes.first(blocks), range.piece_length / kBlock);
+      if (root == expected) h1 = lt::sha1_hash(range.hashes.v1.data() + at * lt::sha1_hash::size());
+      ++g_by_root;
+    } else if (v1) {
+      ++g_by_sha1;
+    }
     boost::asio::post(ios_, [h = std::move(handler), piece, h1, error] { h(piece, h1, error); });
   }
 
@@ -342,12 +388,13 @@ SharedFile::~SharedFile() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-Registered register_file(std::shared_ptr<SharedFile> file, std::uint64_t offset) {
+Registered register_file(std::shared_ptr<SharedFile> file, std::uint64_t offset,
+                         PieceHashes hashes) {
   const std::uint64_t handle = g_next++;
   auto gate = std::make_shared<WriteGate>();
   {
     std::lock_guard lock(g_mu);
-    g_fds[handle] = Pending{std::move(file), gate};
+    g_fds[handle] = Pending{std::move(file), gate, std::move(hashes)};
   }
   return Registered{"lsfd:" + std::to_string(offset) + ":" + std::to_string(handle),
                     std::move(gate)};
@@ -356,6 +403,9 @@ Registered register_file(std::shared_ptr<SharedFile> file, std::uint64_t offset)
 void release_fd(const std::string& save_path) {
   if (auto parsed = parse(save_path)) take_fd(parsed->handle);
 }
+
+std::uint64_t pieces_checked_by_root() { return g_by_root.load(); }
+std::uint64_t pieces_checked_by_sha1() { return g_by_sha1.load(); }
 
 std::unique_ptr<lt::disk_interface> range_disk_io_constructor(lt::io_context& ios,
                                                               lt::settings_interface const&,

@@ -56,6 +56,15 @@ class SharedFile {
   int fd_;
 };
 
+// A chunk torrent's expected hashes, from its metainfo: `v1`, 20 bytes per piece (SHA-1), and
+// `layer`, 32 bytes per piece (the v2 piece layer: each piece's SHA-256 merkle root). With both,
+// a piece is checked against its merkle root alone and its SHA-1 is not computed
+// (docs/architecture.md "One hash per piece"). Empty: both hashes are computed.
+struct PieceHashes {
+  std::string v1;
+  std::string layer;
+};
+
 struct Registered {
   std::string save_path;
   std::shared_ptr<WriteGate> gate;
@@ -64,7 +73,13 @@ struct Registered {
 // Registers `file` and returns the save_path that maps a torrent onto its bytes from `offset`
 // on, and the gate of its writes. The storage keeps `file` until the torrent is removed;
 // release_fd() drops the registration of a torrent that was never added.
-Registered register_file(std::shared_ptr<SharedFile> file, std::uint64_t offset);
+Registered register_file(std::shared_ptr<SharedFile> file, std::uint64_t offset,
+                         PieceHashes hashes = {});
 void release_fd(const std::string& save_path);
+
+// Pieces this process checked against their merkle root without computing their SHA-1, and
+// pieces whose SHA-1 it computed (tests and measurements).
+std::uint64_t pieces_checked_by_root();
+std::uint64_t pieces_checked_by_sha1();
 
 }  // namespace layerswarm::p2p

@@ -83,6 +83,22 @@ lt::settings_pack base_settings(const SwarmOptions& o) {
   return s;
 }
 
+// The torrent's v1 hashes and the one file's v2 piece layer, copied before libtorrent takes
+// (and frees) the layer. A torrent of one piece has no layer (its file's merkle root covers
+// its blocks padded to a power of two, not to a piece): both hashes are computed for it.
+PieceHashes piece_hashes(const lt::torrent_info& ti) {
+  PieceHashes h;
+  if (ti.num_pieces() < 2 || !ti.info_hashes().has_v1()) return h;
+  const lt::span<char const> layer = ti.piece_layer(lt::file_index_t(0));
+  if (layer.empty()) return h;
+  h.layer.assign(layer.begin(), layer.end());
+  for (lt::piece_index_t p(0); p < lt::piece_index_t(ti.num_pieces()); ++p) {
+    const lt::sha1_hash v1 = ti.hash_for_piece(p);
+    h.v1.append(v1.data(), v1.size());
+  }
+  return h;
+}
+
 }  // namespace
 
 struct Swarm::Impl {
@@ -219,6 +235,8 @@ Swarm::~Swarm() {
   LOG_INFO("swarm: payload received {} bytes ({} redundant, {} failed a hash check), sent {} bytes",
            t.payload_received, t.redundant_received, t.failed_received, t.payload_sent);
   impl_->session.reset();  // aborts the session and waits for its thread
+  LOG_INFO("swarm: pieces checked: {} against their merkle root alone, {} with SHA-1 too",
+           pieces_checked_by_root(), pieces_checked_by_sha1());
   if (const std::uint64_t refused = impl_->ledger->refused.load(); refused > 0) {
     LOG_INFO("swarm: the first seed refused {} requests for pieces it had given another peer",
              refused);
@@ -362,7 +380,7 @@ Result<TorrentId> Swarm::add(Add params, TorrentObserver* observer) {
     return Error(Errc::kUpstreamUnavailable,
                  "a closed site's torrent, and this node has no member certificate yet");
   }
-  Registered path = register_file(std::move(params.file), params.offset);
+  Registered path = register_file(std::move(params.file), params.offset, piece_hashes(*ti));
   lt::add_torrent_params atp;
   atp.ti = std::move(ti);
   atp.save_path = path.save_path;

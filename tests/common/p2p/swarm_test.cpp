@@ -7,6 +7,7 @@
 #include <set>
 #include <vector>
 
+#include "common/p2p/disk_io.h"
 #include "common/p2p/first_seed.h"
 #include "common/p2p/one_copy.h"
 #include "common/p2p/swarm.h"
@@ -110,6 +111,8 @@ TEST_CASE("chunk torrents move a byte range between blob files", "[unit][p2p]") 
   auto leecher = Swarm::start(ioc.get_executor(), SwarmOptions{"127.0.0.1:0"});
   REQUIRE(seeder);
   REQUIRE(leecher);
+  const std::uint64_t by_root = pieces_checked_by_root();
+  const std::uint64_t by_sha1 = pieces_checked_by_sha1();
   REQUIRE((*seeder)->add(
       Swarm::Add{*metainfo, *SharedFile::dup(seed_file.fd), 1 << 20, true, {}, {}, false},
       nullptr));
@@ -134,6 +137,57 @@ TEST_CASE("chunk torrents move a byte range between blob files", "[unit][p2p]") 
   CHECK(got.substr(2 << 20, length) == blob.substr(1 << 20, length));
   CHECK(got.substr((2 << 20) + length) == std::string(3 << 20, '\0').substr(length));
   CHECK(got.substr(0, 2 << 20) == std::string(2 << 20, '\0'));  // nothing outside its range
+  // Every piece, the partial last one included, was checked against its merkle root alone:
+  // the leecher's twelve, and the seed's own checks (seed mode) of the pieces it uploaded.
+  CHECK(pieces_checked_by_root() - by_root >= 12);
+  CHECK(pieces_checked_by_sha1() == by_sha1);
+}
+
+// Pieces are checked against their merkle root alone where the metainfo has a piece layer
+// (docs/architecture.md "One hash per piece"); a torrent of one piece has none and is checked
+// with both hashes. Every shape of a chunk's pieces passes the check it gets, on the seed
+// (seed mode) and on the leecher, and no torrent stops on "v1 and v2 hashes do not describe the
+// same data".
+TEST_CASE("pieces of every shape pass their hash check", "[unit][p2p]") {
+  constexpr int kPiece = 64 << 10;  // four blocks
+  struct Shape {
+    std::uint64_t length;
+    int pieces;
+    bool by_root;
+  };
+  const Shape shape = GENERATE(Shape{13'025, 1, false},              // one piece, one block
+                               Shape{kPiece - 1, 1, false},          // one piece, four blocks
+                               Shape{2 * kPiece + 100, 3, true},     // last piece: one block
+                               Shape{2 * kPiece + 40'000, 3, true},  // last piece: three blocks
+                               Shape{3 * kPiece, 3, true});          // whole pieces
+  INFO(shape.length);
+  SeedAndLeech n(random_bytes(shape.length, 33), 0);
+  auto metainfo = Swarm::make_metainfo(n.seed_file->fd, 0, shape.length, kPiece);
+  REQUIRE(metainfo);
+  REQUIRE(Swarm::inspect(*metainfo)->pieces == shape.pieces);
+  const std::uint64_t by_root = pieces_checked_by_root();
+  const std::uint64_t by_sha1 = pieces_checked_by_sha1();
+  Pieces pieces;
+  Swarm::Add leech{*metainfo, *SharedFile::dup(n.leech_file->fd), 0, false, {}, {}, false};
+  leech.peers = {{"127.0.0.1", n.seeder->port()}};
+  REQUIRE(n.leecher->add(std::move(leech), &pieces));
+  Swarm::Add seed{*metainfo, *SharedFile::dup(n.seed_file->fd), 0, true, {}, {}, false};
+  REQUIRE(n.seeder->add(std::move(seed), nullptr));
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (static_cast<int>(pieces.done.size()) < shape.pieces && pieces.failed.empty() &&
+         std::chrono::steady_clock::now() < deadline) {
+    n.ioc.run_for(20ms);
+  }
+  CHECK(pieces.failed.empty());
+  REQUIRE(static_cast<int>(pieces.done.size()) == shape.pieces);
+  CHECK(n.leeched() == n.blob);
+  if (shape.by_root) {
+    CHECK(pieces_checked_by_root() - by_root >= static_cast<std::uint64_t>(shape.pieces));
+    CHECK(pieces_checked_by_sha1() == by_sha1);
+  } else {
+    CHECK(pieces_checked_by_root() == by_root);
+    CHECK(pieces_checked_by_sha1() - by_sha1 >= 1);
+  }
 }
 
 // An upload rate limit slows a seed down; it must not stop it. (The leecher dials: seeds make
