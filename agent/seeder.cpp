@@ -155,7 +155,7 @@ Task<Result<std::string>> Seeder::fetch_record(const proto::BlobRef& blob) {
     }
     auto info = p2p::Swarm::inspect(answer->body);
     if (!info) co_return info.error();
-    if (info->length != layout.chunk_length(k) || info->piece_length != layout.piece_size_of(k)) {
+    if (!layout.fits(k, info->length, info->piece_length)) {
       co_return Error(Errc::kBadUpstreamResponse, "metainfo does not match the blob's layout");
     }
     metainfo.push_back(std::move(answer->body));

@@ -40,6 +40,10 @@ struct Layout {
     return std::min(size, (k + 1) * chunk_size) - k * chunk_size;
   }
   int piece_size_of(std::size_t k) const { return k == 0 ? first_piece_size : piece_size; }
+  // Whether a metainfo of `length` bytes in pieces of `piece_length` is chunk k's.
+  bool fits(std::size_t k, std::uint64_t length, int piece_length) const {
+    return length == chunk_length(k) && piece_length == piece_size_of(k);
+  }
 };
 
 // A header holding a decimal number (nothing else); nullopt when absent or malformed.

@@ -311,7 +311,7 @@ Task<void> SwarmSource::add_chunks(std::shared_ptr<Download> download, BlobLocat
     }
     auto info = p2p::Swarm::inspect(*metainfo);
     const Layout& l = download->layout;
-    if (info && (info->length != l.chunk_length(k) || info->piece_length != l.piece_size_of(k))) {
+    if (info && !l.fits(k, info->length, info->piece_length)) {
       info = Error(Errc::kBadUpstreamResponse, "metainfo does not match the blob's layout");
     }
     if (!info) {

@@ -36,6 +36,10 @@ TEST_CASE("a layout's first chunk may have smaller pieces", "[unit][swarm_protoc
     CHECK(l->piece_size_of(0) == 64 << 10);
     CHECK(l->piece_size_of(1) == 256 << 10);
     CHECK(l->chunk_length(2) == 2 << 20);
+    CHECK(l->fits(0, 4 << 20, 64 << 10));
+    CHECK_FALSE(l->fits(0, 4 << 20, 256 << 10));  // chunk 0's metainfo must use the first size
+    CHECK(l->fits(2, 2 << 20, 256 << 10));
+    CHECK_FALSE(l->fits(2, 4 << 20, 256 << 10));
   }
   SECTION("refused: not a power of two, below a block, above the others' or not a number") {
     for (const char* bad : {"65537", "8192", "524288", "64k", ""}) {
