@@ -32,7 +32,8 @@ struct Layout {
   std::uint64_t size = 0;
   std::uint64_t chunk_size = 0;
   int piece_size = 0;
-  int first_piece_size = 0;  // chunk 0's pieces (docs/architecture.md "The first chunk's ...")
+  // Chunk 0's pieces (docs/architecture.md "The first chunk's small pieces").
+  int first_piece_size = 0;
   std::size_t chunks = 0;
   std::uint16_t seed_port = 0;
 
