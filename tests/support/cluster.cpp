@@ -37,6 +37,15 @@ long long counter(const Agent& agent, const std::string& name) {
   return std::stoll(log.substr(at + name.size() + 2));
 }
 
+double metric(const Agent& agent, const std::string& name) {
+  const auto r = http_get(agent.address(), "/metrics");
+  if (r.status != 200) return -1;
+  const std::string line = "\n" + name + " ";
+  const auto at = r.body.find(line);
+  if (at == std::string::npos) return -1;
+  return std::stod(r.body.substr(at + line.size()));
+}
+
 int open_fds(pid_t pid) {
   std::error_code ec;
   int n = 0;

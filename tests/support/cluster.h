@@ -31,6 +31,9 @@ std::unique_ptr<Agent> start_agent(const TempDir& dir, const std::string& upstre
 // The value of `name=<n>` in the agent's exit summary, -1 when absent.
 long long counter(const Agent& agent, const std::string& name);
 
+// The value of the unlabelled sample `name` on the agent's live /metrics, -1 when absent.
+double metric(const Agent& agent, const std::string& name);
+
 // Open descriptors of process `pid` (/proc/<pid>/fd), -1 when unreadable.
 int open_fds(pid_t pid);
 // The soft and hard "Max open files" of process `pid` (/proc/<pid>/limits); {-1, -1} if unknown.
