@@ -14,7 +14,7 @@
 # agent, empty cache) that many seconds after the rollout ended and pulls the image alone;
 # prints where its bytes came from (the supernode's host vs the other nodes, link counters).
 # --timeline FILE: during each rollout, the link of the host that feeds the nodes (the supernode's
-# host; the upstream's for direct pulls) every second: Mbit/s received and sent and the mean
+# host, or the one --timeline-host names; the upstream's for direct pulls) every second: Mbit/s received and sent and the mean
 # packet sizes, to see when its uplink idles and how finely the traffic is cut.
 # --ttfb instead: one node, the time to the first byte of a cold layer through the swarm (curl)
 # next to a direct GET from the upstream and the bound (one chunk's transfer time).
@@ -39,6 +39,7 @@ TTFB=
 LATE=
 CLOSED=
 TIMELINE=
+TIMELINE_HOST=sn
 while [ $# -gt 0 ]; do
   case "$1" in
     --nodes) NODES=$2; shift 2 ;;
@@ -53,6 +54,7 @@ while [ $# -gt 0 ]; do
     --late) LATE=$2; shift 2 ;;
     --closed) CLOSED=1; shift ;;
     --timeline) TIMELINE=$2; shift 2 ;;
+    --timeline-host) TIMELINE_HOST=$2; shift 2 ;;  # sn (default), up or n1..nN
     *) echo "usage: $0 [--nodes LIST] [--size MiB] [--layers N] [--rate Mbit] [--systems LIST] [--chunk MiB] [--check] [--ttfb] [--late "S ..."] [--closed] [--timeline FILE]" >&2; exit 2 ;;
   esac
 done
@@ -400,7 +402,7 @@ for n in $NODES; do
     before=$(cpu_busy)
     TIMELINE_PID=
     if [ -n "$TIMELINE" ]; then
-      case "$system" in direct) timeline_start "$n" "$system" up ;; *) timeline_start "$n" "$system" sn ;; esac
+      case "$system" in direct) timeline_start "$n" "$system" up ;; *) timeline_start "$n" "$system" "$TIMELINE_HOST" ;; esac
     fi
     pull_all "$n" "$system-$n" from
     if [ -n "$TIMELINE_PID" ]; then kill "$TIMELINE_PID" 2>/dev/null || true; wait "$TIMELINE_PID" 2>/dev/null || true; fi
