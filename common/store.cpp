@@ -295,6 +295,27 @@ struct Store::Impl {
   }
 
   // Drop an object's index entries (under mu).
+  // Moves the blob's file out of the cache into quarantine/ (removes it when it cannot),
+  // with the log line operators and tests look for.
+  void move_to_quarantine(const Digest& digest, const std::string& why) {
+    const std::string dir = options.dir + "/quarantine";
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    const std::string to =
+        dir + "/" + std::string(digest.hex()) + "-" + std::to_string(to_unix_ms(clock->now()));
+    const std::string from = path_for(digest);
+    if (ec || ::rename(from.c_str(), to.c_str()) != 0) {
+      LOG_ERROR("blob {}: {}; could not quarantine it ({}), removing it", digest.str(), why,
+                ec ? ec.message() : std::strerror(errno));
+      ::unlink(from.c_str());
+    } else {
+      LOG_ERROR(
+          "blob {}: {}; quarantined as {} and dropped from the cache (fetched again when "
+          "next asked for)",
+          digest.str(), why, to);
+    }
+  }
+
   void forget(const Digest& d, const ObjectRecord& r) {
     rocksdb::WriteBatch batch;
     batch.Delete(object_key(d));
@@ -525,22 +546,7 @@ void Store::quarantine(const Digest& digest, const std::string& why) {
   std::lock_guard lock(impl_->mu);
   auto rec = impl_->get_object(digest);
   if (!rec || rec->kind != 'b') return;
-  const std::string dir = impl_->options.dir + "/quarantine";
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  const std::string to =
-      dir + "/" + std::string(digest.hex()) + "-" + std::to_string(to_unix_ms(impl_->clock->now()));
-  const std::string from = impl_->path_for(digest);
-  if (ec || ::rename(from.c_str(), to.c_str()) != 0) {
-    LOG_ERROR("blob {}: {}; could not quarantine it ({}), removing it", digest.str(), why,
-              ec ? ec.message() : std::strerror(errno));
-    ::unlink(from.c_str());
-  } else {
-    LOG_ERROR(
-        "blob {}: {}; quarantined as {} and dropped from the cache (fetched again when "
-        "next asked for)",
-        digest.str(), why, to);
-  }
+  impl_->move_to_quarantine(digest, why);
   impl_->forget(digest, *rec);
   if (impl_->quarantined) impl_->quarantined();
 }
@@ -614,6 +620,12 @@ Result<TempFile> Store::create_temp_named(const std::string& prefix) {
 Status Store::commit_blob(TempFile& temp, const Digest& digest, std::uint64_t size,
                           std::string_view extra) {
   if (::fsync(temp.fd.get()) != 0) return errno_error("fsync " + temp.path);
+  // The file as verified. Its identity is recorded after the rename (which changes the
+  // ctime); a write in between changes the mtime (or the size), and such a file is not
+  // recorded as verified. (Where the kernel keeps coarse timestamps, a write within the same
+  // clock tick as the last verified one keeps the mtime: the scrub finds those.)
+  struct stat verified {};
+  if (::fstat(temp.fd.get(), &verified) != 0) return errno_error("fstat " + temp.path);
   const std::string final_path = impl_->path_for(digest);
   const std::string dir = final_path.substr(0, final_path.rfind('/'));
   std::error_code ec;
@@ -628,11 +640,18 @@ Status Store::commit_blob(TempFile& temp, const Digest& digest, std::uint64_t si
   if (UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); dfd) {
     ::fsync(dfd.get());
   }
+  if (impl_->options.after_rename) impl_->options.after_rename(final_path);
   // The identity after the rename (a rename changes the ctime).
   struct stat st {};
   if (::fstat(temp.fd.get(), &st) != 0) return errno_error("fstat " + final_path);
   const std::int64_t now = to_unix_ms(impl_->clock->now());
   std::lock_guard lock(impl_->mu);
+  if (st.st_size != verified.st_size || st.st_mtim.tv_sec != verified.st_mtim.tv_sec ||
+      st.st_mtim.tv_nsec != verified.st_mtim.tv_nsec) {
+    impl_->move_to_quarantine(digest, "the file changed while it was committed");
+    if (impl_->quarantined) impl_->quarantined();
+    return Error(Errc::kStorage, "blob " + digest.str() + " changed while it was committed");
+  }
   const auto old = impl_->get_object(digest);
   rocksdb::WriteBatch batch;
   ObjectRecord rec{'b', size, "", now, now, identity_of(st)};

@@ -115,6 +115,9 @@ struct StoreOptions {
   std::chrono::milliseconds partial_max_age{std::chrono::hours(24)};
   // Below this much free space the index opens read-only (RocksDB needs room to open).
   std::uint64_t min_free_to_open = 8 << 20;
+  // Tests only: runs in commit_blob() between the rename and the stat that records the file's
+  // identity, with the file's final path (a write there must not be recorded as verified).
+  std::function<void(const std::string&)> after_rename = nullptr;
 };
 
 class Store {

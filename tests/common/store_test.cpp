@@ -356,6 +356,56 @@ TEST_CASE("a cached file changed after it was stored is quarantined, not served"
   CHECK(store->used_bytes() == 0);
 }
 
+TEST_CASE("a file written to while it is committed is quarantined, not recorded as verified",
+          "[unit][store][lifecycle]") {
+  TempDir dir;
+  FakeClock clock;
+  StoreOptions options{dir.path() + "/store", 10min};
+  std::string_view write_at_commit;  // what the hook writes into the renamed file ("" nothing)
+  int hook_runs = 0;
+  options.after_rename = [&](const std::string& path) {
+    ++hook_runs;
+    if (write_at_commit.empty()) return;
+    UniqueFd fd(::open(path.c_str(), O_WRONLY));
+    REQUIRE(fd);
+    REQUIRE(::pwrite(fd.get(), write_at_commit.data(), write_at_commit.size(), 0) ==
+            static_cast<ssize_t>(write_at_commit.size()));
+  };
+  auto opened = Store::open(options, clock);
+  REQUIRE(opened);
+  Store& store = **opened;
+  int quarantined = 0;
+  store.on_quarantine([&] { ++quarantined; });
+  auto commit = [&](const std::string& bytes) {
+    const Digest d = Digest::sha256_of(bytes);
+    auto temp = store.create_temp(d);
+    REQUIRE(temp);
+    REQUIRE(::write(temp->fd.get(), bytes.data(), bytes.size()) ==
+            static_cast<ssize_t>(bytes.size()));
+    return std::make_pair(d, store.commit_blob(*temp, d, bytes.size()));
+  };
+
+  // Nothing written in the window: committed as usual.
+  const auto [kept, ok] = commit("verified bytes");
+  CHECK(ok);
+  CHECK(hook_runs == 1);
+  CHECK(store.open_blob(kept));
+
+  // A byte changed between the rename and the identity's stat (same size, same inode).
+  write_at_commit = "X";
+  const auto [changed, refused] = commit("other verified bytes");
+  CHECK(hook_runs == 2);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == make_error_code(Errc::kStorage));
+  CHECK_THAT(refused.error().what(), Catch::Contains("changed while it was committed"));
+  CHECK(quarantined == 1);
+  CHECK_FALSE(store.blob_size(changed));
+  CHECK_FALSE(store.open_blob(changed));
+  CHECK_FALSE(std::filesystem::exists(store.blob_path(changed)));
+  CHECK_FALSE(std::filesystem::is_empty(dir.path() + "/store/quarantine"));
+  CHECK(store.used_bytes() == std::string_view("verified bytes").size());
+}
+
 TEST_CASE("a partial download survives a restart with its recorded length",
           "[unit][store][lifecycle]") {
   TempDir dir;
