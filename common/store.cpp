@@ -294,7 +294,6 @@ struct Store::Impl {
     return s;
   }
 
-  // Drop an object's index entries (under mu).
   // Moves the blob's file out of the cache into quarantine/ (removes it when it cannot),
   // with the log line operators and tests look for.
   void move_to_quarantine(const Digest& digest, const std::string& why) {
@@ -316,6 +315,7 @@ struct Store::Impl {
     }
   }
 
+  // Drop an object's index entries (under mu).
   void forget(const Digest& d, const ObjectRecord& r) {
     rocksdb::WriteBatch batch;
     batch.Delete(object_key(d));
