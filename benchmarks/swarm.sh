@@ -55,7 +55,7 @@ while [ $# -gt 0 ]; do
     --closed) CLOSED=1; shift ;;
     --timeline) TIMELINE=$2; shift 2 ;;
     --timeline-host) TIMELINE_HOST=$2; shift 2 ;;  # sn (default), up or n1..nN
-    *) echo "usage: $0 [--nodes LIST] [--size MiB] [--layers N] [--rate Mbit] [--systems LIST] [--chunk MiB] [--check] [--ttfb] [--late "S ..."] [--closed] [--timeline FILE]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--nodes LIST] [--size MiB] [--layers N] [--rate Mbit] [--systems LIST] [--chunk MiB] [--check] [--ttfb] [--late "S ..."] [--closed] [--timeline FILE] [--timeline-host HOST]" >&2; exit 2 ;;
   esac
 done
 case $CHUNK in
