@@ -14,8 +14,9 @@
 # agent, empty cache) that many seconds after the rollout ended and pulls the image alone;
 # prints where its bytes came from (the supernode's host vs the other nodes, link counters).
 # --timeline FILE: during each rollout, the link of the host that feeds the nodes (the supernode's
-# host, or the one --timeline-host names; the upstream's for direct pulls) every second: Mbit/s received and sent and the mean
-# packet sizes, to see when its uplink idles and how finely the traffic is cut.
+# host, or the one --timeline-host names; the upstream's for direct pulls) every second: Mbit/s
+# received and sent and the mean packet sizes, to see when its uplink idles and how finely the
+# traffic is cut.
 # --ttfb instead: one node, the time to the first byte of a cold layer through the swarm (curl)
 # next to a direct GET from the upstream and the bound (one chunk's transfer time).
 #   benchmarks/swarm.sh [--nodes "4 8 16"] [--size 200] [--layers 4] [--rate 100]

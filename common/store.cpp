@@ -295,7 +295,7 @@ struct Store::Impl {
   }
 
   // Moves the blob's file out of the cache into quarantine/ (removes it when it cannot),
-  // with the log line operators and tests look for.
+  // with the log line operators and tests look for, and tells the observer.
   void move_to_quarantine(const Digest& digest, const std::string& why) {
     const std::string dir = options.dir + "/quarantine";
     std::error_code ec;
@@ -313,6 +313,7 @@ struct Store::Impl {
           "next asked for)",
           digest.str(), why, to);
     }
+    if (quarantined) quarantined();
   }
 
   // Drop an object's index entries (under mu).
@@ -546,9 +547,8 @@ void Store::quarantine(const Digest& digest, const std::string& why) {
   std::lock_guard lock(impl_->mu);
   auto rec = impl_->get_object(digest);
   if (!rec || rec->kind != 'b') return;
-  impl_->move_to_quarantine(digest, why);
   impl_->forget(digest, *rec);
-  if (impl_->quarantined) impl_->quarantined();
+  impl_->move_to_quarantine(digest, why);
 }
 
 void Store::on_quarantine(std::function<void()> observer) {
@@ -649,7 +649,6 @@ Status Store::commit_blob(TempFile& temp, const Digest& digest, std::uint64_t si
   if (st.st_size != verified.st_size || st.st_mtim.tv_sec != verified.st_mtim.tv_sec ||
       st.st_mtim.tv_nsec != verified.st_mtim.tv_nsec) {
     impl_->move_to_quarantine(digest, "the file changed while it was committed");
-    if (impl_->quarantined) impl_->quarantined();
     return Error(Errc::kStorage, "blob " + digest.str() + " changed while it was committed");
   }
   const auto old = impl_->get_object(digest);
