@@ -134,6 +134,7 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentConfig& config, asio::io
       SeederOptions seeding;
       seeding.idle = config.swarm.seed_idle;
       seeding.max_blobs = static_cast<std::size_t>(config.swarm.max_seeding_blobs);
+      seeding.max_torrents = static_cast<std::size_t>(config.swarm.max_seeding_torrents);
       seeding.min_blob_size = config.swarm.min_blob_size;
       impl->seeder =
           std::make_unique<Seeder>(ioc.get_executor(), *impl->link, *impl->swarm, seeding);

@@ -27,11 +27,12 @@ Status parse_log(const json& j, AgentConfig::Log& l) {
 }
 
 Status parse_swarm(const json& j, AgentConfig::Swarm& w) {
-  if (auto s = check_keys(j,
-                          {"enabled", "upload_rate_limit", "download_rate_limit", "stall_timeout",
-                           "min_blob_size", "priority_window", "seed_idle", "max_seeding_blobs",
-                           "peers_per_torrent", "upload_slots", "duplicate_wait"},
-                          "swarm");
+  if (auto s = check_keys(
+          j,
+          {"enabled", "upload_rate_limit", "download_rate_limit", "stall_timeout", "min_blob_size",
+           "priority_window", "seed_idle", "max_seeding_blobs", "max_seeding_torrents",
+           "peers_per_torrent", "upload_slots", "duplicate_wait"},
+          "swarm");
       !s) {
     return s;
   }
@@ -43,6 +44,7 @@ Status parse_swarm(const json& j, AgentConfig::Swarm& w) {
   if (s) s = read_uint(j, "priority_window", "swarm", w.priority_window);
   if (s) s = read_duration(j, "seed_idle", "swarm", w.seed_idle);
   if (s) s = read_uint(j, "max_seeding_blobs", "swarm", w.max_seeding_blobs);
+  if (s) s = read_uint(j, "max_seeding_torrents", "swarm", w.max_seeding_torrents);
   if (s) s = read_uint(j, "peers_per_torrent", "swarm", w.peers_per_torrent);
   if (s) s = read_uint(j, "upload_slots", "swarm", w.upload_slots);
   if (s) s = read_duration(j, "duplicate_wait", "swarm", w.duplicate_wait);
@@ -75,6 +77,10 @@ Status validate(const AgentConfig& c) {
   if (c.swarm.seed_idle.count() <= 0) return bad("swarm.seed_idle must be positive");
   if (c.swarm.max_seeding_blobs < 1 || c.swarm.max_seeding_blobs > kMaxSeedingBlobs) {
     return bad("swarm.max_seeding_blobs must be from 1 to " + std::to_string(kMaxSeedingBlobs));
+  }
+  if (c.swarm.max_seeding_torrents < 1 || c.swarm.max_seeding_torrents > kMaxSeedingTorrents) {
+    return bad("swarm.max_seeding_torrents must be from 1 to " +
+               std::to_string(kMaxSeedingTorrents));
   }
   return mirror::validate_mirror_options(c.mirror);
 }

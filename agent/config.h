@@ -21,6 +21,8 @@ using Millis = std::chrono::milliseconds;
 // Upper bound of swarm.max_seeding_blobs: with the agent's other descriptors it stays well
 // under the 1024 of systemd's default soft limit, even where the limit cannot be raised.
 inline constexpr std::uint64_t kMaxSeedingBlobs = 512;
+// Upper bound of swarm.max_seeding_torrents.
+inline constexpr std::uint64_t kMaxSeedingTorrents = 1'000'000;
 
 struct AgentConfig {
   std::string listen = "127.0.0.1:65001";
@@ -68,6 +70,8 @@ struct AgentConfig {
     // demand and no upload, and at most this many at once (one descriptor each).
     Millis seed_idle = std::chrono::minutes(5);
     std::uint64_t max_seeding_blobs = 64;
+    // And at most this many of their chunk torrents (~7 KiB of memory each, docs/configuration.md).
+    std::uint64_t max_seeding_torrents = 4096;
     std::uint64_t peers_per_torrent = 16;  // connections per chunk torrent (docs/configuration.md)
     // Upload slots for all chunk torrents together; 0: one for every interested peer
     // (docs/configuration.md).

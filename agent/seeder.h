@@ -3,7 +3,9 @@
 // demand feed says some agent started downloading it, or right after this agent downloaded it.
 // A loaded blob that nobody asked for and nobody downloaded from for `idle` is unloaded again.
 // So a cache of any size costs nothing while idle (no descriptors, announces or ticks per cached
-// chunk), and the descriptors in use are one per loaded blob, at most `max_blobs`.
+// chunk), and the descriptors in use are one per loaded blob, at most `max_blobs`. Memory grows
+// with the chunk torrents loaded (~7 KiB each in libtorrent), so they are capped too
+// (`max_torrents`), and the heap pages unloading freed are handed back to the system.
 //
 // A blob's chunk metainfo comes from its seeding record in the store (written when it was
 // downloaded through the swarm), or else from the supernode (a blob completed over HTTP).
@@ -36,6 +38,7 @@ namespace layerswarm::agent {
 struct SeederOptions {
   std::chrono::milliseconds idle{std::chrono::minutes(5)};  // unload after this without demand
   std::size_t max_blobs = 64;                               // loaded at once (descriptors)
+  std::size_t max_torrents = 4096;  // their chunk torrents loaded at once (memory)
   std::chrono::milliseconds check_interval{std::chrono::seconds(5)};
   std::chrono::milliseconds retry_pause{std::chrono::seconds(2)};  // after a failed demand poll
   // Smaller blobs are never fetched through the swarm (SwarmSourceOptions::min_blob_size), so
@@ -75,14 +78,18 @@ class Seeder {
     SteadyTime last_demand;
     std::uint64_t uploaded = 0;  // as of the last idle check
     Store::Hold hold;            // not evicted while seeding (peers upload from it)
+    std::uint64_t batch = 0;     // the demand batch that wanted it last (batch_)
   };
 
   Task<void> follow_demand();
   void on_demand(const swarm_protocol::BlobRef& blob);
-  Task<void> load(swarm_protocol::BlobRef blob);
+  Task<void> load(swarm_protocol::BlobRef blob, std::uint64_t batch);
   // The seeding record of a blob cached over HTTP, from the supernode's chunk metainfo.
   Task<Result<std::string>> fetch_record(const swarm_protocol::BlobRef& blob);
-  Status add_torrents(const Digest& digest, const std::string& record);
+  Status add_torrents(const Digest& digest, const std::string& record, std::uint64_t batch);
+  // Whether `torrents` more chunk torrents, wanted in `batch`, fit the caps by pushing out only
+  // blobs wanted before that batch.
+  bool room_for(std::size_t torrents, std::uint64_t batch) const;
   void check_idle();
   void unload(const std::string& key, const char* why);
   void enforce_cap();
@@ -94,10 +101,18 @@ class Seeder {
   SeederOptions options_;
   std::map<std::string, Seeded> seeding_;  // by digest
   std::set<std::string> loading_;
+  // Demand comes in batches (a feed answer; a download adopted is a batch of its own). Within
+  // one, blobs are loaded newest first, and a blob that would push out another of the same batch
+  // is not loaded: a burst over the caps (a restarted agent catching up on ten minutes of the
+  // feed) loads the newest blobs that fit, instead of loading and unloading the rest in turn.
+  std::uint64_t batch_ = 0;
   // Demand for blobs not cached here when it came (perhaps downloading): loaded if they are
   // cached within kWantedMemory (a blob completed over HTTP while a rollout wants it).
   std::map<std::string, std::pair<swarm_protocol::BlobRef, SteadyTime>> wanted_;
   std::shared_ptr<asio::steady_timer> check_timer_;
+  // Blobs were unloaded since the last idle check: libtorrent has freed their torrents by the
+  // next one, which returns the free heap to the system.
+  bool trim_pending_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -188,6 +188,51 @@ TEST_CASE("a cache of many chunk torrents holds no descriptors while nobody want
   CHECK(counter(*second, "bytes_from_swarm") == static_cast<long long>(kBlobs) << 20);
 }
 
+TEST_CASE("past the chunk torrent cap, the blob wanted least recently stops seeding",
+          "[integration][swarm][seeding]") {
+  TempDir dir;
+  Registry upstream(dir);
+  // 1 MiB blobs in 16 KiB chunks: 64 chunk torrents each; the cap holds two blobs.
+  constexpr int kBlobs = 4;
+  std::vector<std::pair<std::string, std::string>> blobs;  // digest, bytes
+  for (int i = 0; i < kBlobs; ++i) {
+    const std::string bytes = random_bytes(1 << 20, 200 + i);
+    blobs.emplace_back(push_blob(upstream, "site/capped", bytes), bytes);
+  }
+  auto supernode = start_supernode(dir, upstream.url(),
+                                   R"({"swarm": {"chunk_size": 16384, "piece_size": 16384}})");
+  auto agent = start_agent(dir, upstream.url(), supernode->address(), "agent", token_file(dir),
+                           R"({"swarm": {"max_seeding_torrents": 128}})");
+  for (const auto& [digest, bytes] : blobs) {
+    const HttpResult r = http_get(agent->address(), "/v2/site/capped/blobs/" + digest);
+    REQUIRE(r.status == 200);
+    CHECK(r.body == bytes);
+  }
+  INFO(agent->log());
+  // The first two blobs made way for the last two, oldest first; the last two still seed.
+  CHECK(eventually([&] { return agent->log_lines({"too many chunk torrents seeding"}); }, 2) == 2);
+  CHECK(agent->log_lines({blobs[0].first, "stopped seeding (too many chunk torrents seeding)"}) ==
+        1);
+  CHECK(agent->log_lines({blobs[1].first, "stopped seeding (too many chunk torrents seeding)"}) ==
+        1);
+  CHECK(agent->log_lines({blobs[2].first, "stopped seeding"}) == 0);
+  CHECK(agent->log_lines({blobs[3].first, "stopped seeding"}) == 0);
+  CHECK(wait_until([&] { return metric(*agent, "layerswarm_swarm_torrents") == 128; }, 10s));
+
+  // Restarted, the agent catches up on the supernode's demand feed, which lists all four (its
+  // own downloads): it loads the two newest and leaves the others, rather than loading each
+  // and pushing the previous out.
+  REQUIRE(agent->stop() == 0);
+  agent->start();
+  CHECK(eventually([&] { return agent->log_lines({"caps are full"}); }, 2) == 2);
+  CHECK(agent->log_lines({blobs[0].first, "not seeded: the seeding caps are full"}) == 1);
+  CHECK(agent->log_lines({blobs[1].first, "not seeded: the seeding caps are full"}) == 1);
+  CHECK(agent->log_lines({blobs[2].first, "seeding on demand"}) == 1);
+  CHECK(agent->log_lines({blobs[3].first, "seeding on demand"}) == 1);
+  CHECK(agent->log_lines({"too many chunk torrents seeding"}) == 2);  // none since the restart
+  CHECK(wait_until([&] { return metric(*agent, "layerswarm_swarm_torrents") == 128; }, 10s));
+}
+
 namespace {
 
 // The response carried the whole blob, and all of it came through the swarm with no fallback.
