@@ -2,13 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-
 #include "common/encoding.h"
 #include "common/log.h"
 #include "common/p2p/swarm.h"
+#include "common/service.h"
 #include "common/store.h"
 
 namespace layerswarm::agent {
@@ -24,15 +21,6 @@ constexpr long kMaxDemandPolls = 1'000'000'000;
 // libtorrent removes a torrent within milliseconds; a re-add waits for it this often at most.
 constexpr int kBusyRetries = 50;
 constexpr std::chrono::milliseconds kBusyPause{100};
-
-// glibc keeps the pages of freed heap memory for reuse: an agent that had 12,850 chunk torrents
-// loaded stayed at 97 MiB RSS once they were all unloaded, and fell to 40 MiB when this ran
-// (docs/benchmarks.md "A cache of 12,800 chunks").
-void release_free_memory() {
-#if defined(__GLIBC__)
-  ::malloc_trim(0);
-#endif
-}
 
 }  // namespace
 
@@ -264,6 +252,9 @@ void Seeder::adopt(const Digest& digest, std::vector<std::uint64_t> torrents, co
                    const std::vector<std::string>& metainfo) {
   const std::string record = make_record(layout, metainfo);
   const std::string key = digest.str();
+  // Its own download's demand, remembered while the blob was not cached, is this adoption: kept,
+  // it would load the blob again at the next idle check even after a cap pushed it out.
+  wanted_.erase(key);
   if (auto old = seeding_.find(key); old != seeding_.end()) {
     for (auto id : old->second.torrents) swarm_.remove(id);
   }

@@ -1,6 +1,9 @@
 #include "common/service.h"
 
 #include <signal.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -15,6 +18,12 @@
 #include "common/log.h"
 
 namespace layerswarm {
+
+void release_free_memory() {
+#if defined(__GLIBC__)
+  ::malloc_trim(0);
+#endif
+}
 
 void raise_descriptor_limit() {
   rlimit limit{};
