@@ -49,14 +49,16 @@ Result<SupernodeConfig> parse_config(const json& doc) {
   if (s) s = read_string(doc, "p2p_listen", "config", c.p2p_listen);
   if (s && doc.contains("swarm")) {
     const json& w = doc["swarm"];
-    s = check_keys(
-        w, {"chunk_size", "min_chunk_size", "chunk_time", "piece_size", "upload_rate_limit"},
-        "swarm");
+    s = check_keys(w,
+                   {"chunk_size", "min_chunk_size", "chunk_time", "piece_size", "upload_rate_limit",
+                    "seed_idle"},
+                   "swarm");
     if (s) s = read_uint(w, "chunk_size", "swarm", c.swarm.chunk_size);
     if (s) s = read_uint(w, "min_chunk_size", "swarm", c.swarm.min_chunk_size);
     if (s) s = read_duration(w, "chunk_time", "swarm", c.swarm.chunk_time);
     if (s) s = read_uint(w, "piece_size", "swarm", c.swarm.piece_size);
     if (s) s = read_uint(w, "upload_rate_limit", "swarm", c.swarm.upload_rate_limit);
+    if (s) s = read_duration(w, "seed_idle", "swarm", c.swarm.seed_idle);
   }
   if (s && doc.contains("tls")) {
     s = parse_section(doc["tls"], "tls", {"listen", "cert", "key"},
@@ -122,6 +124,7 @@ Result<SupernodeConfig> load_config(const std::string& file, const Overrides& o)
     return bad("swarm.min_chunk_size must be a multiple of swarm.piece_size");
   }
   if (c.swarm.chunk_time <= Millis(0)) return bad("swarm.chunk_time must be positive");
+  if (c.swarm.seed_idle <= Millis(0)) return bad("swarm.seed_idle must be positive");
   if (c.swarm.upload_rate_limit > (1ull << 31)) return bad("swarm.upload_rate_limit too large");
   if (auto s = mirror::validate_mirror_options(c.mirror); !s) return s.error();
   return c;

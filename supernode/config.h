@@ -65,6 +65,8 @@ struct SupernodeConfig {
     Millis chunk_time = std::chrono::seconds(3);
     std::uint64_t piece_size = 256 << 10;  // power of two, 16 KiB..16 MiB (kDefaultPieceSize)
     std::uint64_t upload_rate_limit = 0;   // bytes per second, 0: unlimited
+    // A published blob nobody asked for or downloaded from for this long is withdrawn.
+    Millis seed_idle = std::chrono::minutes(30);
   } swarm;
 };
 

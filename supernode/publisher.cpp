@@ -4,6 +4,7 @@
 #include <charconv>
 #include <limits>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -14,6 +15,7 @@
 #include "common/mirror/responses.h"
 #include "common/p2p/swarm.h"
 #include "common/reference.h"
+#include "common/service.h"
 #include "common/store.h"
 
 namespace layerswarm::supernode {
@@ -96,6 +98,8 @@ Publisher::~Publisher() {
 // for `idle` (their chunks are hashed again when next asked for): the supernode's torrents,
 // descriptors and ticks follow what is in use, not the size of its cache.
 void Publisher::withdraw_uncached() {
+  // libtorrent has long dropped the torrents withdrawn a minute ago; glibc keeps their pages.
+  if (std::exchange(trim_pending_, false)) release_free_memory();
   const SteadyTime now = std::chrono::steady_clock::now();
   std::vector<std::pair<std::string, const char*>> gone;
   for (const auto& [key, blob] : blobs_) {
@@ -119,6 +123,7 @@ void Publisher::withdraw_uncached() {
     for (auto id : blobs_[key]->torrents) swarm_.remove(id);
     blobs_.erase(key);
     LOG_INFO("swarm: blob {} withdrawn ({})", key, why);
+    trim_pending_ = true;
   }
 }
 

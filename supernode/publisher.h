@@ -109,6 +109,7 @@ class Publisher {
   Notifier demand_changed_;
   std::shared_ptr<asio::steady_timer> timer_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  bool trim_pending_ = false;  // blobs were withdrawn: release_free_memory() at the next check
 };
 
 }  // namespace layerswarm::supernode

@@ -365,6 +365,7 @@ PublisherOptions publisher_options(const SupernodeConfig& config, std::string ro
   p.min_chunk_size = config.swarm.min_chunk_size;
   p.chunk_time = config.swarm.chunk_time;
   p.piece_size = static_cast<int>(config.swarm.piece_size);
+  p.idle = config.swarm.seed_idle;
   p.root_cert = std::move(root_cert);
   return p;
 }

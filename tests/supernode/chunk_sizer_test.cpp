@@ -113,7 +113,7 @@ TEST_CASE("the rate meter measures what downloads receive lately", "[supernode][
   }
 }
 
-TEST_CASE("supernode config: chunk sizing keys", "[supernode][config]") {
+TEST_CASE("supernode config: chunk sizing and seeding keys", "[supernode][config]") {
   test::TempDir dir;
   auto load = [&](const std::string& swarm) {
     const std::string file = dir.file("supernode.json");
@@ -131,6 +131,7 @@ TEST_CASE("supernode config: chunk sizing keys", "[supernode][config]") {
     CHECK(c->swarm.chunk_time == 3s);
     CHECK(c->swarm.piece_size == kDefaultPieceSize);
     CHECK(kDefaultPieceSize == 256 << 10);
+    CHECK(c->swarm.seed_idle == std::chrono::minutes(30));
   }
   SECTION("a chunk_size below the smallest turns sizing off") {
     auto c = load(R"({"chunk_size": 524288, "piece_size": 131072})");
@@ -142,6 +143,9 @@ TEST_CASE("supernode config: chunk sizing keys", "[supernode][config]") {
     REQUIRE(c);
     CHECK(c->swarm.min_chunk_size == 2 * kMiB);
     CHECK(c->swarm.chunk_time == 2s);
+    auto idle = load(R"({"seed_idle": "90s"})");
+    REQUIRE(idle);
+    CHECK(idle->swarm.seed_idle == 90s);
   }
   SECTION("invalid values are refused with the key named") {
     auto odd = load(R"({"min_chunk_size": 100000})");
@@ -153,5 +157,8 @@ TEST_CASE("supernode config: chunk sizing keys", "[supernode][config]") {
     auto word = load(R"({"chunk_time": "soon"})");
     REQUIRE_FALSE(word);
     CHECK_THAT(word.error().what(), Catch::Contains("chunk_time"));
+    auto never = load(R"({"seed_idle": "0s"})");
+    REQUIRE_FALSE(never);
+    CHECK_THAT(never.error().what(), Catch::Contains("swarm.seed_idle"));
   }
 }
