@@ -98,6 +98,7 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentConfig& config, asio::io
       swarm_options.download_rate_limit = static_cast<int>(config.swarm.download_rate_limit);
       swarm_options.peers_per_torrent = static_cast<int>(config.swarm.peers_per_torrent);
       swarm_options.upload_slots = static_cast<int>(config.swarm.upload_slots);
+      swarm_options.connections_limit = static_cast<int>(config.swarm.max_peer_connections);
       swarm_options.one_copy_quiet = config.swarm.duplicate_wait;
       // A closed site's swarm admits members only (docs/security.md).
       std::optional<Membership> member;

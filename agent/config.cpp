@@ -31,7 +31,7 @@ Status parse_swarm(const json& j, AgentConfig::Swarm& w) {
           j,
           {"enabled", "upload_rate_limit", "download_rate_limit", "stall_timeout", "min_blob_size",
            "priority_window", "seed_idle", "max_seeding_blobs", "max_seeding_torrents",
-           "peers_per_torrent", "upload_slots", "duplicate_wait"},
+           "peers_per_torrent", "upload_slots", "duplicate_wait", "max_peer_connections"},
           "swarm");
       !s) {
     return s;
@@ -48,6 +48,7 @@ Status parse_swarm(const json& j, AgentConfig::Swarm& w) {
   if (s) s = read_uint(j, "peers_per_torrent", "swarm", w.peers_per_torrent);
   if (s) s = read_uint(j, "upload_slots", "swarm", w.upload_slots);
   if (s) s = read_duration(j, "duplicate_wait", "swarm", w.duplicate_wait);
+  if (s) s = read_uint(j, "max_peer_connections", "swarm", w.max_peer_connections);
   return s;
 }
 
@@ -74,6 +75,11 @@ Status validate(const AgentConfig& c) {
     return bad("swarm.peers_per_torrent must be from 2 to 64");
   }
   if (c.swarm.upload_slots > 100'000) return bad("swarm.upload_slots must be at most 100000");
+  if (c.swarm.max_peer_connections < kMinPeerConnections ||
+      c.swarm.max_peer_connections > kMaxPeerConnections) {
+    return bad("swarm.max_peer_connections must be from " + std::to_string(kMinPeerConnections) +
+               " to " + std::to_string(kMaxPeerConnections));
+  }
   if (c.swarm.seed_idle.count() <= 0) return bad("swarm.seed_idle must be positive");
   if (c.swarm.max_seeding_blobs < 1 || c.swarm.max_seeding_blobs > kMaxSeedingBlobs) {
     return bad("swarm.max_seeding_blobs must be from 1 to " + std::to_string(kMaxSeedingBlobs));

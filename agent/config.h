@@ -23,6 +23,10 @@ using Millis = std::chrono::milliseconds;
 inline constexpr std::uint64_t kMaxSeedingBlobs = 512;
 // Upper bound of swarm.max_seeding_torrents.
 inline constexpr std::uint64_t kMaxSeedingTorrents = 1'000'000;
+// swarm.max_peer_connections: its default and range.
+inline constexpr std::uint64_t kDefaultPeerConnections = 128;
+inline constexpr std::uint64_t kMinPeerConnections = 16;
+inline constexpr std::uint64_t kMaxPeerConnections = 8000;
 
 struct AgentConfig {
   std::string listen = "127.0.0.1:65001";
@@ -79,6 +83,9 @@ struct AgentConfig {
     // One copy of a block in flight (common/p2p/one_copy.h): a request for a block another
     // connection has in flight waits while that connection delivers; 0 is libtorrent's end game.
     Millis duplicate_wait = std::chrono::milliseconds(1500);
+    // Peer connections of all chunk torrents together (docs/configuration.md): with the idle
+    // descriptors and the seeding blobs' files, the agent's descriptors stay under 256.
+    std::uint64_t max_peer_connections = kDefaultPeerConnections;
   } swarm;
 };
 

@@ -61,6 +61,9 @@ struct SwarmOptions {
   // another of its connections has in flight waits until that connection has delivered
   // nothing for this long. 0: libtorrent's end game as it is.
   std::chrono::milliseconds one_copy_quiet{1'500};
+  // Peer connections of all torrents together (libtorrent's connections_limit; it lowers the
+  // limit further to 80% of RLIMIT_NOFILE). Each is a descriptor.
+  int connections_limit = 8000;
 };
 
 struct ChunkInfo {

@@ -22,6 +22,7 @@ TEST_CASE("defaults", "[unit][config]") {
   CHECK(c->swarm.upload_slots == 16);
   CHECK(c->swarm.max_seeding_blobs == 64);
   CHECK(c->swarm.max_seeding_torrents == 4096);
+  CHECK(c->swarm.max_peer_connections == 128);
 }
 
 TEST_CASE("a full configuration file", "[unit][config]") {
@@ -48,7 +49,8 @@ TEST_CASE("a full configuration file", "[unit][config]") {
     "upstream_client": {"connect_timeout": "2s", "read_timeout": "5s", "response_timeout": "8s", "retries": 2,
                         "blob_order": "smallest-first"},
     "log": {"level": "debug"},
-    "swarm": {"duplicate_wait": "0s", "upload_slots": 0, "max_seeding_torrents": 100},
+    "swarm": {"duplicate_wait": "0s", "upload_slots": 0, "max_seeding_torrents": 100,
+              "max_peer_connections": 500},
     "drain_timeout": "3s"
   })";
   write_file(dir.file("agent.json"), cfg);
@@ -74,6 +76,7 @@ TEST_CASE("a full configuration file", "[unit][config]") {
   CHECK(c->swarm.duplicate_wait == 0ms);  // libtorrent's end game
   CHECK(c->swarm.upload_slots == 0);      // a slot for every interested peer
   CHECK(c->swarm.max_seeding_torrents == 100);
+  CHECK(c->swarm.max_peer_connections == 500);
   const auto hub = c->mirror.registries.lookup("index.docker.io");
   CHECK(hub.username == "hub");
   CHECK(hub.password == "secret");
@@ -123,6 +126,8 @@ TEST_CASE("configuration errors name the key", "[unit][config]") {
       {R"({"swarm": {"upload_slots": -1}})", "swarm.upload_slots"},
       {R"({"swarm": {"max_seeding_torrents": 0}})", "swarm.max_seeding_torrents"},
       {R"({"swarm": {"max_seeding_torrents": 1000001}})", "swarm.max_seeding_torrents"},
+      {R"({"swarm": {"max_peer_connections": 15}})", "swarm.max_peer_connections"},
+      {R"({"swarm": {"max_peer_connections": 8001}})", "swarm.max_peer_connections"},
       {R"({"cache": {"bogus": 1}})", "bogus"},
       {R"({"registries": {"docker.io": {"url": "ftp://x"}}})", "registries.docker.io.url"},
       {R"({"registries": {"docker.io": {"user": "x"}}})", "user"},

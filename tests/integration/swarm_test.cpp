@@ -115,6 +115,47 @@ TEST_CASE("a swarm stalling mid-blob hands over to the supernode at the byte rea
   CHECK(upstream.agent_requests("GET", "/v2/site/blob/blobs/" + digest) == 1);
 }
 
+namespace {
+
+// The most descriptors a process holds, sampled every 10 ms (for a minute at most) until stop().
+class FdPeak {
+ public:
+  explicit FdPeak(pid_t pid)
+      : thread_([this, pid] {
+          for (int i = 0; i < 6000 && !done_; ++i) {
+            peak_ = std::max(peak_.load(), open_fds(pid));
+            std::this_thread::sleep_for(10ms);  // a sampling period, not a synchronisation
+          }
+        }) {}
+  FdPeak(const FdPeak&) = delete;
+  FdPeak& operator=(const FdPeak&) = delete;
+  ~FdPeak() { stop(); }
+  int stop() {
+    done_ = true;
+    if (thread_.joinable()) thread_.join();
+    return peak_;
+  }
+
+ private:
+  std::atomic<int> peak_{0};
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+// Registered with the supernode: an agent's idle state (that connection stays open between the
+// registrations, every 30 s).
+bool registered(Agent& supernode, Agent& agent) {
+  return wait_until(
+      [&] {
+        const auto r = http_get(supernode.address(), "/api/v1/agents",
+                                {{"Authorization", std::string("Bearer ") + kToken}});
+        return r.status == 200 && r.body.find(agent.address()) != std::string::npos;
+      },
+      20s, 50ms);
+}
+
+}  // namespace
+
 TEST_CASE("a cache of many chunk torrents holds no descriptors while nobody wants it",
           "[integration][swarm][seeding]") {
   TempDir dir;
@@ -134,24 +175,9 @@ TEST_CASE("a cache of many chunk torrents holds no descriptors while nobody want
   const pid_t pid = agent->process().pid();
   const auto [soft, hard] = fd_limits(pid);
   CHECK(soft == hard);  // raised at start
-  // Idle means registered with the supernode (that connection stays open between the
-  // registrations, every 30 s).
-  REQUIRE(wait_until(
-      [&] {
-        const auto r = http_get(supernode->address(), "/api/v1/agents",
-                                {{"Authorization", std::string("Bearer ") + kToken}});
-        return r.status == 200 && r.body.find(agent->address()) != std::string::npos;
-      },
-      20s, 50ms));
+  REQUIRE(registered(*supernode, *agent));
   const int idle_fds = open_fds(pid);
-  std::atomic<int> peak{0};
-  std::atomic<bool> done{false};
-  std::thread sampler([&] {
-    for (int i = 0; i < 6000 && !done; ++i) {
-      peak = std::max(peak.load(), open_fds(pid));
-      std::this_thread::sleep_for(10ms);  // a sampling period, not a synchronisation
-    }
-  });
+  FdPeak peak(pid);
   for (const auto& [digest, bytes] : blobs) {
     const HttpResult r = http_get(agent->address(), "/v2/site/many/blobs/" + digest);
     CHECK(r.status == 200);
@@ -170,10 +196,9 @@ TEST_CASE("a cache of many chunk torrents holds no descriptors while nobody want
     INFO("descriptors held:" << held);
     CHECK(closed);
   }
-  done = true;
-  sampler.join();
-  INFO("descriptors: idle " << idle_fds << ", peak " << peak << ", after " << open_fds(pid));
-  CHECK(peak <= 256);
+  const int top = peak.stop();
+  INFO("descriptors: idle " << idle_fds << ", peak " << top << ", after " << open_fds(pid));
+  CHECK(top <= 256);
 
   // A second agent wants them: the first loads them again on demand and serves them.
   auto second = start_agent(dir, upstream.url(), supernode->address(), "second", token_file(dir));
@@ -186,6 +211,51 @@ TEST_CASE("a cache of many chunk torrents holds no descriptors while nobody want
                    kBlobs) >= kBlobs);
   CHECK(second->stop() == 0);
   CHECK(counter(*second, "bytes_from_swarm") == static_cast<long long>(kBlobs) << 20);
+}
+
+// Every peer connection is a descriptor. Pulling blobs cut in 16 KiB chunks from a seeding
+// agent, an agent would open one or two per chunk torrent in flight; the cap holds it (and
+// the seed) under swarm.max_peer_connections, and the pull still completes from the swarm.
+TEST_CASE("an agent's peer connections stay under max_peer_connections, however many chunks",
+          "[integration][swarm][seeding]") {
+  TempDir dir;
+  Registry upstream(dir);
+  constexpr int kBlobs = 4;  // 1 MiB each: 64 chunk torrents
+  constexpr int kConnections = 16;
+  std::vector<std::pair<std::string, std::string>> blobs;  // digest, bytes
+  for (int i = 0; i < kBlobs; ++i) {
+    const std::string bytes = random_bytes(1 << 20, 300 + i);
+    blobs.emplace_back(push_blob(upstream, "site/conns", bytes), bytes);
+  }
+  auto supernode = start_supernode(dir, upstream.url(),
+                                   R"({"swarm": {"chunk_size": 16384, "piece_size": 16384}})");
+  const std::string config = R"({"swarm": {"max_peer_connections": 16}})";
+  auto seed =
+      start_agent(dir, upstream.url(), supernode->address(), "seed", token_file(dir), config);
+  for (const auto& [digest, bytes] : blobs) {
+    const HttpResult r = http_get(seed->address(), "/v2/site/conns/blobs/" + digest);
+    REQUIRE(r.status == 200);
+    CHECK(r.body == bytes);
+  }
+  auto agent =
+      start_agent(dir, upstream.url(), supernode->address(), "agent", token_file(dir), config);
+  REQUIRE(registered(*supernode, *agent));
+  const int idle_fds = open_fds(agent->process().pid());
+  FdPeak peak(agent->process().pid());
+  for (const auto& [digest, bytes] : blobs) {
+    const HttpResult r = http_get(agent->address(), "/v2/site/conns/blobs/" + digest);
+    CHECK(r.status == 200);
+    CHECK(r.body == bytes);
+  }
+  const int top = peak.stop();
+  // Beyond its idle descriptors: the connections, libtorrent's slack of 10 incoming ones it
+  // accepts to replace others, one per blob seeding, and a few of the pull's own (the client,
+  // the supernode, the files being written).
+  INFO("descriptors: idle " << idle_fds << ", peak " << top);
+  CHECK(top <= idle_fds + kConnections + 10 + kBlobs + 16);
+  INFO(agent->log());
+  CHECK(agent->stop() == 0);
+  CHECK(counter(*agent, "bytes_from_swarm") > 0);
 }
 
 TEST_CASE("past the chunk torrent cap, the blob wanted least recently stops seeding",
