@@ -5,6 +5,8 @@
 # torrents from its /metrics) while it pulls the image, once it is idle, after a restart on the
 # same cache, and while agent B pulls the image from it. Budgets (docs/benchmarks.md "Many
 # chunks, no descriptors while idle"): <= 256 descriptors, <= 64 MiB RSS, <= 0.5% of a core idle.
+# At the end, the supernode's own figures; with SN_IDLE (its swarm.seed_idle, e.g. 30s) it also
+# withdraws every blob and the table shows its memory after that.
 #   benchmarks/many_chunks.sh [LAYERS]     (default 50; KEEP=1 keeps the logs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,8 +25,9 @@ fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 rss_mib() { awk '/^VmRSS:/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 hwm_mib() { awk '/^VmHWM:/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-metric() {  # metric ADDRESS NAME
-  curl -sf "http://$1/metrics" | awk -v n="$2" '$1 == n {print $2; exit}'
+metric() {  # metric ADDRESS NAME (the supernode's needs the token: it is sent to both)
+  curl -sf -H "Authorization: Bearer $(cat "$WORK/token")" "http://$1/metrics" |
+    awk -v n="$2" '$1 == n {print $2; exit}'
 }
 # wait_for DESCRIPTION SECONDS COMMAND...: polls COMMAND every 0.2 s until it succeeds.
 wait_for() {
@@ -79,11 +82,14 @@ print(sum((b["size"] + 16383) // 16384 for b in json.load(open(sys.argv[1]))["bl
 log "$CHUNKS chunks of 16 KiB"
 
 echo "many-chunks-token" >"$WORK/token"
-echo '{"swarm": {"chunk_size": 16384, "piece_size": 16384}}' >"$WORK/supernode.json"
+SN_IDLE=${SN_IDLE:-}
+echo "{\"swarm\": {\"chunk_size\": 16384, \"piece_size\": 16384${SN_IDLE:+, \"seed_idle\": \"$SN_IDLE\"}}}" \
+  >"$WORK/supernode.json"
 "$SUPERNODE_BIN" --listen 127.0.0.1:0 --p2p-listen 127.0.0.1:0 --data-dir "$WORK/supernode" \
   --upstream "http://$REGISTRY" --token-file "$WORK/token" --config "$WORK/supernode.json" \
   >"$WORK/supernode.log" 2>&1 &
-PIDS+=($!)
+SN_PID=$!
+PIDS+=($SN_PID)
 ls_wait_log "$WORK/supernode.log" "listening on"
 SUPERNODE=$(ls_listening "$WORK/supernode.log")
 echo '{"swarm": {"seed_idle": "5s"}}' >"$WORK/agent.json"
@@ -183,3 +189,14 @@ row "A seeds B (peak)" "$(cat "$WORK/peak-a2" 2>/dev/null || echo -)" "$(hwm_mib
 wait_for "A's chunk torrents to unload again" 300 no_torrents
 idle_row "A idle again"
 
+# The supernode: its peak, and (with SN_IDLE) its memory once it has withdrawn every blob. The
+# heap is handed back at the check after a withdrawal (one a minute): a window of 65 s.
+row "supernode (peak)" - "$(hwm_mib "$SN_PID")" "$(awk -v d="$(ticks "$SN_PID")" -v t="$TCK" 'BEGIN {printf "%.1f CPU-s", d / t}')" \
+  - "now $(fds "$SN_PID") descriptors, $(rss_mib "$SN_PID") MiB; $(grep -c 'withdrawn' "$WORK/supernode.log" || true) withdrawals so far"
+if [ -n "$SN_IDLE" ]; then
+  sn_unloaded() { [ "$(metric "$SUPERNODE" layerswarm_swarm_torrents)" = 0 ]; }
+  wait_for "the supernode to withdraw every blob" 600 sn_unloaded
+  sleep 65  # the measuring window: the next check trims the heap
+  row "supernode, all withdrawn" "$(fds "$SN_PID")" "$(rss_mib "$SN_PID")" - \
+    "$(metric "$SUPERNODE" layerswarm_swarm_torrents)" "$(grep -c 'withdrawn' "$WORK/supernode.log" || true) withdrawals"
+fi

@@ -94,6 +94,7 @@ log() { echo "swarm: $*" >&2; }
 now() { date +%s.%N; }
 ls_on_cleanup() {  # ends what still runs in our namespaces (ours alone), then removes them
   local ns pid
+  for pid in ${FD_PID:-} ${TIMELINE_PID:-}; do kill "$pid" 2>/dev/null || true; done  # samplers
   for ns in $(ip netns list | awk '{print $1}' | grep "^$P-" || true); do
     for pid in $(ip netns pids "$ns"); do kill "$pid" 2>/dev/null || true; done
   done
@@ -255,6 +256,24 @@ softirq_gib() {
 cpu_percent() {  # cpu_percent "BEFORE" "AFTER"
   awk -v a="$1" -v b="$2" 'BEGIN {split(a, x, " "); split(b, y, " "); printf "%.0f", 100 * (y[1] - x[1]) / (y[2] - x[2])}'
 }
+# fd_peak_start FILE PID...: the largest descriptor count of any PID (/proc/PID/fd), sampled
+# every 0.5 s for an hour at most, kept in FILE; FD_PID is the sampler. A glob, not ls: no fork
+# per process and sample.
+fd_peak_start() {
+  local out=$1; shift
+  (
+    peak=0
+    for _ in $(seq 1 7200); do
+      for pid in "$@"; do
+        fds=(/proc/"$pid"/fd/*)
+        [ -e "${fds[0]}" ] && [ "${#fds[@]}" -gt "$peak" ] && peak=${#fds[@]}
+      done
+      echo "$peak" >"$out"
+      sleep 0.5  # the sampling period, not a synchronisation
+    done
+  ) &
+  FD_PID=$!
+}
 stats() {  # prints "slowest median" of TIMES
   python3 -c 'import statistics,sys; t=[float(x) for x in sys.argv[1:]]; print("%.2f %.2f" % (max(t), statistics.median(t)) if t else "- -")' "${TIMES[@]}"
 }
@@ -321,7 +340,7 @@ print("%.3f" % (time.monotonic() - t)); r.read()'
   exit 0
 fi
 TABLE=$WORK/table.txt
-printf '%-4s %-11s %9s %9s %13s %8s %10s %10s %5s %8s %12s %12s %12s %9s %9s %10s\n' N system slowest_s median_s upstream_MiB up/S sn_tx_MiB nodes_tx_MiB CPU% T_min_s agents_cpu/G sn_cpu/G reg_cpu/G agent_RSS redundant softirq/G >"$TABLE"
+printf '%-4s %-11s %9s %9s %13s %8s %10s %10s %5s %8s %12s %12s %12s %9s %9s %10s %9s\n' N system slowest_s median_s upstream_MiB up/S sn_tx_MiB nodes_tx_MiB CPU% T_min_s agents_cpu/G sn_cpu/G reg_cpu/G agent_RSS redundant softirq/G agent_fds >"$TABLE"
 # late_joiners N: node 1 rejoins as a new node after each delay of $LATE (seconds after the
 # rollout ended) and pulls alone; one line per delay in $LATE_TABLE.
 LATE_TABLE=$WORK/late.txt
@@ -405,8 +424,12 @@ for n in $NODES; do
     if [ -n "$TIMELINE" ]; then
       case "$system" in direct) timeline_start "$n" "$system" up ;; *) timeline_start "$n" "$system" "$TIMELINE_HOST" ;; esac
     fi
+    FD_PID=
+    echo - >"$WORK/fds-$n"
+    [ "${#agent_pids[@]}" -gt 0 ] && fd_peak_start "$WORK/fds-$n" "${agent_pids[@]}"
     pull_all "$n" "$system-$n" from
-    if [ -n "$TIMELINE_PID" ]; then kill "$TIMELINE_PID" 2>/dev/null || true; wait "$TIMELINE_PID" 2>/dev/null || true; fi
+    if [ -n "$FD_PID" ]; then kill "$FD_PID" 2>/dev/null || true; wait "$FD_PID" 2>/dev/null || true; FD_PID=; fi
+    if [ -n "$TIMELINE_PID" ]; then kill "$TIMELINE_PID" 2>/dev/null || true; wait "$TIMELINE_PID" 2>/dev/null || true; TIMELINE_PID=; fi
     after=$(cpu_busy)
     cpu=$(cpu_percent "$before" "$after")
     agents_cpu1=$(proc_cpu "${agent_pids[@]}"); sn_cpu1=$(proc_cpu $sn_pid); reg_cpu1=$(proc_cpu "$reg_pid")
@@ -467,6 +490,8 @@ for n in $NODES; do
       sed -i "\$ s/\$/ $(printf '%9s' -)/" "$TABLE"
     fi
     sed -i "\$ s/\$/ $(printf '%10s' "$sirq_g")/" "$TABLE"
+    # Peak descriptors of the agents (largest) during the rollout, sampled every 0.5 s.
+    sed -i "\$ s/\$/ $(printf '%9s' "$(cat "$WORK/fds-$n")")/" "$TABLE"
   done
   stop_pid "${PIDS[0]}"  # the upstream of this N
   PIDS=()
