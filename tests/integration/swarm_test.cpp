@@ -142,6 +142,24 @@ class FdPeak {
   std::thread thread_;
 };
 
+using Blobs = std::vector<std::pair<std::string, std::string>>;  // digest, bytes
+
+// `count` random blobs of 1 MiB pushed to `repo` (`seed` picks the bytes): under a supernode
+// with 16 KiB chunks (start_tiny_chunks_supernode) each is 64 chunk torrents.
+Blobs push_mib_blobs(Registry& upstream, const std::string& repo, int count, int seed) {
+  Blobs blobs;
+  for (int i = 0; i < count; ++i) {
+    const std::string bytes = random_bytes(1 << 20, seed + i);
+    blobs.emplace_back(push_blob(upstream, repo, bytes), bytes);
+  }
+  return blobs;
+}
+
+std::unique_ptr<Agent> start_tiny_chunks_supernode(const TempDir& dir, const Registry& upstream) {
+  return start_supernode(dir, upstream.url(),
+                         R"({"swarm": {"chunk_size": 16384, "piece_size": 16384}})");
+}
+
 // Registered with the supernode: an agent's idle state (that connection stays open between the
 // registrations, every 30 s).
 bool registered(Agent& supernode, Agent& agent) {
@@ -163,13 +181,8 @@ TEST_CASE("a cache of many chunk torrents holds no descriptors while nobody want
   // 16 KiB chunks: 6 blobs of 1 MiB are 384 chunk torrents, far more than the descriptors the
   // agent may keep (one per loaded blob).
   constexpr int kBlobs = 6;
-  std::vector<std::pair<std::string, std::string>> blobs;  // digest, bytes
-  for (int i = 0; i < kBlobs; ++i) {
-    const std::string bytes = random_bytes(1 << 20, 100 + i);
-    blobs.emplace_back(push_blob(upstream, "site/many", bytes), bytes);
-  }
-  auto supernode = start_supernode(dir, upstream.url(),
-                                   R"({"swarm": {"chunk_size": 16384, "piece_size": 16384}})");
+  const Blobs blobs = push_mib_blobs(upstream, "site/many", kBlobs, 100);
+  auto supernode = start_tiny_chunks_supernode(dir, upstream);
   auto agent = start_agent(dir, upstream.url(), supernode->address(), "agent", token_file(dir),
                            R"({"swarm": {"seed_idle": "1s"}})");
   const pid_t pid = agent->process().pid();
@@ -222,13 +235,8 @@ TEST_CASE("an agent's peer connections stay under max_peer_connections, however 
   Registry upstream(dir);
   constexpr int kBlobs = 4;  // 1 MiB each: 64 chunk torrents
   constexpr int kConnections = 16;
-  std::vector<std::pair<std::string, std::string>> blobs;  // digest, bytes
-  for (int i = 0; i < kBlobs; ++i) {
-    const std::string bytes = random_bytes(1 << 20, 300 + i);
-    blobs.emplace_back(push_blob(upstream, "site/conns", bytes), bytes);
-  }
-  auto supernode = start_supernode(dir, upstream.url(),
-                                   R"({"swarm": {"chunk_size": 16384, "piece_size": 16384}})");
+  const Blobs blobs = push_mib_blobs(upstream, "site/conns", kBlobs, 300);
+  auto supernode = start_tiny_chunks_supernode(dir, upstream);
   const std::string config = R"({"swarm": {"max_peer_connections": 16}})";
   auto seed =
       start_agent(dir, upstream.url(), supernode->address(), "seed", token_file(dir), config);
@@ -264,13 +272,8 @@ TEST_CASE("past the chunk torrent cap, the blob wanted least recently stops seed
   Registry upstream(dir);
   // 1 MiB blobs in 16 KiB chunks: 64 chunk torrents each; the cap holds two blobs.
   constexpr int kBlobs = 4;
-  std::vector<std::pair<std::string, std::string>> blobs;  // digest, bytes
-  for (int i = 0; i < kBlobs; ++i) {
-    const std::string bytes = random_bytes(1 << 20, 200 + i);
-    blobs.emplace_back(push_blob(upstream, "site/capped", bytes), bytes);
-  }
-  auto supernode = start_supernode(dir, upstream.url(),
-                                   R"({"swarm": {"chunk_size": 16384, "piece_size": 16384}})");
+  const Blobs blobs = push_mib_blobs(upstream, "site/capped", kBlobs, 200);
+  auto supernode = start_tiny_chunks_supernode(dir, upstream);
   auto agent = start_agent(dir, upstream.url(), supernode->address(), "agent", token_file(dir),
                            R"({"swarm": {"max_seeding_torrents": 128}})");
   for (const auto& [digest, bytes] : blobs) {
