@@ -99,6 +99,10 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentConfig& config, asio::io
       swarm_options.peers_per_torrent = static_cast<int>(config.swarm.peers_per_torrent);
       swarm_options.upload_slots = static_cast<int>(config.swarm.upload_slots);
       swarm_options.connections_limit = static_cast<int>(config.swarm.max_peer_connections);
+      // Descriptors: connections, plus at most this many announces to the supernode's tracker
+      // (answered in about a millisecond), keep the agent under 256 (docs/architecture.md
+      // "Seeding what is in demand").
+      swarm_options.http_announces = 16;
       swarm_options.one_copy_quiet = config.swarm.duplicate_wait;
       // A closed site's swarm admits members only (docs/security.md).
       std::optional<Membership> member;

@@ -71,6 +71,7 @@ lt::settings_pack base_settings(const SwarmOptions& o) {
   s.set_int(lt::settings_pack::unchoke_slots_limit, o.upload_slots > 0 ? o.upload_slots : 100'000);
   s.set_int(lt::settings_pack::unchoke_interval, 5);
   s.set_int(lt::settings_pack::connections_limit, o.connections_limit);
+  s.set_int(lt::settings_pack::max_concurrent_http_announces, o.http_announces);
   // Peers asked of the tracker per announce: as many as a torrent connects to (below).
   s.set_int(lt::settings_pack::num_want, o.peers_per_torrent);
   s.set_str(lt::settings_pack::peer_fingerprint, "-LS0100-");

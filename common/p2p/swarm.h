@@ -64,6 +64,10 @@ struct SwarmOptions {
   // Peer connections of all torrents together (libtorrent's connections_limit; it lowers the
   // limit further to 80% of RLIMIT_NOFILE). Each is a descriptor.
   int connections_limit = 8000;
+  // Tracker announces over HTTP in flight at once (libtorrent's max_concurrent_http_announces,
+  // 50 by default): each is a descriptor too, and a restart or a blob of many chunks makes
+  // hundreds of announces at the same moment.
+  int http_announces = 50;
 };
 
 struct ChunkInfo {
