@@ -1,5 +1,7 @@
 #include "agent/seeder.h"
 
+#include <utility>
+
 #include <nlohmann/json.hpp>
 
 #include "common/encoding.h"
@@ -296,10 +298,7 @@ void Seeder::enforce_cap() {
 // Blobs the cache dropped stop at once; blobs idle for `idle` stop unless peers are still
 // downloading from them (their upload counters moved since the last check).
 void Seeder::check_idle() {
-  if (trim_pending_) {
-    trim_pending_ = false;
-    release_free_memory();
-  }
+  if (std::exchange(trim_pending_, false)) release_free_memory();
   const SteadyTime now = std::chrono::steady_clock::now();
   std::vector<std::pair<std::string, const char*>> gone;
   for (auto& [key, s] : seeding_) {

@@ -37,16 +37,6 @@ wait_for() {
   log "timed out after $secs s waiting for $what"
   return 1
 }
-# sample_fds PID FILE: the most descriptors PID held, sampled every 50 ms, into FILE (background).
-sample_fds() {
-  local pid=$1 file=$2 max=0 n
-  for _ in $(seq 1 24000); do
-    kill -0 "$pid" 2>/dev/null || break
-    n=$(fds "$pid")
-    [ "$n" -gt "$max" ] && max=$n && echo "$max" >"$file"
-    sleep 0.05
-  done
-}
 # sample_torrents ADDRESS FILE: the most chunk torrents loaded, sampled every 200 ms (background).
 sample_torrents() {
   local addr=$1 file=$2 max=0 n
@@ -130,8 +120,8 @@ no_torrents() { [ "$(metric "$A_ADDR" layerswarm_swarm_torrents)" = 0 ]; }
 start_agent a a
 A_PID=$AGENT_PID A_ADDR=$AGENT_ADDR
 row "A started, empty cache" "$(fds "$A_PID")" "$(rss_mib "$A_PID")" - "$(metric "$A_ADDR" layerswarm_swarm_torrents)" ""
-sample_fds "$A_PID" "$WORK/peak-a" &
-sampler=$!
+ls_fd_peak "$WORK/peak-a" 0.05 "$A_PID"
+sampler=$LS_FD_PEAK_PID
 log "A pulls the image ($CHUNKS chunk torrents)"
 t0=$(ticks "$A_PID")
 secs=$(pull "$A_ADDR" "$WORK/pulled-a")
@@ -152,8 +142,8 @@ A_PID=$AGENT_PID A_ADDR=$AGENT_ADDR
 ready=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}')
 # The supernode's demand feed still lists the blobs A pulled (for 10 minutes): the restarted A
 # loads them again, up to its caps, and unloads them after seed_idle.
-sample_fds "$A_PID" "$WORK/peak-a1" &
-sampler=$!
+ls_fd_peak "$WORK/peak-a1" 0.05 "$A_PID"
+sampler=$LS_FD_PEAK_PID
 sample_torrents "$A_ADDR" "$WORK/torrents-a1" &
 tsampler=$!
 t0=$(ticks "$A_PID")
@@ -170,8 +160,8 @@ idle_row "A idle after the restart"
 log "B pulls the image; A loads its chunks on demand"
 start_agent b b
 B_ADDR=$AGENT_ADDR
-sample_fds "$A_PID" "$WORK/peak-a2" &
-sampler=$!
+ls_fd_peak "$WORK/peak-a2" 0.05 "$A_PID"
+sampler=$LS_FD_PEAK_PID
 sample_torrents "$A_ADDR" "$WORK/torrents-a2" &
 tsampler=$!
 t0=$(ticks "$A_PID")

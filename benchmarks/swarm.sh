@@ -256,24 +256,6 @@ softirq_gib() {
 cpu_percent() {  # cpu_percent "BEFORE" "AFTER"
   awk -v a="$1" -v b="$2" 'BEGIN {split(a, x, " "); split(b, y, " "); printf "%.0f", 100 * (y[1] - x[1]) / (y[2] - x[2])}'
 }
-# fd_peak_start FILE PID...: the largest descriptor count of any PID (/proc/PID/fd), sampled
-# every 0.5 s for an hour at most, kept in FILE; FD_PID is the sampler. A glob, not ls: no fork
-# per process and sample.
-fd_peak_start() {
-  local out=$1; shift
-  (
-    peak=0
-    for _ in $(seq 1 7200); do
-      for pid in "$@"; do
-        fds=(/proc/"$pid"/fd/*)
-        [ -e "${fds[0]}" ] && [ "${#fds[@]}" -gt "$peak" ] && peak=${#fds[@]}
-      done
-      echo "$peak" >"$out"
-      sleep 0.5  # the sampling period, not a synchronisation
-    done
-  ) &
-  FD_PID=$!
-}
 stats() {  # prints "slowest median" of TIMES
   python3 -c 'import statistics,sys; t=[float(x) for x in sys.argv[1:]]; print("%.2f %.2f" % (max(t), statistics.median(t)) if t else "- -")' "${TIMES[@]}"
 }
@@ -426,7 +408,7 @@ for n in $NODES; do
     fi
     FD_PID=
     echo - >"$WORK/fds-$n"
-    [ "${#agent_pids[@]}" -gt 0 ] && fd_peak_start "$WORK/fds-$n" "${agent_pids[@]}"
+    if [ "${#agent_pids[@]}" -gt 0 ]; then ls_fd_peak "$WORK/fds-$n" 0.5 "${agent_pids[@]}"; FD_PID=$LS_FD_PEAK_PID; fi
     pull_all "$n" "$system-$n" from
     if [ -n "$FD_PID" ]; then kill "$FD_PID" 2>/dev/null || true; wait "$FD_PID" 2>/dev/null || true; FD_PID=; fi
     if [ -n "$TIMELINE_PID" ]; then kill "$TIMELINE_PID" 2>/dev/null || true; wait "$TIMELINE_PID" 2>/dev/null || true; TIMELINE_PID=; fi

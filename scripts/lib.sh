@@ -91,3 +91,27 @@ CONF
   for i in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
   NGINX_PORT=$port
 }
+
+# ls_fd_peak FILE PERIOD PID...: in the background, the most descriptors any PID holds
+# (/proc/PID/fd), sampled every PERIOD seconds (24,000 samples at most, until no PID is left),
+# kept in FILE; LS_FD_PEAK_PID is the sampler. A glob, not ls: no fork per process and sample.
+ls_fd_peak() {
+  local out=$1 period=$2
+  shift 2
+  (
+    peak=0
+    for _ in $(seq 1 24000); do
+      alive=0
+      for pid in "$@"; do
+        fds=(/proc/"$pid"/fd/*)
+        [ -e "${fds[0]}" ] || continue
+        alive=1
+        if [ "${#fds[@]}" -gt "$peak" ]; then peak=${#fds[@]}; fi
+      done
+      [ "$alive" = 1 ] || break
+      echo "$peak" >"$out"
+      sleep "$period"  # the sampling period, not a synchronisation
+    done
+  ) &
+  LS_FD_PEAK_PID=$!
+}
