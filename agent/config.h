@@ -74,8 +74,9 @@ struct AgentConfig {
     // demand and no upload, and at most this many at once (one descriptor each).
     Millis seed_idle = std::chrono::minutes(5);
     std::uint64_t max_seeding_blobs = 64;
-    // And at most this many of their chunk torrents (~7 KiB of memory each, docs/configuration.md).
-    std::uint64_t max_seeding_torrents = 4096;
+    // Chunk torrents in the swarm at once, downloads' included (~10 KiB of memory each,
+    // docs/configuration.md); seeding blobs make way for downloads.
+    std::uint64_t max_seeding_torrents = 2048;
     std::uint64_t peers_per_torrent = 16;  // connections per chunk torrent (docs/configuration.md)
     // Upload slots for all chunk torrents together; 0: one for every interested peer
     // (docs/configuration.md).

@@ -41,6 +41,12 @@ std::size_t Seeder::loaded_torrents() const {
   return n;
 }
 
+std::size_t Seeder::downloading_torrents() const {
+  const std::size_t all = swarm_.torrents();
+  const std::size_t seeding = loaded_torrents();
+  return all > seeding ? all - seeding : 0;
+}
+
 void Seeder::start(Store& store) {
   store_ = &store;
   check_timer_ = std::make_shared<asio::steady_timer>(executor_);
@@ -194,8 +200,9 @@ bool Seeder::room_for(std::size_t torrents, std::uint64_t batch) const {
     kept_torrents += s.torrents.size();
   }
   // The first blob of a batch always loads, even one over the torrent cap on its own.
-  return kept_blobs == 0 || (kept_blobs + 1 <= options_.max_blobs &&
-                             kept_torrents + torrents <= options_.max_torrents);
+  return kept_blobs == 0 ||
+         (kept_blobs + 1 <= options_.max_blobs &&
+          kept_torrents + torrents + downloading_torrents() <= options_.max_torrents);
 }
 
 Status Seeder::add_torrents(const Digest& digest, const std::string& text, std::uint64_t batch) {
@@ -260,6 +267,7 @@ void Seeder::adopt(const Digest& digest, std::vector<std::uint64_t> torrents, co
   if (auto old = seeding_.find(key); old != seeding_.end()) {
     for (auto id : old->second.torrents) swarm_.remove(id);
   }
+  LOG_INFO("blob {}: seeding after its download ({} chunk torrents)", key, torrents.size());
   seeding_[key] = Seeded{std::move(torrents), std::chrono::steady_clock::now(), 0,
                          store_->hold(digest), ++batch_};
   if (auto s = store_->put_extra(digest, record); !s) {
@@ -277,10 +285,11 @@ void Seeder::unload(const std::string& key, const char* why) {
   trim_pending_ = true;
 }
 
-// Over a cap: the blob wanted least recently goes first. The torrent cap leaves the last blob
-// loaded even when it alone is over it: a blob seeds whole or not at all.
+// Over a cap: the blob wanted least recently goes first. The torrent cap counts the downloads'
+// torrents too, and leaves the last blob loaded even when it alone is over it: a blob seeds
+// whole or not at all.
 void Seeder::enforce_cap() {
-  std::size_t torrents = loaded_torrents();
+  std::size_t torrents = loaded_torrents() + downloading_torrents();
   for (std::size_t i = 0; i < 1'000'000 && !seeding_.empty(); ++i) {
     const bool too_many_blobs = seeding_.size() > options_.max_blobs;
     const bool too_many_torrents = seeding_.size() > 1 && torrents > options_.max_torrents;

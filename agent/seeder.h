@@ -4,8 +4,10 @@
 // A loaded blob that nobody asked for and nobody downloaded from for `idle` is unloaded again.
 // So a cache of any size costs nothing while idle (no descriptors, announces or ticks per cached
 // chunk), and the descriptors in use are one per loaded blob, at most `max_blobs`. Memory grows
-// with the chunk torrents loaded (~7 KiB each in libtorrent), so they are capped too
-// (`max_torrents`), and the heap pages unloading freed are handed back to the system.
+// with the chunk torrents in the swarm (~10 KiB each in libtorrent), so they are capped too:
+// `max_torrents` counts the downloads' torrents as well as the seeding ones, and a download
+// that needs room pushes out the blobs wanted least recently (make_room). The heap pages
+// unloading freed are handed back to the system.
 //
 // A blob's chunk metainfo comes from its seeding record in the store (written when it was
 // downloaded through the swarm), or else from the supernode (a blob completed over HTTP).
@@ -38,7 +40,8 @@ namespace layerswarm::agent {
 struct SeederOptions {
   std::chrono::milliseconds idle{std::chrono::minutes(5)};  // unload after this without demand
   std::size_t max_blobs = 64;                               // loaded at once (descriptors)
-  std::size_t max_torrents = 4096;  // their chunk torrents loaded at once (memory)
+  // Chunk torrents in the swarm at once, downloads' included (memory); downloads never wait.
+  std::size_t max_torrents = 2048;
   std::chrono::milliseconds check_interval{std::chrono::seconds(5)};
   std::chrono::milliseconds retry_pause{std::chrono::seconds(2)};  // after a failed demand poll
   // Smaller blobs are never fetched through the swarm (SwarmSourceOptions::min_blob_size), so
@@ -69,6 +72,10 @@ class Seeder {
   // "metainfo": [base64, ...]}.
   static std::string make_record(const Layout& layout, const std::vector<std::string>& metainfo);
 
+  // A download just added a chunk torrent: seeding blobs make way while the swarm holds more
+  // than `max_torrents` (the last one stays, see enforce_cap).
+  void make_room() { enforce_cap(); }
+
   std::size_t loaded_blobs() const { return seeding_.size(); }
   std::size_t loaded_torrents() const;
 
@@ -90,6 +97,8 @@ class Seeder {
   // Whether `torrents` more chunk torrents, wanted in `batch`, fit the caps by pushing out only
   // blobs wanted before that batch.
   bool room_for(std::size_t torrents, std::uint64_t batch) const;
+  // Chunk torrents in the swarm that are not seeding here: downloads in flight.
+  std::size_t downloading_torrents() const;
   void check_idle();
   void unload(const std::string& key, const char* why);
   void enforce_cap();

@@ -337,6 +337,7 @@ Task<void> SwarmSource::add_chunks(std::shared_ptr<Download> download, BlobLocat
     }
     chunk.torrent = *id;
     chunk.metainfo = std::move(*metainfo);
+    seeder_.make_room();  // the cap on chunk torrents counts downloads (seeder.h)
     LOG_DEBUG("blob {}: chunk {} added to the swarm", download->digest.str(), k);
     download->last_progress = std::chrono::steady_clock::now();
     if (download->window > 0) download->prioritize(download->window);

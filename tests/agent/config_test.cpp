@@ -21,7 +21,7 @@ TEST_CASE("defaults", "[unit][config]") {
   CHECK(c->swarm.duplicate_wait == 1500ms);
   CHECK(c->swarm.upload_slots == 16);
   CHECK(c->swarm.max_seeding_blobs == 64);
-  CHECK(c->swarm.max_seeding_torrents == 4096);
+  CHECK(c->swarm.max_seeding_torrents == 2048);
   CHECK(c->swarm.max_peer_connections == 128);
 }
 

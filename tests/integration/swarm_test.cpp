@@ -282,7 +282,9 @@ TEST_CASE("past the chunk torrent cap, the blob wanted least recently stops seed
     CHECK(r.body == bytes);
   }
   INFO(agent->log());
-  // The first two blobs made way for the last two, oldest first; the last two still seed.
+  // The first two blobs made way for the last two, oldest first; the last two still seed. (A
+  // response ends before its blob is cached and seeding.)
+  REQUIRE(eventually([&] { return agent->log_lines({blobs[3].first, "seeding after"}); }, 1) == 1);
   CHECK(eventually([&] { return agent->log_lines({"too many chunk torrents seeding"}); }, 2) == 2);
   CHECK(agent->log_lines({blobs[0].first, "stopped seeding (too many chunk torrents seeding)"}) ==
         1);
@@ -291,6 +293,15 @@ TEST_CASE("past the chunk torrent cap, the blob wanted least recently stops seed
   CHECK(agent->log_lines({blobs[2].first, "stopped seeding"}) == 0);
   CHECK(agent->log_lines({blobs[3].first, "stopped seeding"}) == 0);
   CHECK(wait_until([&] { return metric(*agent, "layerswarm_swarm_torrents") == 128; }, 10s));
+  // The cap counts a download's torrents: the oldest blob made way while the third blob was
+  // downloading, not once it was seeding (the swarm never held 192 chunk torrents).
+  const std::string log = agent->log();
+  const auto pushed_out =
+      log.find(blobs[0].first + ": stopped seeding (too many chunk torrents seeding)");
+  const auto third_seeds = log.find(blobs[2].first + ": seeding after its download");
+  REQUIRE(pushed_out != std::string::npos);
+  REQUIRE(third_seeds != std::string::npos);
+  CHECK(pushed_out < third_seeds);
 
   // Restarted, the agent catches up on the supernode's demand feed, which lists all four (its
   // own downloads): it loads the two newest and leaves the others, rather than loading each
