@@ -76,10 +76,15 @@ lt::settings_pack base_settings(const SwarmOptions& o) {
   s.set_int(lt::settings_pack::num_want, o.peers_per_torrent);
   s.set_str(lt::settings_pack::peer_fingerprint, "-LS0100-");
   s.set_str(lt::settings_pack::user_agent, "layerswarm/0.1.0");
-  s.set_int(lt::settings_pack::alert_mask,
-            lt::alert_category::error | lt::alert_category::status |
-                lt::alert_category::piece_progress | lt::alert_category::peer |
-                lt::alert_category::connect | lt::alert_category::tracker);
+  // The alerts on_alert() acts on. Connections and tracker replies are only logged, at debug
+  // level, so only then asked for: at thousands of chunk torrents they were most of the alerts
+  // and their queue's memory (docs/benchmarks.md "The torrent cap counts downloads").
+  lt::alert_category_t mask = lt::alert_category::error | lt::alert_category::status |
+                              lt::alert_category::piece_progress | lt::alert_category::peer;
+  if (::spdlog::should_log(::spdlog::level::debug)) {
+    mask |= lt::alert_category::connect | lt::alert_category::tracker;
+  }
+  s.set_int(lt::settings_pack::alert_mask, mask);
   s.set_int(lt::settings_pack::alert_queue_size, 100'000);
   return s;
 }
