@@ -36,6 +36,8 @@ bool no_space(int err) { return err == ENOSPC || err == EDQUOT; }
 
 // Progress is recorded with a partial file at most this often (bytes).
 constexpr std::uint64_t kProgressStep = 256 << 10;
+// The smallest batch a download's pipeline is given (below the configured batch size).
+constexpr std::size_t kMinBatch = 64 << 10;
 
 // Moves a download's bytes from its reads (io thread) to the hash and the file (thread pool;
 // docs/architecture.md "Threads and time"). Reads fill a buffer; what they added leaves for
@@ -447,8 +449,18 @@ Task<Status> BlobFetcher::download(BlobFetch& fetch, BlobLocator blob,
     go_uncached(*observed, digest, at, "the disk is full");
     if (keeper_) asio::co_spawn(executor_, keeper_->on_no_space(), asio::detached);
   };
-  auto pipe = std::make_shared<Pipeline>(blob.digest.algorithm(), options_.batch_size, pool_,
-                                         executor_, std::move(publish), std::move(full));
+  // Each download holds two batches. A swarm download arrives at the link's speed and is
+  // written in place, so a quarter of a batch hands off often enough; and a blob smaller than a
+  // batch needs no more than itself: six downloads at once held 12 MiB of batches for chunk
+  // torrents' worth of bytes (docs/benchmarks.md "The torrent cap counts downloads").
+  std::size_t batch = options_.batch_size;
+  if (stream->in_place()) batch = std::max<std::size_t>(batch / 4, kMinBatch);
+  if (fetch.size_ && *fetch.size_ > offset && *fetch.size_ - offset < batch) {
+    batch = std::max<std::size_t>(static_cast<std::size_t>(*fetch.size_ - offset), kMinBatch);
+  }
+  batch = std::min(batch, options_.batch_size);
+  auto pipe = std::make_shared<Pipeline>(blob.digest.algorithm(), batch, pool_, executor_,
+                                         std::move(publish), std::move(full));
   // Whatever way this coroutine ends, late jobs no longer touch the fetch.
   struct Detach {
     Pipeline* pipe;
