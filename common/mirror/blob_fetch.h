@@ -122,6 +122,7 @@ struct FetchOptions {
   // leaves as soon as the pool is free, so readers trail a slow download by one read and a
   // fast one by at most a batch. Measured (cold 1 GiB through one agent, loopback): one
   // hand-off per 64 KiB read 2.5-3.2 s; see docs/benchmarks.md for the figures at this size.
+  // A swarm download uses a quarter of it, and no download more than its blob (blob_fetch.cpp).
   std::size_t batch_size = 1024 * 1024;
   // Uncached streaming: the window's size, and how long the download waits for its slowest
   // reader before leaving it behind (that reader's response is aborted).
