@@ -1,5 +1,6 @@
 #include "agent/seeder.h"
 
+#include <algorithm>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -289,7 +290,7 @@ void Seeder::unload(const std::string& key, const char* why) {
 // torrents too, and leaves the last blob loaded even when it alone is over it: a blob seeds
 // whole or not at all.
 void Seeder::enforce_cap() {
-  std::size_t torrents = loaded_torrents() + downloading_torrents();
+  std::size_t torrents = std::max(swarm_.torrents(), loaded_torrents());  // downloads' too
   for (std::size_t i = 0; i < 1'000'000 && !seeding_.empty(); ++i) {
     const bool too_many_blobs = seeding_.size() > options_.max_blobs;
     const bool too_many_torrents = seeding_.size() > 1 && torrents > options_.max_torrents;
