@@ -123,7 +123,8 @@ class Swarm {
     std::uint64_t offset = 0;  // where the torrent's bytes start in it
     bool seed = false;         // the bytes are there and verified
     std::vector<std::string> trackers;
-    // Dialled at once; a seed dials nobody (peers dial seeds: swarm.cpp base_settings).
+    // In the torrent's peer list from the start, dialled on the first tracker reply; a seed
+    // dials nobody (peers dial seeds: swarm.cpp base_settings).
     std::vector<std::pair<std::string, std::uint16_t>> peers;
     // With seed: the site's first seed. One upload slot per torrent (rotating), and a piece
     // already given to a peer is refused to others while first copies are owed (the ledger,
