@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <array>
 #include <boost/asio/ip/address.hpp>
+#include <cstdlib>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
@@ -57,6 +58,16 @@ lt::settings_pack base_settings(const SwarmOptions& o) {
   s.set_int(lt::settings_pack::min_reconnect_time, 1);
   s.set_int(lt::settings_pack::peer_connect_timeout, 3);
   s.set_int(lt::settings_pack::min_announce_interval, kMinAnnounceIntervalSeconds);
+#ifdef LAYERSWARM_TEST_HOOKS
+  // Test builds only (tests/CMakeLists.txt: layerswarm-agent-testhooks): no once-a-second
+  // dial rounds and no second announce within the hour, so a torrent dials on its tracker's
+  // first reply or never. The test "a download dials the first seed on the tracker's first
+  // reply" shows that the named peers are in its peer list by then.
+  if (const char* v = std::getenv("LAYERSWARM_TESTING_NO_DIAL_ROUNDS"); v && v[0] == '1') {
+    s.set_int(lt::settings_pack::connection_speed, 0);
+    s.set_int(lt::settings_pack::min_announce_interval, 3600);
+  }
+#endif
   // Seeds dial nobody: every node of a site accepts peer connections and a downloading peer
   // dials the seeds the tracker names. A seed dialling another seed is closed at once as
   // redundant ("upload to upload") and dialled again every min_reconnect_time: at N = 10 each

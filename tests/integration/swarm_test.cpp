@@ -3,6 +3,7 @@
 // reached), blobs cached over HTTP seeded like the others, and a cache of many chunks that
 // costs no descriptors while nobody wants it (lazy seeding).
 #include <signal.h>
+#include <stdlib.h>
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -315,6 +316,35 @@ TEST_CASE("past the chunk torrent cap, the blob wanted least recently stops seed
   CHECK(agent->log_lines({blobs[3].first, "seeding on demand"}) == 1);
   CHECK(agent->log_lines({"too many chunk torrents seeding"}) == 2);  // none since the restart
   CHECK(wait_until([&] { return metric(*agent, "layerswarm_swarm_torrents") == 128; }, 10s));
+}
+
+// An agent names the supernode to each chunk torrent it adds. libtorrent dials at once only on
+// a tracker reply (its "connect boost"), otherwise in rounds once a second. This test build of
+// the agent makes no rounds and announces once, so a chunk torrent whose peer list lacked the
+// supernode when the reply came never connects: its blob stalls and falls back to HTTP. Named
+// peers added after the torrent lost that race for about 1 in 150 chunk torrents, a second's
+// wait each (docs/benchmarks.md "A chunk torrent's first dial"); 384 chunk torrents here.
+TEST_CASE("a download dials the first seed on the tracker's first reply", "[integration][swarm]") {
+  TempDir dir;
+  Registry upstream(dir);
+  constexpr int kBlobs = 6;
+  const Blobs blobs = push_mib_blobs(upstream, "site/dial", kBlobs, 400);
+  auto supernode = start_tiny_chunks_supernode(dir, upstream);
+  ::setenv("LAYERSWARM_TESTING_NO_DIAL_ROUNDS", "1", 1);
+  Agent agent(dir,
+              {"--upstream", upstream.url(), "--supernode", "http://" + supernode->address(),
+               "--token-file", token_file(dir)},
+              "", "agent", testhooks_agent_binary());
+  ::unsetenv("LAYERSWARM_TESTING_NO_DIAL_ROUNDS");
+  for (const auto& [digest, bytes] : blobs) {
+    const HttpResult r = http_get(agent.address(), "/v2/site/dial/blobs/" + digest);
+    CHECK(r.status == 200);
+    CHECK(r.body == bytes);
+  }
+  INFO(agent.log());
+  CHECK(agent.stop() == 0);
+  CHECK(counter(agent, "bytes_from_swarm") == static_cast<long long>(kBlobs) << 20);
+  CHECK(counter(agent, "source_fallbacks") == 0);
 }
 
 namespace {
