@@ -1,7 +1,7 @@
 // The swarm in production shapes: odd blob sizes and repository names, a swarm that stalls in
 // the middle of a blob (the transfer continues from the supernode over HTTP at the byte
-// reached), blobs cached over HTTP seeded like the others, and a cache of many chunks that
-// costs no descriptors while nobody wants it (lazy seeding).
+// reached), blobs cached over HTTP seeded like the others, a cache of many chunks that costs
+// no descriptors while nobody wants it (lazy seeding), and a download's first dial.
 #include <signal.h>
 #include <stdlib.h>
 #include <catch2/catch.hpp>

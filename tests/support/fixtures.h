@@ -22,7 +22,8 @@ namespace layerswarm::test {
 std::string agent_binary();
 std::string supernode_binary();
 std::string cli_binary();
-// The agent built with test hooks (LAYERSWARM_TESTING_CORRUPT_UPLOADS=1: uploads corrupt pieces).
+// The agent built with test hooks (LAYERSWARM_TESTING_CORRUPT_UPLOADS=1: uploads corrupt pieces;
+// LAYERSWARM_TESTING_NO_DIAL_ROUNDS=1: dials only on a torrent's one tracker reply).
 std::string testhooks_agent_binary();
 std::string source_dir();
 
