@@ -439,6 +439,13 @@ for n in $NODES; do
       "$(awk -v b="$sn_up" 'BEGIN {print b / 1048576}')" "$(awk -v b="$nodes_up" 'BEGIN {print b / 1048576}')" \
       "$cpu" "$tmin" "$agents_g" "$sn_g" "$reg_g" >>"$TABLE"
     tail -1 "$TABLE" >&2
+    if [ "$system" = layerswarm ]; then
+      # The chunk sizes the supernode chose below its largest (it logs only those), so that a
+      # slow run can be told apart from one whose blobs were sized differently.
+      sized=$(sed -n 's/.*swarm: blob of [0-9]* bytes in chunks of \([0-9]*\) KiB.*/\1/p' "$WORK/supernode-$n.log" |
+        sort -n | uniq -c | awk '{printf "%s%d in %d KiB chunks", (NR > 1 ? ", " : ""), $1, $2}')
+      log "blobs sized below the largest chunk ($((CHUNK_BYTES >> 10)) KiB): ${sized:-none}"
+    fi
     [ "$FAILED" = 0 ] || { log "$system: $FAILED of $n pulls failed (logs in $WORK)"; status=1; }
     if [ -n "$CHECK" ] && [ "$system" = layerswarm ]; then
       for ((i = 1; i <= n; i++)); do
