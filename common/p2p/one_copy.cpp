@@ -123,18 +123,6 @@ class Torrent final : public lt::torrent_plugin, public std::enable_shared_from_
 
   void forget(InFlightBook::Conn conn) { conns_.erase(conn); }
 
-  // Every connection is to a seed: no other downloader of this chunk is in reach, so a second
-  // copy costs only uplinks that have nobody else to serve here, and racing the chunk's last
-  // blocks (libtorrent's end game) is worth more than the bytes: a lone node pulling from an
-  // idle site (docs/architecture.md "One copy of a block in flight").
-  bool only_seeds() const {
-    if (conns_.empty()) return false;
-    for (const auto& [id, pc] : conns_) {
-      if (pc.native_handle() == nullptr || !pc.is_seed()) return false;
-    }
-    return true;
-  }
-
  private:
   InFlightBook book_;
   std::unordered_map<InFlightBook::Conn, lt::peer_connection_handle> conns_;
@@ -148,7 +136,6 @@ class Peer final : public lt::peer_plugin {
   lt::string_view type() const override { return "layerswarm_one_copy"; }
 
   bool write_request(const lt::peer_request& r) override {
-    if (torrent_->only_seeds()) return false;                        // sent as libtorrent wants
     return !torrent_->book().admit(block_of(r), id_, Clock::now());  // true: not sent
   }
   bool on_piece(const lt::peer_request& r, lt::span<char const>) override {

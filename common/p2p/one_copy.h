@@ -7,9 +7,9 @@
 // arrives after the block was sent). At 20 Mbit/s that was 8.3% of what the nodes received,
 // on the links that bound the rollout. Here such a request is held back while the block's
 // connection is delivering; it goes out (one more copy) when that connection has delivered
-// nothing for `quiet`, chokes us, rejects the request or leaves. Nothing is held while every
-// connection of the torrent is to a seed: no other downloader is in reach, so a duplicate costs
-// only idle uplinks, and the end game's race is worth more than the bytes (a late joiner).
+// nothing for `quiet`, chokes us, rejects the request or leaves. A node pulling alone from
+// seeds holds them back too: its downlink is what bounds it, and a copy takes the place of a
+// block it still lacks.
 //
 // Only common/p2p/swarm.cpp and its unit test include this header (libtorrent's plugin
 // interface is heavy).
