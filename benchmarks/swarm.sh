@@ -13,6 +13,8 @@
 # --late "60 360": after each layerswarm rollout, node 1 starts over as a new node (a fresh
 # agent, empty cache) that many seconds after the rollout ended and pulls the image alone;
 # prints where its bytes came from (the supernode's host vs the other nodes, link counters).
+# LS_LATE_AGENT_ARGS: more arguments for the late joiner's agent alone (after LS_AGENT_ARGS),
+# e.g. "--log-level debug" to see its connections without slowing the rollout's nodes.
 # --timeline FILE: during each rollout, the link of the host that feeds the nodes (the supernode's
 # host, or the one --timeline-host names; the upstream's for direct pulls) every second: Mbit/s
 # received and sent and the mean packet sizes, to see when its uplink idles and how finely the
@@ -337,7 +339,7 @@ late_joiners() {
     name=late$delay
     ip netns exec "$P-n1" "$AGENT_BIN" --listen 127.0.0.1:65001 --data-dir "$WORK/agent-data-$n-$name" \
       --upstream http://10.77.0.2:5000 --supernode "$SN_URL" "${AGENT_CONF[@]}" \
-      --token-file "$TOKEN_FILE" --p2p-listen "$(addr_of n1):6881" ${LS_AGENT_ARGS:-} \
+      --token-file "$TOKEN_FILE" --p2p-listen "$(addr_of n1):6881" ${LS_AGENT_ARGS:-} ${LS_LATE_AGENT_ARGS:-} \
       >"$WORK/agent-$n-$name.log" 2>&1 &
     started[1]=$!; PIDS+=($!)
     ls_wait_log "$WORK/agent-$n-$name.log" "listening on"
