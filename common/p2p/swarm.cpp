@@ -245,8 +245,10 @@ Swarm::~Swarm() {
     break;
   }
   if (const std::uint64_t held = impl_->one_copy->held.load(); held > 0) {
-    LOG_INFO("swarm: held back {} requests for blocks in flight elsewhere, sent {} of them later",
-             held, impl_->one_copy->released.load());
+    LOG_INFO(
+        "swarm: held back {} requests for blocks in flight elsewhere, sent {} of them later, "
+        "cancelled {}",
+        held, impl_->one_copy->released.load(), impl_->one_copy->cancelled.load());
   }
   const SwarmStats& t = impl_->last;
   LOG_INFO("swarm: payload received {} bytes ({} redundant, {} failed a hash check), sent {} bytes",
@@ -418,6 +420,8 @@ Result<TorrentId> Swarm::add(Add params, TorrentObserver* observer) {
       atp.piece_priorities[static_cast<std::size_t>(i)] = lt::top_priority;
     }
   }
+  // Peers that hold requests back cancel them, and only a reject ends them (one_copy.h).
+  atp.extensions.push_back(reject_cancels());
   if (!params.seed && impl_->one_copy_quiet.count() > 0) {
     atp.extensions.push_back(one_copy_in_flight(impl_->one_copy, impl_->one_copy_quiet));
   }

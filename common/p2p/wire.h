@@ -8,6 +8,7 @@
 namespace layerswarm::p2p {
 
 inline constexpr char kRequestMessage = 6;  // BEP 3 "request"
+inline constexpr char kCancelMessage = 8;   // BEP 3 "cancel"
 inline constexpr char kRejectMessage = 16;  // BEP 6 (fast extension) "reject request"
 
 // A message about one block: length 13, id, piece index, offset in the piece, length; each

@@ -1,8 +1,13 @@
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <catch2/catch.hpp>
 
 #include <boost/asio/io_context.hpp>
+#include <cstring>
 #include <optional>
 #include <set>
 #include <vector>
@@ -11,6 +16,7 @@
 #include "common/p2p/first_seed.h"
 #include "common/p2p/one_copy.h"
 #include "common/p2p/swarm.h"
+#include "common/p2p/wire.h"
 #include "tests/support/fixtures.h"
 
 using namespace layerswarm;
@@ -68,6 +74,95 @@ struct SeedAndLeech {
   asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(ioc);
   std::unique_ptr<Swarm> seeder;
   std::unique_ptr<Swarm> leecher;
+};
+
+// A BitTorrent peer written by hand, on a blocking socket: it says what a test wants said,
+// which libtorrent would not (a cancel of a request it never sent).
+class WirePeer {
+ public:
+  explicit WirePeer(std::uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0;
+  }
+  ~WirePeer() { ::close(fd_); }
+  WirePeer(const WirePeer&) = delete;
+  WirePeer& operator=(const WirePeer&) = delete;
+
+  // The handshake for the torrent with this v2 info-hash (hex; its first 20 bytes identify
+  // the torrent on the wire), with the fast extension; true once the peer's handshake is in.
+  bool handshake(const std::string& info_hash_hex) {
+    if (!connected_) return false;
+    std::string h(
+        "\x13"
+        "BitTorrent protocol",
+        20);
+    std::string reserved(8, '\0');
+    reserved[7] = 0x04;  // fast extension (BEP 6)
+    h += reserved;
+    for (std::size_t i = 0; i < 40; i += 2) {
+      h += static_cast<char>(std::stoi(info_hash_hex.substr(i, 2), nullptr, 16));
+    }
+    h += "-WP0001-abcdefghijkl";
+    if (!put(h)) return false;
+    std::string theirs;
+    return get(68, theirs) && theirs.compare(1, 19, "BitTorrent protocol") == 0;
+  }
+  bool message(char id, const std::string& payload = {}) {
+    std::string m(4, '\0');
+    const std::uint32_t n = htonl(static_cast<std::uint32_t>(payload.size() + 1));
+    std::memcpy(m.data(), &n, 4);
+    m += id;
+    m += payload;
+    return put(m);
+  }
+  bool block_message(char id, int piece, int start, int length) {
+    const auto m = layerswarm::p2p::block_message(id, piece, start, length);
+    return put(std::string(m.data(), m.size()));
+  }
+  // The next message (id and payload); nullopt when none came before the deadline.
+  std::optional<std::pair<char, std::string>> next(std::chrono::steady_clock::time_point until) {
+    for (int i = 0; i < 10'000; ++i) {
+      std::string len;
+      if (!get(4, len, until)) return std::nullopt;
+      std::uint32_t n = 0;
+      std::memcpy(&n, len.data(), 4);
+      n = ntohl(n);
+      if (n == 0) continue;  // keep-alive
+      if (n > (1u << 20)) return std::nullopt;
+      std::string body;
+      if (!get(n, body, until)) return std::nullopt;
+      return std::make_pair(body[0], body.substr(1));
+    }
+    return std::nullopt;
+  }
+
+ private:
+  bool put(const std::string& bytes) {
+    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+           static_cast<ssize_t>(bytes.size());
+  }
+  bool get(std::size_t n, std::string& out,
+           std::chrono::steady_clock::time_point until = std::chrono::steady_clock::now() + 10s) {
+    out.clear();
+    for (int i = 0; i < 100'000 && out.size() < n; ++i) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          until - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+      char buf[4096];
+      const ssize_t got = ::recv(fd_, buf, std::min(sizeof buf, n - out.size()), 0);
+      if (got <= 0) return false;
+      out.append(buf, static_cast<std::size_t>(got));
+    }
+    return out.size() == n;
+  }
+
+  int fd_;
+  bool connected_ = false;
 };
 
 }  // namespace
@@ -286,6 +381,52 @@ TEST_CASE("the first seed gives a piece once while first copies are owed", "[uni
   CHECK(ledger->owed == 0);  // a removed torrent owes nothing
 }
 
+// A node that held a request back counts it as sent, and libtorrent ends such a request only
+// when the block or a reject comes (docs/architecture.md "One copy of a block in flight"). So
+// every node answers a cancel with a reject, also for a request that never reached it, which
+// libtorrent alone would ignore: without it, held requests clogged a slow connection's queue
+// for its life.
+TEST_CASE("a node answers every cancel with a reject, also for a request it never got",
+          "[unit][p2p]") {
+  TempDir dir;
+  const std::string blob = random_bytes(1 << 20, 34);
+  write_file(dir.file("seed.bin"), blob);
+  Fd seed_file(dir.file("seed.bin"));
+  auto metainfo = Swarm::make_metainfo(seed_file.fd, 0, 1 << 20, 256 << 10);
+  REQUIRE(metainfo);
+  const std::string info_hash = Swarm::inspect(*metainfo)->info_hash;
+  asio::io_context ioc;
+  auto seeder = Swarm::start(ioc.get_executor(), SwarmOptions{"127.0.0.1:0"});
+  REQUIRE(seeder);
+  REQUIRE((*seeder)->add(
+      Swarm::Add{*metainfo, *SharedFile::dup(seed_file.fd), 0, true, {}, {}, false}, nullptr));
+  // The torrent reaches libtorrent's thread a moment after add(): until then a handshake for
+  // it is refused.
+  std::unique_ptr<WirePeer> peer;
+  for (int attempt = 0; attempt < 100 && !peer; ++attempt) {
+    auto p = std::make_unique<WirePeer>((*seeder)->port());
+    if (p->handshake(info_hash)) {
+      peer = std::move(p);
+    } else {
+      ioc.run_for(50ms);
+    }
+  }
+  REQUIRE(peer);
+  REQUIRE(peer->message(15));  // have none
+  REQUIRE(peer->message(2));   // interested
+  REQUIRE(peer->block_message(kCancelMessage, 2, 16384, 16384));
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  std::optional<std::pair<char, std::string>> reject;
+  for (int i = 0; i < 1000 && !reject; ++i) {
+    auto m = peer->next(until);
+    if (!m) break;
+    if (m->first == kRejectMessage) reject = std::move(m);
+  }
+  REQUIRE(reject);
+  const auto expected = block_message(kRejectMessage, 2, 16384, 16384);
+  CHECK(reject->second == std::string(expected.data() + 5, 12));
+}
+
 TEST_CASE("one copy of a block is in flight while its connection delivers", "[unit][p2p]") {
   auto stats = std::make_shared<OneCopyStats>();
   InFlightBook book(stats, 1500ms);
@@ -303,10 +444,13 @@ TEST_CASE("one copy of a block is in flight while its connection delivers", "[un
     CHECK_FALSE(book.admit(x, &b, t0 + 100ms));  // end game: held back
     CHECK_FALSE(book.admit(x, &c, t0 + 200ms));
     CHECK(stats->held == 2);
-    book.received(y, &a, t0 + 1000ms);  // a delivers: not quiet
+    CHECK(book.received(y, &a, t0 + 1000ms).empty());  // a delivers: not quiet
     CHECK(book.due(t0 + 2000ms).empty());
     CHECK_FALSE(book.admit(x, &b, t0 + 2100ms));  // asked again: still one waiter
-    book.received(x, &a, t0 + 2200ms);
+    // x arrives: the held requests are cancelled (libtorrent counts them as sent).
+    const auto cancels = book.received(x, &a, t0 + 2200ms);
+    CHECK(sent_to(cancels) == std::vector<InFlightBook::Conn>{&b, &c});
+    CHECK(cancels[0].block.piece == 3);
     CHECK(book.in_flight() == 0);
     CHECK(book.due(t0 + 9000ms).empty());  // nothing is sent for a block that arrived
     CHECK(stats->released == 0);
@@ -339,11 +483,28 @@ TEST_CASE("one copy of a block is in flight while its connection delivers", "[un
     CHECK(r[0].block.length == 16384);
     CHECK(book.ended(x, &c, t0 + 10ms).empty());  // c was not x's connection
     const auto d = book.drop(&a, t0 + 20ms);      // a choked us: y to c, z to nobody
-    CHECK(sent_to(d) == std::vector<InFlightBook::Conn>{&c});
+    CHECK(sent_to(d.sends) == std::vector<InFlightBook::Conn>{&c});
+    CHECK(d.cancels.empty());  // a held nothing back
     CHECK(book.in_flight() == 2);
-    CHECK(book.drop(&b, t0 + 30ms).empty());  // b had x: nobody waits for it
+    CHECK(book.drop(&b, t0 + 30ms).sends.empty());  // b had x: nobody waits for it
     CHECK(book.in_flight() == 1);
     CHECK(book.admit(x, &a, t0 + 40ms));  // x is free again
+  }
+
+  SECTION("a choking connection's held requests are cancelled, not handed on") {
+    CHECK(book.admit(x, &a, t0));
+    CHECK(book.admit(y, &a, t0));
+    CHECK_FALSE(book.admit(x, &b, t0));
+    CHECK_FALSE(book.admit(y, &b, t0));
+    CHECK_FALSE(book.admit(y, &c, t0));
+    const auto d = book.drop(&b, t0 + 10ms);  // b choked us
+    CHECK(d.sends.empty());
+    REQUIRE(d.cancels.size() == 2);
+    CHECK(sent_to(d.cancels) == std::vector<InFlightBook::Conn>{&b, &b});
+    // y's waiter is c alone now; x has none.
+    CHECK(sent_to(book.received(y, &a, t0 + 20ms)) == std::vector<InFlightBook::Conn>{&c});
+    CHECK(book.received(x, &a, t0 + 30ms).empty());
+    CHECK(book.in_flight() == 0);
   }
 
   SECTION("a connection's own request again is not a copy") {
