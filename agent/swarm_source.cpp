@@ -125,6 +125,15 @@ struct SwarmSource::Download {
     return grew;
   }
 
+  // The connections of the chunk the reader waits on, for the log line of a stall.
+  std::string describe_frontier() const {
+    if (frontier >= layout.size) return "complete";
+    const std::size_t k = static_cast<std::size_t>(frontier / layout.chunk_size);
+    const Chunk& c = *chunks[k];
+    return "chunk " + std::to_string(k) + ": " +
+           (c.torrent ? swarm.describe(*c.torrent) : std::string("not published yet"));
+  }
+
   void fail(Error error) {
     if (!failed) failed = std::move(error);
     changed.notify_all();
@@ -198,6 +207,8 @@ class SwarmStream final : public BlobStream {
       const SteadyTime until = d_->last_progress + stall_;
       if (std::chrono::steady_clock::now() >= until) {
         if (d_->blocks_arrived()) continue;  // slow pieces, not a stall
+        LOG_WARN("blob {}: swarm stalled at byte {}; {}", d_->digest.str(), pos_,
+                 d_->describe_frontier());
         co_return handover("nothing arrived for " + std::to_string(stall_.count()) +
                            " ms at byte " + std::to_string(pos_));
       }

@@ -4,6 +4,7 @@
 #include <libtorrent/alert_types.hpp>
 #include <libtorrent/create_torrent.hpp>
 #include <libtorrent/ip_filter.hpp>
+#include <libtorrent/peer_info.hpp>
 #include <libtorrent/session.hpp>
 #include <libtorrent/session_params.hpp>
 #include <libtorrent/session_stats.hpp>
@@ -490,6 +491,27 @@ std::uint64_t Swarm::uploaded(TorrentId id) const {
 
 std::uint64_t Swarm::received(TorrentId id) const {
   return impl_->payload(id, &lt::torrent_status::total_payload_download);
+}
+
+std::string Swarm::describe(TorrentId id) const {
+  auto it = impl_->by_id.find(id);
+  if (it == impl_->by_id.end()) return "no such torrent";
+  std::vector<lt::peer_info> peers;
+  it->second.get_peer_info(peers);
+  if (peers.empty()) return "no peer connection";
+  std::string out;
+  for (const auto& p : peers) {
+    if (!out.empty()) out += "; ";
+    out += p.ip.address().to_string() + ":" + std::to_string(p.ip.port());
+    if (p.flags & lt::peer_info::seed) out += " seed";
+    if (p.flags & lt::peer_info::remote_choked) out += " chokes-us";
+    if (p.flags & lt::peer_info::snubbed) out += " snubbed";
+    if (p.flags & (lt::peer_info::connecting | lt::peer_info::handshake)) out += " connecting";
+    out += " queue " + std::to_string(p.download_queue_length) + "/" +
+           std::to_string(p.target_dl_queue_length) + " (" + std::to_string(p.timed_out_requests) +
+           " timed out), received " + std::to_string(p.total_download) + " B";
+  }
+  return out;
 }
 
 void Swarm::detach(TorrentId id) {

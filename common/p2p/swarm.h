@@ -157,6 +157,10 @@ class Swarm {
   // Payload bytes the torrent has received since it was added, verified or not (0 for an
   // unknown id). Asks libtorrent's thread, like uploaded().
   std::uint64_t received(TorrentId id) const;
+  // The torrent's peer connections, for a log line when a download stalls: per connection its
+  // address, state (seed, chokes us, snubbed), requests in its queue against the queue
+  // libtorrent wants, and payload received. Asks libtorrent's thread, like uploaded().
+  std::string describe(TorrentId id) const;
   std::size_t torrents() const;
 
   struct Impl;

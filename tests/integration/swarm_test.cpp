@@ -106,6 +106,8 @@ TEST_CASE("a swarm stalling mid-blob hands over to the supernode at the byte rea
   CHECK(result.complete);
   CHECK(result.body == bytes);
   CHECK(joiner->log_lines({digest, "swarm failed at byte", "resuming from the next source"}) == 1);
+  // The stall's log line names the connections of the chunk it waited on (the frozen holder's).
+  CHECK(joiner->log_lines({digest, "swarm stalled at byte", ": 127.0.0.1:", " queue "}) == 1);
   CHECK(joiner->stop() == 0);
   const long long swarm = counter(*joiner, "bytes_from_swarm");
   const long long http = counter(*joiner, "bytes_from_supernode");
