@@ -105,6 +105,12 @@ InFlightBook::Block block_of(const lt::peer_request& r) {
   return InFlightBook::Block{static_cast<int>(r.piece), r.start, r.length};
 }
 
+// Writes a request, cancel or reject for block `b` to the connection.
+void write(lt::peer_connection_handle& pc, char id, const InFlightBook::Block& b) {
+  const auto m = block_message(id, b.piece, b.start, b.length);
+  pc.send_buffer(m.data(), static_cast<int>(m.size()));
+}
+
 // One torrent's connections and blocks in flight. Every call comes from libtorrent's network
 // thread.
 class Torrent final : public lt::torrent_plugin, public std::enable_shared_from_this<Torrent> {
@@ -149,10 +155,6 @@ class Torrent final : public lt::torrent_plugin, public std::enable_shared_from_
     lt::peer_connection_handle& pc = it->second;
     if (pc.native_handle() == nullptr || pc.is_disconnecting()) return nullptr;
     return &pc;
-  }
-  static void write(lt::peer_connection_handle& pc, char id, const InFlightBook::Block& b) {
-    const auto m = block_message(id, b.piece, b.start, b.length);
-    pc.send_buffer(m.data(), static_cast<int>(m.size()));
   }
 
   std::shared_ptr<OneCopyStats> stats_;
@@ -211,8 +213,7 @@ class RejectCancelsPeer final : public lt::peer_plugin {
   lt::string_view type() const override { return "layerswarm_reject_cancels"; }
 
   bool on_cancel(const lt::peer_request& r) override {
-    const auto m = block_message(kRejectMessage, static_cast<int>(r.piece), r.start, r.length);
-    pc_.send_buffer(m.data(), static_cast<int>(m.size()));
+    write(pc_, kRejectMessage, block_of(r));
     return false;  // libtorrent drops the request if it still holds it (and rejects it again)
   }
 
